@@ -1,0 +1,1 @@
+"""Benchmark: the proxy vs calling the upstream directly (`python -m bench`)."""

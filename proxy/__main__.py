@@ -1,0 +1,5 @@
+"""`python -m proxy` (serve) and `python -m proxy smoke`."""
+
+from proxy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Proxy settings: one typed object built from LLM_PROXY_* env vars and CLI flags.
+
+Flags win over env vars, env vars over defaults. Every field has a default that
+works on a laptop except the key file, whose default is the Deployment's mount.
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_UPSTREAM = "https://api.openai.com/v1"
+DEFAULT_KEY_FILE = Path("/etc/llm-gateway/secret/apiKey")
+
+
+class Settings(BaseSettings):
+    """Everything the proxy needs to run; see the README table for each env var."""
+
+    model_config = SettingsConfigDict(env_prefix="LLM_PROXY_", extra="ignore", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Listen address (the Deployment sets 0.0.0.0).")
+    port: int = Field(8080, ge=0, le=65535, description="Listen port (0 = pick a free one).")
+    upstream: str = Field(DEFAULT_UPSTREAM, description="OpenAI-compatible base URL incl. /v1.")
+    key_file: Path = Field(DEFAULT_KEY_FILE, description="File holding the provider key.")
+    allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated model allowlist; empty allows every model."
+    )
+    max_in_flight: int = Field(256, ge=1, description="Concurrent /v1 requests before 503.")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1, description="Request body cap (413).")
+    connect_timeout: float = Field(5.0, gt=0, description="Upstream connect timeout, s (504).")
+    read_timeout: float = Field(600.0, gt=0, description="Upstream idle-read timeout, s (504).")
+    disabled: bool = Field(False, description="Kill switch: every /v1 request gets 503.")
+    drain_timeout: float = Field(20.0, ge=0, description="SIGTERM: wait this long for in-flight.")
+    key_poll_interval: float = Field(0.25, gt=0, description="Key file check period, s.")
+
+    @field_validator("allowed_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        """Accept "a,b", '["a","b"]' or a sequence; drop blanks."""
+        if isinstance(value, str):
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else text.split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _check_upstream(cls, value: str) -> str:
+        """Require an absolute http(s) URL; a trailing slash is dropped."""
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL such as {DEFAULT_UPSTREAM}, got {value!r}")
+        return value.rstrip("/")

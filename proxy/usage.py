@@ -1,0 +1,51 @@
+"""Token usage from the tail of a response body, JSON or SSE alike.
+
+OpenAI puts `usage` near the end: last key of a chat/embeddings/responses body,
+the final chunk of a chat stream (only when the client set
+`stream_options.include_usage`), inside `response.completed` for a Responses
+stream. So the proxy keeps just the last few KiB of what it forwards and scans
+them once at the end, instead of parsing every chunk on the hot path.
+"""
+
+import re
+
+TAIL_BYTES = 8192
+
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+_COUNT = re.compile(rb'"(prompt_tokens|completion_tokens|input_tokens|output_tokens)"\s*:\s*(\d+)')
+
+
+class UsageTail:
+    """A rolling window over the end of a body."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if len(chunk) >= TAIL_BYTES:
+            self._tail = chunk[-TAIL_BYTES:]
+        else:
+            self._tail = (self._tail + chunk)[-TAIL_BYTES:]
+
+    def tokens(self) -> tuple[int | None, int | None]:
+        """(prompt, completion) from the last `"usage": {...}` in the tail, if any."""
+        return parse_usage(self._tail)
+
+
+def parse_usage(body: bytes) -> tuple[int | None, int | None]:
+    last = None
+    for last in _USAGE.finditer(body):  # noqa: B007 - we want the final match
+        pass
+    if last is None:
+        return None, None
+    prompt: int | None = None
+    completion: int | None = None
+    # The usage object is small; its counts come before any nested detail objects end.
+    for name, value in _COUNT.findall(body, last.end(), last.end() + 1024):
+        if name in (b"prompt_tokens", b"input_tokens") and prompt is None:
+            prompt = int(value)
+        elif name in (b"completion_tokens", b"output_tokens") and completion is None:
+            completion = int(value)
+    return prompt, completion
