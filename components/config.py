@@ -1,0 +1,249 @@
+"""Reading the stack config: raw `pulumi.Config` values → validated `GatewayConfig`.
+
+Runs before any resource is declared. Every problem is collected, then reported together,
+each naming the config key, what is wrong with it and a command that sets a good value.
+The provider key is never copied into the model: it stays a Pulumi secret output.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pydantic import ValidationError
+
+from .settings import GatewayConfig
+
+CONFIG_NAMESPACE = "llm-gateway"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One bad config value: where, what is wrong, and a command that sets a good value."""
+
+    key: str
+    problem: str
+    example: str
+
+    def __str__(self) -> str:
+        return f"{CONFIG_NAMESPACE}:{self.key}: {self.problem}\n      e.g. {self.example}"
+
+
+class ConfigError(pulumi.RunError):
+    """Raised before any resource is declared; lists every problem at once."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"stack config has {len(problems)} problem(s):\n{lines}")
+
+
+def _set(path: str, value: str, *, secret: bool = False) -> str:
+    flags = " --secret" if secret else ""
+    flags += " --path" if "." in path or "[" in path else ""
+    return f"pulumi config set{flags} {path} {value}"
+
+
+OPENAI_KEY_COMMAND = _set("openaiKey", "sk-...", secret=True)
+
+# A good value per key, shown with every problem on that key.
+EXAMPLES: dict[str, str] = {
+    "openaiKey": OPENAI_KEY_COMMAND,
+    "namespace": _set("namespace", "llm-gateway"),
+    "createNamespace": _set("createNamespace", "false"),
+    "secretName": _set("secretName", "openai-api-key"),
+    "model": _set("model", "gpt-4o-mini"),
+    "openaiBaseUrl": _set("openaiBaseUrl", "https://api.openai.com/v1"),
+    "gateway": _set("gateway.port", "80"),
+    "gateway.name": _set("gateway.name", "llm-gateway"),
+    "gateway.className": _set("gateway.className", "agentgateway"),
+    "gateway.port": _set("gateway.port", "80"),
+    "gateway.pathPrefix": _set("gateway.pathPrefix", "/openai"),
+    "agentgateway": _set("agentgateway.enabled", "true"),
+    "agentgateway.enabled": _set("agentgateway.enabled", "true"),
+    "proxy": _set("proxy.enabled", "true"),
+    "proxy.enabled": _set("proxy.enabled", "true"),
+    "proxy.image": _set("proxy.image", "ghcr.io/acme/llm-proxy:0.1.0"),
+    "proxy.imageDigest": _set("proxy.imageDigest", "sha256:<64 hex chars from docker push>"),
+    "proxy.imagePullPolicy": _set("proxy.imagePullPolicy", "IfNotPresent"),
+    "proxy.replicas": _set("proxy.replicas", "2"),
+    "proxy.resources": _set("proxy.resources.limits.memory", "256Mi"),
+    "proxy.resources.requests.cpu": _set("proxy.resources.requests.cpu", "50m"),
+    "proxy.resources.requests.memory": _set("proxy.resources.requests.memory", "64Mi"),
+    "proxy.resources.limits.cpu": _set("proxy.resources.limits.cpu", "500m"),
+    "proxy.resources.limits.memory": _set("proxy.resources.limits.memory", "256Mi"),
+    "proxy.allowedModels": _set("'proxy.allowedModels[0]'", "gpt-4o-mini"),
+    "proxy.maxInFlight": _set("proxy.maxInFlight", "256"),
+    "proxy.maxBodyBytes": _set("proxy.maxBodyBytes", "16777216"),
+    "proxy.connectTimeout": _set("proxy.connectTimeout", "5"),
+    "proxy.readTimeout": _set("proxy.readTimeout", "600"),
+    "killSwitch": _set("killSwitch", "true"),
+    "smokeTest": _set("smokeTest.model", "gpt-4o-mini"),
+    "smokeTest.model": _set("smokeTest.model", "gpt-4o-mini"),
+    "kubeconfig": _set("kubeconfig", "~/.kube/config"),
+    "context": _set("context", "kind-llm"),
+    "skipAwait": _set("skipAwait", "false"),
+}
+
+_OBJECT_KEYS = ("gateway", "agentgateway", "proxy", "smokeTest")
+_KNOWN_KEYS = {f.alias or name for name, f in GatewayConfig.model_fields.items()} | {"openaiKey"}
+
+
+def _example(key: str) -> str:
+    while key not in EXAMPLES and "." in key:
+        key = key.rsplit(".", 1)[0]
+    return EXAMPLES.get(key, f"see the config reference table in README.md for {key}")
+
+
+def _key_of(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1] = f"{parts[-1]}[{part}]" if parts else f"[{part}]"
+        else:
+            parts.append(part)
+    return ".".join(parts)
+
+
+def _problems_from(error: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for item in error.errors():
+        key = _key_of(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        elif "input" in item and not isinstance(item["input"], dict | list):
+            message = f"{message} (got {item['input']!r})"
+        problems.append(ConfigProblem(key, message, _example(_key_of(item["loc"][:2]))))
+    return problems
+
+
+def _cross_field_problems(cfg: GatewayConfig) -> list[ConfigProblem]:
+    """Checks that involve more than one key; run once every key is valid on its own."""
+    problems = []
+    if not cfg.agentgateway.enabled and not cfg.proxy.enabled:
+        problems.append(
+            ConfigProblem(
+                "agentgateway.enabled",
+                "both data planes are disabled (agentgateway.enabled and proxy.enabled are "
+                "false); enable at least one",
+                EXAMPLES["proxy.enabled"],
+            )
+        )
+    allowed = cfg.proxy.allowed_models
+    if cfg.proxy.enabled and allowed:
+        if cfg.model is not None and cfg.model not in allowed:
+            problems.append(
+                ConfigProblem(
+                    "model",
+                    f"{cfg.model!r} is not in proxy.allowedModels {allowed}; the proxy would "
+                    "refuse the model the gateway is pinned to",
+                    _set("model", allowed[0]),
+                )
+            )
+        if cfg.smoke_test.model not in allowed:
+            problems.append(
+                ConfigProblem(
+                    "smokeTest.model",
+                    f"{cfg.smoke_test.model!r} is not in proxy.allowedModels {allowed}; the "
+                    "smoke test through the proxy would get 403",
+                    _set("smokeTest.model", allowed[0]),
+                )
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The validated settings plus the key, which only ever exists as a secret output."""
+
+    settings: GatewayConfig
+    openai_key: pulumi.Output[str]
+
+
+def _raw_values(config: pulumi.Config) -> tuple[dict[str, Any], list[ConfigProblem]]:
+    raw: dict[str, Any] = {}
+    problems: list[ConfigProblem] = []
+    for key in sorted(_KNOWN_KEYS - {"openaiKey"}):
+        value = config.get(key)
+        if value is None:
+            continue
+        if key in _OBJECT_KEYS:
+            try:
+                raw[key] = json.loads(value)
+            except json.JSONDecodeError:
+                problems.append(ConfigProblem(key, "must be an object (a YAML map)", _example(key)))
+                continue
+        else:
+            raw[key] = value
+    return raw, problems
+
+
+def _unknown_top_level_keys(config: pulumi.Config) -> list[ConfigProblem]:
+    prefix = f"{config.name}:"
+    seen = set(pulumi.runtime.get_config_env()) | set(pulumi.runtime.config.CONFIG.get())
+    unknown = sorted(k[len(prefix) :] for k in seen if k.startswith(prefix))
+    return [
+        ConfigProblem(key, "unknown key (a typo?)", "see the config reference table in README.md")
+        for key in unknown
+        if key not in _KNOWN_KEYS
+    ]
+
+
+def _key_problems(config: pulumi.Config) -> list[ConfigProblem]:
+    # get_config reads the decrypted value without a "use get_secret" warning; the value
+    # is only tested here, never echoed.
+    raw_key = pulumi.runtime.get_config(f"{config.name}:openaiKey")
+    if raw_key is None:
+        return [ConfigProblem("openaiKey", "is required but not set", OPENAI_KEY_COMMAND)]
+    problems = []
+    if not isinstance(raw_key, str) or not raw_key.strip():
+        problems.append(ConfigProblem("openaiKey", "is empty", OPENAI_KEY_COMMAND))
+    elif any(ch.isspace() for ch in raw_key.strip()):
+        problems.append(
+            ConfigProblem(
+                "openaiKey",
+                "contains whitespace inside the key (a paste error?)",
+                OPENAI_KEY_COMMAND,
+            )
+        )
+    if not _is_secret(config, "openaiKey"):
+        problems.append(
+            ConfigProblem(
+                "openaiKey",
+                "is stored in plaintext in the stack file; store it encrypted",
+                OPENAI_KEY_COMMAND,
+            )
+        )
+    return problems
+
+
+def _is_secret(config: pulumi.Config, key: str) -> bool:
+    # The CLI passes secret key names in PULUMI_CONFIG_SECRET_KEYS; the Automation API
+    # sets them in-process. Either marks the key as encrypted in the stack file.
+    full_key = f"{config.name}:{key}"
+    return pulumi.runtime.is_config_secret(full_key) or (
+        full_key in pulumi.runtime.get_config_secret_keys_env()
+    )
+
+
+def validate_settings(raw: dict[str, Any]) -> tuple[GatewayConfig | None, list[ConfigProblem]]:
+    """Turn raw camelCase values into a GatewayConfig, or the list of what is wrong."""
+    try:
+        settings = GatewayConfig.model_validate(raw)
+    except ValidationError as error:
+        return None, _problems_from(error)
+    return settings, _cross_field_problems(settings)
+
+
+def load_config(config: pulumi.Config | None = None) -> StackConfig:
+    """Read and validate the whole stack config; raise ConfigError listing every problem."""
+    config = config or pulumi.Config(CONFIG_NAMESPACE)
+    raw, problems = _raw_values(config)
+    problems += _unknown_top_level_keys(config)
+    problems += _key_problems(config)
+    settings, setting_problems = validate_settings(raw)
+    problems += setting_problems
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return StackConfig(settings=settings, openai_key=config.require_secret("openaiKey"))

@@ -1,0 +1,175 @@
+"""LlmGateway: one Secret, two optional data planes, one kill switch.
+
+Composes the namespace, KeySecret, the agentgateway side (Gateway, OpenAIBackend,
+AIRoute) and the proxy side (LlmProxy). Usable as a library: give it a validated
+GatewayConfig and the key; it makes its own secret-mutable provider unless handed one.
+"""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .ai_route import AIRoute
+from .key_secret import KeySecret
+from .llm_proxy import PROXY_NAME, LlmProxy
+from .openai_backend import OpenAIBackend
+from .provider import check_secret_mutable, secret_mutable_provider
+from .settings import GatewayConfig
+from .shapes import gateway as gateway_shape
+from .shapes import namespace as namespace_shape
+from .shapes import service as service_shape
+from .smoke import smoke_test_command
+
+COMPONENT_TYPE = "llm-gateway:index:LlmGateway"
+ROUTE_NAME = "llm-gateway"
+
+
+@dataclass(frozen=True)
+class LlmGatewayArgs:
+    """What LlmGateway needs. `openai_key` is wrapped as a secret whatever it arrives as.
+
+    `provider`: a Kubernetes provider with enable_secret_mutable=True (see provider.py
+    for how that is checked); None makes one from `config.kubeconfig`/`config.context`.
+    """
+
+    config: GatewayConfig
+    openai_key: pulumi.Input[str]
+    provider: k8s.Provider | None = None
+
+
+class LlmGateway(pulumi.ComponentResource):
+    """Keyless LLM access for a cluster; see DESIGN.md for the resource list."""
+
+    namespace: pulumi.Output[str]
+    secret_name: pulumi.Output[str]
+    key_fingerprint: pulumi.Output[str]
+    gateway_endpoint: pulumi.Output[str | None]
+    proxy_endpoint: pulumi.Output[str | None]
+    kill_switch: pulumi.Output[bool]
+    smoke_test: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: LlmGatewayArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(COMPONENT_TYPE, name, None, opts)
+        cfg = args.config
+        if args.provider is None:
+            provider = secret_mutable_provider(
+                f"{name}-k8s",
+                kubeconfig=cfg.kubeconfig,
+                context=cfg.context,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        else:
+            check_secret_mutable(args.provider)
+            provider = args.provider
+        self.provider = provider
+        child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider})
+        skip_await = cfg.skip_await
+
+        namespace: pulumi.Input[str] = cfg.namespace
+        self.namespace_resource: k8s.core.v1.Namespace | None = None
+        if cfg.create_namespace:
+            manifest = namespace_shape.namespace(cfg.namespace, skip_await=skip_await)
+            self.namespace_resource = k8s.core.v1.Namespace(
+                f"{name}-ns", metadata=manifest["metadata"], opts=child
+            )
+            # Reading the name from the resource makes every namespaced child wait for it.
+            namespace = self.namespace_resource.metadata.apply(lambda m: m.name or cfg.namespace)
+
+        self.key_secret = KeySecret(
+            f"{name}-key",
+            namespace=namespace,
+            secret_name=cfg.secret_name,
+            key=args.openai_key,
+            skip_await=skip_await,
+            opts=child,
+        )
+        after_secret = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[self.key_secret])
+        )
+
+        self.gateway: k8s.apiextensions.CustomResource | None = None
+        self.backend: OpenAIBackend | None = None
+        self.route: AIRoute | None = None
+        gateway_endpoint: str | None = None
+        if cfg.agentgateway.enabled:
+            gw = gateway_shape.gateway(
+                cfg.gateway.name,
+                namespace,
+                class_name=cfg.gateway.class_name,
+                port=cfg.gateway.port,
+                skip_await=skip_await,
+            )
+            self.gateway = k8s.apiextensions.CustomResource(
+                f"{name}-gateway",
+                api_version=gw["apiVersion"],
+                kind=gw["kind"],
+                metadata=gw["metadata"],
+                spec=gw["spec"],
+                opts=child,
+            )
+            self.backend = OpenAIBackend(
+                f"{name}-backend",
+                namespace=namespace,
+                secret_name=cfg.secret_name,
+                base_url=cfg.openai_base_url,
+                model=cfg.model,
+                skip_await=skip_await,
+                opts=after_secret,
+            )
+            if not cfg.kill_switch:
+                self.route = AIRoute(
+                    f"{name}-route",
+                    namespace=namespace,
+                    route_name=ROUTE_NAME,
+                    gateway_name=cfg.gateway.name,
+                    backend_name=self.backend.backend_name,
+                    path_prefix=cfg.gateway.path_prefix,
+                    skip_await=skip_await,
+                    opts=pulumi.ResourceOptions.merge(
+                        child, pulumi.ResourceOptions(depends_on=[self.gateway, self.backend])
+                    ),
+                )
+            gateway_endpoint = gateway_shape.service_base_url(
+                cfg.gateway.name, cfg.namespace, cfg.gateway.port, cfg.gateway.path_prefix
+            )
+
+        self.proxy: LlmProxy | None = None
+        proxy_endpoint: str | None = None
+        if cfg.proxy.enabled:
+            self.proxy = LlmProxy(
+                f"{name}-proxy",
+                namespace=namespace,
+                settings=cfg.proxy,
+                replicas=0 if cfg.kill_switch else cfg.proxy.replicas,
+                upstream_url=cfg.openai_base_url,
+                secret_name=cfg.secret_name,
+                skip_await=skip_await,
+                opts=after_secret,
+            )
+            proxy_endpoint = service_shape.service_base_url(PROXY_NAME, cfg.namespace)
+
+        self.namespace = pulumi.Output.from_input(namespace)
+        self.secret_name = self.key_secret.secret_name
+        self.key_fingerprint = self.key_secret.fingerprint
+        self.gateway_endpoint = pulumi.Output.from_input(gateway_endpoint)
+        self.proxy_endpoint = pulumi.Output.from_input(proxy_endpoint)
+        self.kill_switch = pulumi.Output.from_input(cfg.kill_switch)
+        self.smoke_test = pulumi.Output.from_input(
+            smoke_test_command(
+                cfg, gateway_endpoint=gateway_endpoint, proxy_endpoint=proxy_endpoint
+            )
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "secretName": self.secret_name,
+                "keyFingerprint": self.key_fingerprint,
+                "gatewayEndpoint": self.gateway_endpoint,
+                "proxyEndpoint": self.proxy_endpoint,
+                "killSwitch": self.kill_switch,
+                "smokeTest": self.smoke_test,
+            }
+        )

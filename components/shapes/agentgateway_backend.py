@@ -1,0 +1,103 @@
+"""agentgateway.dev/v1alpha1 AgentgatewayBackend: the OpenAI provider plus its key.
+
+Facts from the v1.4.1 CRD: exactly one backend kind (`ai` here); `ai.provider` has
+exactly one provider (`openai`); `host`/`port` override the provider's default address
+and must be set together; `pathPrefix` replaces the default `/v1` base path (OpenAI and
+Anthropic only; requires host); `policies.tls` originates TLS (needed once host is
+overridden to an https upstream); `policies.auth.secretRef` has name/key/group/kind and
+no namespace (the Secret must sit next to the backend); without `key` agentgateway reads
+`Authorization`. `policies.ai.routes` maps path suffixes to request types; without it
+every request is parsed as a chat completion.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pulumi
+
+from .meta import object_meta
+from .secret import KEY_FIELD
+
+API_VERSION = "agentgateway.dev/v1alpha1"
+KIND = "AgentgatewayBackend"
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+OPENAI_DEFAULT_BASE_PATH = "/v1"
+
+# Suffix (ends-with match) → request type. `*` keeps other OpenAI paths working as-is.
+AI_ROUTES = {
+    "/v1/chat/completions": "Completions",
+    "/v1/embeddings": "Embeddings",
+    "/v1/models": "Models",
+    "/v1/responses": "Responses",
+    "*": "Passthrough",
+}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where an OpenAI-compatible base URL points, in the CRD's terms."""
+
+    host: str
+    port: int
+    base_path: str
+    tls: bool
+
+    @classmethod
+    def from_base_url(cls, base_url: str) -> "Upstream":
+        parts = urlsplit(base_url)
+        tls = parts.scheme == "https"
+        assert parts.hostname is not None  # validated by the config model
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (443 if tls else 80),
+            base_path=parts.path.rstrip("/") or OPENAI_DEFAULT_BASE_PATH,
+            tls=tls,
+        )
+
+    @property
+    def is_openai_default(self) -> bool:
+        return self == Upstream.from_base_url(OPENAI_DEFAULT_BASE_URL)
+
+
+def _provider(upstream: Upstream, model: str | None) -> dict[str, Any]:
+    provider: dict[str, Any] = {"openai": {"model": model} if model else {}}
+    if not upstream.is_openai_default:
+        provider["host"] = upstream.host
+        provider["port"] = upstream.port
+        if upstream.base_path != OPENAI_DEFAULT_BASE_PATH:
+            provider["pathPrefix"] = upstream.base_path
+    return provider
+
+
+def _policies(upstream: Upstream, secret_name: str) -> dict[str, Any]:
+    policies: dict[str, Any] = {
+        "auth": {"secretRef": {"name": secret_name, "key": KEY_FIELD}},
+        "ai": {"routes": dict(AI_ROUTES)},
+    }
+    if upstream.tls and not upstream.is_openai_default:
+        # With host overridden the backend is a plain address; TLS must be asked for.
+        policies["tls"] = {"sni": upstream.host}
+    return policies
+
+
+def agentgateway_backend(
+    name: str,
+    namespace: pulumi.Input[str],
+    *,
+    secret_name: str,
+    base_url: str,
+    model: str | None,
+    skip_await: bool,
+) -> dict[str, Any]:
+    """The backend the HTTPRoute points at; the key is referenced, never copied."""
+    upstream = Upstream.from_base_url(base_url)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": object_meta(name, namespace, component="agentgateway", skip_await=skip_await),
+        "spec": {
+            "ai": {"provider": _provider(upstream, model)},
+            "policies": _policies(upstream, secret_name),
+        },
+    }

@@ -1,0 +1,33 @@
+"""ObjectMeta shared by every object: explicit stable names, labels, await annotation."""
+
+from typing import Any
+
+import pulumi
+
+PART_OF = "llm-gateway"
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+
+
+def labels(component: str) -> dict[str, str]:
+    """Recommended app.kubernetes.io labels; `component` doubles as the selector value."""
+    return {
+        "app.kubernetes.io/name": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def object_meta(
+    name: str,
+    namespace: pulumi.Input[str] | None,
+    *,
+    component: str,
+    skip_await: bool,
+) -> dict[str, Any]:
+    """metadata for one object; skip_await only for API servers without controllers."""
+    meta: dict[str, Any] = {"name": name, "labels": labels(component)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if skip_await:
+        meta["annotations"] = {SKIP_AWAIT_ANNOTATION: "true"}
+    return meta

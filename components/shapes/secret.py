@@ -1,0 +1,41 @@
+"""core/v1 Secret holding the provider key under `apiKey`.
+
+`data` (base64), not `stringData`: the API server folds stringData into data, so a
+stringData input never matches live state and server-side-apply diffs of it are
+unreliable (pulumi-kubernetes #1667, #2507, #2513). `data` diffs cleanly and, with
+the provider's enableSecretMutable, a new key is an in-place update.
+"""
+
+import base64
+from typing import Any
+
+import pulumi
+
+from .meta import object_meta
+
+API_VERSION = "v1"
+KIND = "Secret"
+TYPE = "Opaque"
+KEY_FIELD = "apiKey"
+
+
+def encode_key(key: str) -> str:
+    """base64 of the key as sent upstream (surrounding whitespace dropped)."""
+    return base64.b64encode(key.strip().encode("utf-8")).decode("ascii")
+
+
+def key_secret(
+    name: str,
+    namespace: pulumi.Input[str],
+    encoded_key: pulumi.Input[str],
+    *,
+    skip_await: bool,
+) -> dict[str, Any]:
+    """The Secret; `encoded_key` must already be base64 (see encode_key) and secret."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": object_meta(name, namespace, component="llm-gateway", skip_await=skip_await),
+        "type": TYPE,
+        "data": {KEY_FIELD: encoded_key},
+    }

@@ -1,0 +1,50 @@
+"""The `smokeTest` output: one paste-able `kubectl run` per enabled data plane.
+
+Each runs the proxy image's smoke client inside the cluster, with no credentials,
+against that plane's in-cluster base URL; it prints the reply and exits non-zero on
+failure (`kubectl run -i --rm --restart=Never` passes the pod's exit code through).
+"""
+
+import shlex
+
+from .settings import GatewayConfig
+
+
+def _kubectl_run(cfg: GatewayConfig, pod: str, url: str) -> str:
+    argv = ["kubectl"]
+    if cfg.context:
+        argv += ["--context", cfg.context]
+    argv += [
+        "run",
+        pod,
+        "--namespace",
+        cfg.namespace,
+        "--rm",
+        "-i",
+        "--restart=Never",
+        "--image",
+        cfg.proxy.image_ref,
+        "--command",
+        "--",
+        "python",
+        "-m",
+        "proxy",
+        "smoke",
+        "--url",
+        url,
+        "--model",
+        cfg.smoke_test.model,
+    ]
+    return shlex.join(argv)
+
+
+def smoke_test_command(
+    cfg: GatewayConfig, *, gateway_endpoint: str | None, proxy_endpoint: str | None
+) -> str:
+    """Newline-separated commands, gateway first; each one stands alone."""
+    commands = []
+    if gateway_endpoint is not None:
+        commands.append(_kubectl_run(cfg, "llm-smoke-gateway", gateway_endpoint))
+    if proxy_endpoint is not None:
+        commands.append(_kubectl_run(cfg, "llm-smoke-proxy", proxy_endpoint))
+    return "\n".join(commands)

@@ -1,0 +1,257 @@
+"""Run __main__.py under Pulumi's mock runtime and record everything it declares.
+
+Config is fed the way the Pulumi CLI feeds a real run (PULUMI_CONFIG and
+PULUMI_CONFIG_SECRET_KEYS), so `load_config` takes the same path as in `pulumi up`.
+Each render runs in its own contextvars context, so renders do not share state.
+"""
+
+import contextlib
+import contextvars
+import copy
+import json
+import os
+import runpy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAIN = REPO_ROOT / "__main__.py"
+STACKS = ("dev", "staging", "prod")
+NAMESPACE = "llm-gateway"
+# How the SDK marks a secret inside serialized properties (pulumi.runtime.rpc).
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_ENV_KEYS = ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS", "PULUMI_K8S_ENABLE_SECRET_MUTABLE")
+
+
+def fake_key(label: str) -> str:
+    """A recognisable fake provider key; never a real-looking one."""
+    return f"sk-test-FAKEKEY-{label}"
+
+
+@dataclass(frozen=True)
+class RenderedResource:
+    """One registered resource: its inputs with secrets unwrapped, and where secrets were."""
+
+    urn: str
+    typ: str
+    name: str
+    custom: bool
+    inputs: dict[str, Any]
+    secret_paths: tuple[str, ...]
+    provider: str
+
+    @property
+    def parent_types(self) -> list[str]:
+        """Types of the ancestors, outermost first (from the URN's type chain)."""
+        chain = self.urn.split("::")[2].split("$")
+        return chain[:-1]
+
+    @property
+    def kind(self) -> str | None:
+        kind = self.inputs.get("kind")
+        return kind if isinstance(kind, str) else None
+
+    @property
+    def object_name(self) -> str | None:
+        name = self.inputs.get("metadata", {}).get("name")
+        return name if isinstance(name, str) else None
+
+    @property
+    def is_k8s_object(self) -> bool:
+        return self.typ.startswith("kubernetes:") and "kind" in self.inputs
+
+
+@dataclass
+class Rendered:
+    """Everything one program run declared and exported."""
+
+    resources: list[RenderedResource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def k8s_objects(self) -> list[RenderedResource]:
+        return [r for r in self.resources if r.is_k8s_object]
+
+    def of_kind(self, kind: str) -> list[RenderedResource]:
+        return [r for r in self.k8s_objects() if r.kind == kind]
+
+    def one(self, kind: str) -> RenderedResource:
+        found = self.of_kind(kind)
+        assert len(found) == 1, f"expected one {kind}, found {[r.name for r in found]}"
+        return found[0]
+
+    def of_type(self, typ: str) -> list[RenderedResource]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def manifests(self) -> list[dict[str, Any]]:
+        return [r.inputs for r in self.k8s_objects()]
+
+
+def _normalise(value: Any, path: str, secrets: list[str]) -> Any:
+    """Unwrap secret markers (recording their paths) and turn integral floats into ints."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            secrets.append(path or "<root>")
+            return _normalise(value.get("value"), path, secrets)
+        return {k: _normalise(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class _Recorder(pulumi.runtime.Mocks):
+    """Echo inputs back as state, as an API server with nothing to add would."""
+
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
+        return f"{args.name}_id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return {}, None  # the program invokes nothing
+
+
+def stack_file_config(stack: str) -> dict[str, Any]:
+    """The `config:` map of stacks/Pulumi.<stack>.yaml, keys without the namespace."""
+    data = yaml.safe_load((REPO_ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    prefix = f"{NAMESPACE}:"
+    return {k.removeprefix(prefix): v for k, v in (data.get("config") or {}).items()}
+
+
+def _set_path(config: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+    if value is _DROP:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
+
+
+_DROP = object()
+
+
+def without(*keys: str) -> dict[str, Any]:
+    """Overrides that remove keys, for render(..., overrides=without("openaiKey"))."""
+    return dict.fromkeys(keys, _DROP)
+
+
+def _cli_value(value: Any) -> str:
+    """A config value as the CLI hands it to the program: strings as-is, the rest JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+@contextlib.contextmanager
+def _cli_env(values: Mapping[str, str]) -> Iterator[None]:
+    """Set the env vars the CLI would set for one run; restore the previous ones after."""
+    saved = {k: os.environ.get(k) for k in _ENV_KEYS}
+    try:
+        for k in _ENV_KEYS:
+            os.environ.pop(k, None)
+        os.environ.update(values)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_program(stack: str) -> Rendered:
+    monitor = MockMonitor(_Recorder())
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project="llm-gateway", stack=stack, preview=False, monitor=monitor
+    )
+    seen: list[pulumi.runtime.MockResourceArgs] = []
+    original = monitor.mocks.new_resource
+
+    def record(args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        seen.append(args)
+        return original(args)
+
+    monitor.mocks.new_resource = record  # type: ignore[method-assign]
+    outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+
+    async def program() -> None:
+        runpy.run_path(str(MAIN), run_name="__main__")
+        root = pulumi.runtime.settings.get_root_resource()
+        assert root is not None
+        for name, value in root.outputs.items():  # type: ignore[attr-defined]
+            out = pulumi.Output.from_input(value)
+            outputs[name] = await out.future()
+            if await out.is_secret():
+                secret_outputs.add(name)
+
+    _sync_await(run_pulumi_func(program))
+    urns = {
+        (reg.urn.split("::")[2].split("$")[-1], reg.urn.rsplit("::", 1)[1]): reg.urn
+        for reg in monitor.resources.values()
+    }
+    resources = []
+    for args in seen:
+        secrets: list[str] = []
+        inputs = _normalise(copy.deepcopy(dict(args.inputs)), "", secrets)
+        resources.append(
+            RenderedResource(
+                urn=urns.get((args.typ, args.name), ""),
+                typ=args.typ,
+                name=args.name,
+                custom=bool(args.custom),
+                inputs=inputs,
+                secret_paths=tuple(secrets),
+                provider=args.provider or "",
+            )
+        )
+    return Rendered(resources=resources, outputs=outputs, secret_outputs=secret_outputs)
+
+
+def render(
+    config: Mapping[str, Any],
+    *,
+    stack: str = "test",
+    secret_keys: tuple[str, ...] = ("openaiKey",),
+    env: Mapping[str, str] | None = None,
+) -> Rendered:
+    """Run the program with `config` (keys without namespace; objects as dicts)."""
+    cli_config = {f"{NAMESPACE}:{k}": _cli_value(v) for k, v in config.items()}
+    values = {
+        "PULUMI_CONFIG": json.dumps(cli_config),
+        "PULUMI_CONFIG_SECRET_KEYS": json.dumps([f"{NAMESPACE}:{k}" for k in secret_keys]),
+        **(env or {}),
+    }
+    with _cli_env(values):
+        return contextvars.copy_context().run(_run_program, stack)
+
+
+def stack_config(
+    stack: str, *, key: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A stack file's config plus a fake secret key and dotted-path overrides."""
+    config = copy.deepcopy(stack_file_config(stack))
+    config["openaiKey"] = key if key is not None else fake_key(stack)
+    for dotted, value in (overrides or {}).items():
+        _set_path(config, dotted, value)
+    return config
+
+
+def render_stack(
+    stack: str, *, key: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> Rendered:
+    """Render stacks/Pulumi.<stack>.yaml as `pulumi up` would see it."""
+    return render(stack_config(stack, key=key, overrides=overrides), stack=stack)
