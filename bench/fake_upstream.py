@@ -33,6 +33,7 @@ class Seen:
     authorizations: list[str | None] = field(default_factory=list)
     credential_headers: list[dict[str, str]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    body_sizes: list[int] = field(default_factory=list)
     last_chunk_sent_at: list[float] = field(default_factory=list)
     cancelled: int = 0
 
@@ -137,6 +138,7 @@ class FakeUpstream:
         seen.paths.append(request.path_qs)
         steps = _behaviour(request)
         body = await request.read()
+        seen.body_sizes.append(len(body))
         if "drop" in steps:
             assert request.transport is not None
             request.transport.close()
@@ -151,7 +153,8 @@ class FakeUpstream:
             status = int(steps["status"])
             error = {"error": {"message": f"fake {status}", "type": "fake", "code": str(status)}}
             return web.json_response(error, status=status)
-        document = json.loads(body) if body else {}
+        is_json = request.content_type == "application/json"
+        document = json.loads(body) if body and is_json else {}
         model = str(document.get("model", "gpt-4o-mini"))
         path = request.path
         if path.endswith("/chat/completions"):
@@ -260,7 +263,7 @@ async def start_fake_upstream(
 ) -> tuple[web.ServerRunner, FakeUpstream, int]:
     """Listen on loopback; returns the runner (to clean up), the fake, and its port."""
     fake = FakeUpstream()
-    runner = web.ServerRunner(web.Server(fake.handle), access_log=None)
+    runner = web.ServerRunner(web.Server(fake.handle, handler_cancellation=True), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()

@@ -1,0 +1,225 @@
+"""Every answer the proxy gives itself: status, OpenAI shape, and no key inside."""
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import openai
+import pytest
+from conftest import FAKE_KEY, ProxyHandle, Upstream
+from kubelet import KubeletSecretDir
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def assert_openai_error(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "code"}
+    assert error["code"] == code
+    assert FAKE_KEY not in response.text
+    assert "FAKEKEY" not in response.text
+    return str(error["message"])
+
+
+def post_chat(proxy: ProxyHandle, body: object = CHAT, **kwargs: object) -> httpx.Response:
+    return httpx.post(proxy.base_url + "/chat/completions", json=body, **kwargs)  # type: ignore[arg-type]
+
+
+def test_model_not_in_allowlist_is_403_naming_model_and_allowed(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
+) -> None:
+    proxy = start_proxy(allowed_models="gpt-4o-mini,text-embedding-3-small")
+    message = assert_openai_error(
+        post_chat(proxy, {**CHAT, "model": "gpt-4.5-preview"}), 403, "model_not_allowed"
+    )
+    assert "'gpt-4.5-preview'" in message
+    assert "gpt-4o-mini, text-embedding-3-small" in message
+    assert post_chat(proxy).status_code == 200  # an allowed model still passes
+    assert len(upstream.fake.seen.paths) == 1  # the refused call never left the proxy
+
+
+def test_allowlisted_sdk_call_raises_permission_denied(
+    start_proxy: Callable[..., ProxyHandle],
+) -> None:
+    proxy = start_proxy(allowed_models=("gpt-4o-mini",))
+    client = openai.OpenAI(base_url=proxy.base_url, api_key="dummy", max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        client.embeddings.create(model="text-embedding-3-large", input="x")
+
+
+def test_body_over_limit_is_413(start_proxy: Callable[..., ProxyHandle]) -> None:
+    proxy = start_proxy(max_body_bytes=1000)
+    big = {**CHAT, "messages": [{"role": "user", "content": "x" * 2000}]}
+    assert_openai_error(post_chat(proxy, big), 413, "request_too_large")
+
+
+def test_chunked_body_over_limit_is_413(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
+) -> None:
+    proxy = start_proxy(max_body_bytes=1000)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"model": "gpt-4o-mini", "x": "'
+        yield b"y" * 2000
+        yield b'"}'
+
+    response = httpx.post(
+        proxy.base_url + "/chat/completions",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+    )
+    assert_openai_error(response, 413, "request_too_large")
+    assert upstream.fake.seen.paths == []
+
+
+def test_malformed_json_is_400(proxy: ProxyHandle, upstream: Upstream) -> None:
+    response = httpx.post(
+        proxy.base_url + "/chat/completions",
+        content=b'{"model": "gpt-4o-mini", ',
+        headers={"content-type": "application/json"},
+    )
+    assert_openai_error(response, 400, "invalid_json")
+    assert upstream.fake.seen.paths == []
+
+
+def test_upstream_read_timeout_is_504(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
+) -> None:
+    proxy = start_proxy(read_timeout=0.3)
+    response = post_chat(proxy, headers={"x-fake-behaviour": "slow:3"})
+    message = assert_openai_error(response, 504, "upstream_timeout")
+    assert "read" in message
+
+
+@pytest.fixture
+def blackhole_port() -> Iterator[int]:
+    """A port whose accept queue is full, so new connects hang (no SYN-ACK)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.05)
+    yield port
+    for sock in [*fillers, server]:
+        sock.close()
+
+
+def test_upstream_connect_timeout_is_504(
+    start_proxy: Callable[..., ProxyHandle], blackhole_port: int
+) -> None:
+    proxy = start_proxy(upstream=f"http://127.0.0.1:{blackhole_port}/v1", connect_timeout=0.3)
+    message = assert_openai_error(post_chat(proxy), 504, "upstream_timeout")
+    assert "connect" in message
+
+
+def test_upstream_refusing_connections_is_502(start_proxy: Callable[..., ProxyHandle]) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    proxy = start_proxy(upstream=f"http://127.0.0.1:{port}/v1")
+    assert_openai_error(post_chat(proxy), 502, "upstream_unreachable")
+
+
+def test_upstream_dropping_the_connection_is_502(proxy: ProxyHandle) -> None:
+    response = post_chat(proxy, headers={"x-fake-behaviour": "drop"})
+    assert_openai_error(response, 502, "upstream_unreachable")
+
+
+def test_in_flight_bound_sheds_excess_with_503_and_retry_after(
+    start_proxy: Callable[..., ProxyHandle],
+) -> None:
+    proxy = start_proxy(max_in_flight=2)
+    slow_results: list[int] = []
+
+    def slow_call() -> None:
+        response = post_chat(proxy, headers={"x-fake-behaviour": "slow:0.8"})
+        slow_results.append(response.status_code)
+
+    threads = [threading.Thread(target=slow_call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 3
+    while proxy.running.state.forwarder.in_flight < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    response = post_chat(proxy)
+    assert_openai_error(response, 503, "proxy_overloaded")
+    assert response.headers["retry-after"] == "1"
+    for thread in threads:
+        thread.join()
+    assert slow_results == [200, 200]
+    assert post_chat(proxy).status_code == 200  # capacity is back
+
+
+def test_disabled_proxy_is_503_and_not_ready(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
+) -> None:
+    proxy = start_proxy(disabled=True)
+    assert_openai_error(post_chat(proxy), 503, "proxy_disabled")
+    ready = httpx.get(proxy.root_url + "/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["reason"] == "disabled"
+    assert httpx.get(proxy.root_url + "/healthz").status_code == 200
+    assert upstream.fake.seen.paths == []
+
+
+@pytest.mark.parametrize("content", ["", "  \n"], ids=["empty", "blank"])
+def test_empty_key_file_is_503_and_never_sends_unauthenticated(
+    start_proxy: Callable[..., ProxyHandle],
+    upstream: Upstream,
+    secret_dir: KubeletSecretDir,
+    content: str,
+) -> None:
+    secret_dir.write(content)
+    proxy = start_proxy()
+    response = post_chat(proxy)
+    assert_openai_error(response, 503, "key_unavailable")
+    assert response.headers["retry-after"] == "1"
+    ready = httpx.get(proxy.root_url + "/readyz")
+    assert ready.status_code == 503
+    assert ready.json() == {
+        "status": "not ready",
+        "reason": "key missing or empty",
+        "keyFingerprint": None,
+    }
+    assert upstream.fake.seen.authorizations == []
+
+
+def test_missing_key_file_is_503(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream, tmp_path: object
+) -> None:
+    proxy = start_proxy(key_file="/nonexistent/llm-gateway/apiKey")
+    assert_openai_error(post_chat(proxy), 503, "key_unavailable")
+    assert upstream.fake.seen.authorizations == []
+
+
+def test_paths_outside_v1_are_404(proxy: ProxyHandle, upstream: Upstream) -> None:
+    response = httpx.post(proxy.root_url + "/chat/completions", json=CHAT)
+    assert_openai_error(response, 404, "not_found")
+    assert upstream.fake.seen.paths == []
+
+
+def test_every_refusal_is_in_the_access_log(start_proxy: Callable[..., ProxyHandle]) -> None:
+    proxy = start_proxy(allowed_models="gpt-4o-mini", max_body_bytes=500)
+    post_chat(proxy, {**CHAT, "model": "o3"})
+    post_chat(proxy, {**CHAT, "messages": [{"role": "user", "content": "x" * 600}]})
+    calls = [json.loads(line) for line in proxy.log_lines()]
+    calls = [c for c in calls if c["event"] == "call"]
+    assert [(c["status"], c["error"]) for c in calls] == [
+        (403, "model_not_allowed"),
+        (413, "request_too_large"),
+    ]
+    assert calls[0]["model"] == "o3"
