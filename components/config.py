@@ -5,7 +5,9 @@ each naming the config key, what is wrong with it and a command that sets a good
 The provider key is never copied into the model: it stays a Pulumi secret output.
 """
 
+import difflib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +91,15 @@ _OBJECT_KEYS = ("gateway", "agentgateway", "proxy", "smokeTest")
 _KNOWN_KEYS = {f.alias or name for name, f in GatewayConfig.model_fields.items()} | {"openaiKey"}
 
 
+def _unknown_key(key: str) -> ConfigProblem:
+    """An unknown key, with the closest known key as the suggested fix."""
+    known = sorted(set(EXAMPLES) | _KNOWN_KEYS)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return ConfigProblem(key, f"unknown key; did you mean {close[0]}?", _example(close[0]))
+    return ConfigProblem(key, "unknown key", "see the config reference table in README.md")
+
+
 def _example(key: str) -> str:
     while key not in EXAMPLES and "." in key:
         key = key.rsplit(".", 1)[0]
@@ -111,8 +122,9 @@ def _problems_from(error: ValidationError) -> list[ConfigProblem]:
         key = _key_of(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key (a typo?)"
-        elif "input" in item and not isinstance(item["input"], dict | list):
+            problems.append(_unknown_key(key))
+            continue
+        if "input" in item and not isinstance(item["input"], dict | list):
             message = f"{message} (got {item['input']!r})"
         problems.append(ConfigProblem(key, message, _example(_key_of(item["loc"][:2]))))
     return problems
@@ -183,11 +195,7 @@ def _unknown_top_level_keys(config: pulumi.Config) -> list[ConfigProblem]:
     prefix = f"{config.name}:"
     seen = set(pulumi.runtime.get_config_env()) | set(pulumi.runtime.config.CONFIG.get())
     unknown = sorted(k[len(prefix) :] for k in seen if k.startswith(prefix))
-    return [
-        ConfigProblem(key, "unknown key (a typo?)", "see the config reference table in README.md")
-        for key in unknown
-        if key not in _KNOWN_KEYS
-    ]
+    return [_unknown_key(key) for key in unknown if key not in _KNOWN_KEYS]
 
 
 def _key_problems(config: pulumi.Config) -> list[ConfigProblem]:
@@ -207,7 +215,7 @@ def _key_problems(config: pulumi.Config) -> list[ConfigProblem]:
                 OPENAI_KEY_COMMAND,
             )
         )
-    if not _is_secret(config, "openaiKey"):
+    if _stored_in_plaintext(config, "openaiKey"):
         problems.append(
             ConfigProblem(
                 "openaiKey",
@@ -218,13 +226,18 @@ def _key_problems(config: pulumi.Config) -> list[ConfigProblem]:
     return problems
 
 
-def _is_secret(config: pulumi.Config, key: str) -> bool:
-    # The CLI passes secret key names in PULUMI_CONFIG_SECRET_KEYS; the Automation API
-    # sets them in-process. Either marks the key as encrypted in the stack file.
+def _stored_in_plaintext(config: pulumi.Config, key: str) -> bool:
+    """True only when the runtime says which keys are secret and `key` is not one.
+
+    The CLI passes secret key names in PULUMI_CONFIG_SECRET_KEYS; the Automation API
+    sets them in-process. With neither present we cannot tell, so we do not accuse.
+    """
     full_key = f"{config.name}:{key}"
-    return pulumi.runtime.is_config_secret(full_key) or (
-        full_key in pulumi.runtime.get_config_secret_keys_env()
-    )
+    if pulumi.runtime.is_config_secret(full_key):
+        return False
+    if "PULUMI_CONFIG_SECRET_KEYS" in os.environ:
+        return full_key not in pulumi.runtime.get_config_secret_keys_env()
+    return False
 
 
 def validate_settings(raw: dict[str, Any]) -> tuple[GatewayConfig | None, list[ConfigProblem]]:

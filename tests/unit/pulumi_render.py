@@ -11,7 +11,7 @@ import copy
 import json
 import os
 import runpy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,12 +48,8 @@ class RenderedResource:
     inputs: dict[str, Any]
     secret_paths: tuple[str, ...]
     provider: str
-
-    @property
-    def parent_types(self) -> list[str]:
-        """Types of the ancestors, outermost first (from the URN's type chain)."""
-        chain = self.urn.split("::")[2].split("$")
-        return chain[:-1]
+    parent_urn: str
+    protect: bool
 
     @property
     def kind(self) -> str | None:
@@ -77,6 +73,7 @@ class Rendered:
     resources: list[RenderedResource]
     outputs: dict[str, Any]
     secret_outputs: set[str] = field(default_factory=set)
+    error: BaseException | None = None
 
     def k8s_objects(self) -> list[RenderedResource]:
         return [r for r in self.resources if r.is_k8s_object]
@@ -88,6 +85,16 @@ class Rendered:
         found = self.of_kind(kind)
         assert len(found) == 1, f"expected one {kind}, found {[r.name for r in found]}"
         return found[0]
+
+    def ancestors(self, resource: RenderedResource) -> list[str]:
+        """Types of the resource's ancestors, innermost first, up to the stack."""
+        by_urn = {r.urn: r for r in self.resources}
+        types = []
+        parent = by_urn.get(resource.parent_urn)
+        while parent is not None:
+            types.append(parent.typ)
+            parent = by_urn.get(parent.parent_urn)
+        return types
 
     def of_type(self, typ: str) -> list[RenderedResource]:
         return [r for r in self.resources if r.typ == typ]
@@ -172,8 +179,27 @@ def _cli_env(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _run_program(stack: str) -> Rendered:
-    monitor = MockMonitor(_Recorder())
+class _ParentRecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also noting each registration's parent URN."""
+
+    def __init__(self) -> None:
+        super().__init__(_Recorder())
+        self.parents: dict[tuple[str, str], str] = {}
+        self.protected: set[tuple[str, str]] = set()
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.parents[(request.type, request.name)] = request.parent
+        if request.protect:
+            self.protected.add((request.type, request.name))
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
+def _run_main() -> None:
+    runpy.run_path(str(MAIN), run_name="__main__")
+
+
+def _run_program(stack: str, main: Callable[[], None]) -> Rendered:
+    monitor = _ParentRecordingMonitor()
     pulumi.runtime.set_mocks(
         monitor.mocks, project="llm-gateway", stack=stack, preview=False, monitor=monitor
     )
@@ -189,7 +215,7 @@ def _run_program(stack: str) -> Rendered:
     secret_outputs: set[str] = set()
 
     async def program() -> None:
-        runpy.run_path(str(MAIN), run_name="__main__")
+        main()
         root = pulumi.runtime.settings.get_root_resource()
         assert root is not None
         for name, value in root.outputs.items():  # type: ignore[attr-defined]
@@ -198,7 +224,11 @@ def _run_program(stack: str) -> Rendered:
             if await out.is_secret():
                 secret_outputs.add(name)
 
-    _sync_await(run_pulumi_func(program))
+    error: BaseException | None = None
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as exc:
+        error = exc
     urns = {
         (reg.urn.split("::")[2].split("$")[-1], reg.urn.rsplit("::", 1)[1]): reg.urn
         for reg in monitor.resources.values()
@@ -216,9 +246,11 @@ def _run_program(stack: str) -> Rendered:
                 inputs=inputs,
                 secret_paths=tuple(secrets),
                 provider=args.provider or "",
+                parent_urn=monitor.parents.get((args.typ, args.name), ""),
+                protect=(args.typ, args.name) in monitor.protected,
             )
         )
-    return Rendered(resources=resources, outputs=outputs, secret_outputs=secret_outputs)
+    return Rendered(resources, outputs, secret_outputs, error)
 
 
 def render(
@@ -227,8 +259,15 @@ def render(
     stack: str = "test",
     secret_keys: tuple[str, ...] = ("openaiKey",),
     env: Mapping[str, str] | None = None,
+    expect_error: bool = False,
+    program: Callable[[], None] = _run_main,
 ) -> Rendered:
-    """Run the program with `config` (keys without namespace; objects as dicts)."""
+    """Run the program with `config` (keys without namespace; objects as dicts).
+
+    A failed run raises, unless `expect_error`: then the error and whatever was
+    declared before it come back in the Rendered. `program` replaces __main__.py, to
+    drive the components as a library.
+    """
     cli_config = {f"{NAMESPACE}:{k}": _cli_value(v) for k, v in config.items()}
     values = {
         "PULUMI_CONFIG": json.dumps(cli_config),
@@ -236,7 +275,12 @@ def render(
         **(env or {}),
     }
     with _cli_env(values):
-        return contextvars.copy_context().run(_run_program, stack)
+        rendered = contextvars.copy_context().run(_run_program, stack, program)
+    if rendered.error is not None and not expect_error:
+        raise rendered.error
+    if rendered.error is None and expect_error:
+        raise AssertionError("the program ran without error")
+    return rendered
 
 
 def stack_config(
@@ -251,7 +295,12 @@ def stack_config(
 
 
 def render_stack(
-    stack: str, *, key: str | None = None, overrides: Mapping[str, Any] | None = None
+    stack: str,
+    *,
+    key: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    expect_error: bool = False,
 ) -> Rendered:
     """Render stacks/Pulumi.<stack>.yaml as `pulumi up` would see it."""
-    return render(stack_config(stack, key=key, overrides=overrides), stack=stack)
+    config = stack_config(stack, key=key, overrides=overrides)
+    return render(config, stack=stack, expect_error=expect_error)

@@ -1,0 +1,180 @@
+"""LlmGateway as a library: passed-in providers, options pass-through, per-stack knobs."""
+
+from collections.abc import Callable
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components import (
+    GatewayConfig,
+    LlmGateway,
+    LlmGatewayArgs,
+    SecretMutabilityError,
+    mark_secret_mutable,
+    secret_mutable_provider,
+)
+from tests.unit.pulumi_render import Rendered, fake_key, render, render_stack, without
+
+KEY = fake_key("library")
+
+
+def run_library(
+    build_provider: Callable[[], k8s.Provider],
+    *,
+    env: dict[str, str] | None = None,
+    expect_error: bool = False,
+) -> Rendered:
+    """Render a program that builds its own provider and hands it to LlmGateway."""
+
+    def program() -> None:
+        provider = build_provider()
+        LlmGateway(
+            "app-llm",
+            LlmGatewayArgs(config=GatewayConfig(), openai_key=KEY, provider=provider),
+        )
+
+    return render({}, env=env, expect_error=expect_error, program=program)
+
+
+def test_a_plain_provider_without_the_flag_is_refused_before_any_child_exists() -> None:
+    result = run_library(lambda: k8s.Provider("plain"), expect_error=True)
+    assert isinstance(result.error, SecretMutabilityError)
+    assert "enable_secret_mutable=True" in str(result.error)
+    assert "secret_mutable_provider" in str(result.error)
+    assert not [r for r in result.resources if r.typ.startswith("kubernetes:")]
+
+
+def test_secret_mutable_provider_is_accepted_and_used_for_every_object() -> None:
+    result = run_library(lambda: secret_mutable_provider("mine", context="kind-llm"))
+    (provider,) = result.of_type("pulumi:providers:kubernetes")
+    assert provider.name == "mine"
+    assert provider.inputs["enableSecretMutable"] == "true"
+    assert provider.inputs["context"] == "kind-llm"
+    objects = result.k8s_objects()
+    assert len(objects) == 8
+    assert all(obj.provider.startswith(provider.urn + "::") for obj in objects)
+
+
+def test_a_provider_the_caller_vouches_for_is_accepted() -> None:
+    result = run_library(
+        lambda: mark_secret_mutable(k8s.Provider("vouched", enable_secret_mutable=True))
+    )
+    assert result.error is None
+    assert result.one("Secret").provider.split("::")[-2] == "vouched"
+
+
+def test_the_environment_flag_makes_any_provider_acceptable() -> None:
+    result = run_library(
+        lambda: k8s.Provider("from-env"), env={"PULUMI_K8S_ENABLE_SECRET_MUTABLE": "true"}
+    )
+    assert result.error is None
+    (provider,) = result.of_type("pulumi:providers:kubernetes")
+    # The SDK itself falls back to the variable, so the flag really reaches the provider.
+    assert provider.inputs["enableSecretMutable"] == "true"
+
+
+def test_the_stack_provider_takes_kubeconfig_and_context_from_config() -> None:
+    result = render_stack("dev", overrides={"kubeconfig": "/tmp/kubeconfig", "context": "kind-llm"})
+    (provider,) = result.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs == {
+        "enableSecretMutable": "true",
+        "kubeconfig": "/tmp/kubeconfig",
+        "context": "kind-llm",
+    }
+    assert result.outputs["smokeTest"].startswith("kubectl --context kind-llm run ")
+
+
+def test_resource_options_pass_through_to_every_child() -> None:
+    def program() -> None:
+        LlmGateway(
+            "protected",
+            LlmGatewayArgs(config=GatewayConfig(), openai_key=KEY),
+            opts=pulumi.ResourceOptions(protect=True),
+        )
+
+    result = render({}, program=program)
+    assert len(result.resources) > 10
+    assert all(r.protect for r in result.resources), [
+        r.name for r in result.resources if not r.protect
+    ]
+
+
+def test_the_key_input_is_made_secret_even_when_passed_as_plain_text() -> None:
+    def program() -> None:
+        LlmGateway("plain-key", LlmGatewayArgs(config=GatewayConfig(), openai_key=KEY))
+
+    result = render({}, program=program)
+    assert result.one("Secret").secret_paths == ("data",)
+
+
+def test_existing_namespace_is_used_not_created() -> None:
+    result = render_stack("dev", overrides={"createNamespace": False, "namespace": "team-ai"})
+    assert result.of_kind("Namespace") == []
+    assert {r.inputs["metadata"]["namespace"] for r in result.k8s_objects()} == {"team-ai"}
+
+
+def test_image_digest_pins_the_proxy_image_everywhere() -> None:
+    digest = "sha256:" + "a" * 64
+    result = render_stack("prod", overrides={"proxy.imageDigest": digest})
+    (container,) = result.one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"ghcr.io/llm-gateway/llm-proxy@{digest}"
+    assert result.outputs["smokeTest"].count(f"--image ghcr.io/llm-gateway/llm-proxy@{digest}") == 2
+
+
+def test_only_the_proxy_plane_declares_no_agentgateway_objects() -> None:
+    result = render_stack("dev", overrides={"agentgateway.enabled": False})
+    kinds = {r.kind for r in result.k8s_objects()}
+    assert kinds.isdisjoint({"Gateway", "HTTPRoute", "AgentgatewayBackend"})
+    assert result.outputs["gatewayEndpoint"] is None
+    assert len(result.outputs["smokeTest"].splitlines()) == 1
+    assert "llm-smoke-proxy" in result.outputs["smokeTest"]
+
+
+def test_only_the_gateway_plane_declares_no_proxy_objects() -> None:
+    result = render_stack("dev", overrides={"proxy.enabled": False})
+    kinds = {r.kind for r in result.k8s_objects()}
+    assert kinds.isdisjoint({"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"})
+    assert result.outputs["proxyEndpoint"] is None
+    assert result.outputs["smokeTest"].splitlines()[0].startswith("kubectl run llm-smoke-gateway")
+
+
+def test_gateway_endpoint_carries_a_non_default_port_and_the_prefix() -> None:
+    result = render_stack("dev", overrides={"gateway.port": 8080, "gateway.pathPrefix": "/llm"})
+    assert result.outputs["gatewayEndpoint"] == (
+        "http://llm-gateway.llm-gateway-dev.svc.cluster.local:8080/llm/v1"
+    )
+    assert result.one("Gateway").inputs["spec"]["listeners"][0]["port"] == 8080
+
+
+@pytest.mark.parametrize(
+    ("base_url", "provider", "tls"),
+    [
+        ("https://api.openai.com/v1", {}, None),
+        (
+            "https://api.groq.com/openai/v1",
+            {"host": "api.groq.com", "port": 443, "pathPrefix": "/openai/v1"},
+            {"sni": "api.groq.com"},
+        ),
+        (
+            "https://llm.example.com:8443/v1",
+            {"host": "llm.example.com", "port": 8443},
+            {"sni": "llm.example.com"},
+        ),
+        (
+            "http://vllm.models.svc.cluster.local:8000/v1",
+            {"host": "vllm.models.svc.cluster.local", "port": 8000},
+            None,
+        ),
+    ],
+)
+def test_openai_base_url_sets_backend_host_port_path_and_tls(
+    base_url: str, provider: dict[str, object], tls: dict[str, str] | None
+) -> None:
+    result = render_stack("dev", overrides={"openaiBaseUrl": base_url, **without("model")})
+    spec = result.one("AgentgatewayBackend").inputs["spec"]
+    assert spec["ai"]["provider"] == {"openai": {}, **provider}
+    assert spec["policies"].get("tls") == tls
+    (container,) = result.one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["LLM_PROXY_UPSTREAM"] == base_url

@@ -1,0 +1,81 @@
+"""Rotation and kill switch: render twice and diff every resource."""
+
+from typing import Any
+
+import pytest
+
+from proxy.fingerprint import key_fingerprint
+from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack
+
+
+def by_identity(result: Rendered) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r.typ, r.name): r.inputs for r in result.resources}
+
+
+def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
+    """Every leaf path whose value differs (added and removed keys included)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        paths = []
+        for key in sorted(set(before) | set(after)):
+            sub = f"{path}.{key}" if path else key
+            paths += changed_paths(before.get(key), after.get(key), sub)
+        return paths
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        paths = []
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+            paths += changed_paths(b, a, f"{path}[{i}]")
+        return paths
+    return [] if before == after else [path]
+
+
+def diff(first: Rendered, second: Rendered) -> dict[tuple[str, str], list[str]]:
+    a, b = by_identity(first), by_identity(second)
+    result = {}
+    for ident in sorted(set(a) | set(b)):
+        if ident not in a:
+            result[ident] = ["<added>"]
+        elif ident not in b:
+            result[ident] = ["<removed>"]
+        elif paths := changed_paths(a[ident], b[ident]):
+            result[ident] = paths
+    return result
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rotation_changes_only_the_secret_data(stack: str) -> None:
+    old = render_stack(stack, key=fake_key(f"{stack}-old"))
+    new = render_stack(stack, key=fake_key(f"{stack}-new"))
+    assert diff(old, new) == {("kubernetes:core/v1:Secret", "llm-gateway-key"): ["data.apiKey"]}
+    assert old.outputs["keyFingerprint"] == key_fingerprint(fake_key(f"{stack}-old"))
+    assert new.outputs["keyFingerprint"] == key_fingerprint(fake_key(f"{stack}-new"))
+    assert old.outputs["keyFingerprint"] != new.outputs["keyFingerprint"]
+    assert new.one("Secret").secret_paths == ("data",)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_kill_switch_removes_only_the_route_and_scales_the_proxy_to_zero(stack: str) -> None:
+    live = render_stack(stack)
+    killed = render_stack(stack, overrides={"killSwitch": True})
+    assert diff(live, killed) == {
+        ("kubernetes:apps/v1:Deployment", "llm-gateway-proxy"): ["spec.replicas"],
+        ("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", "llm-gateway-route"): ["<removed>"],
+        ("llm-gateway:index:AIRoute", "llm-gateway-route"): ["<removed>"],
+    }
+    assert killed.one("Deployment").inputs["spec"]["replicas"] == 0
+    assert killed.outputs["killSwitch"] is True
+    assert {k: v for k, v in killed.outputs.items() if k != "killSwitch"} == {
+        k: v for k, v in live.outputs.items() if k != "killSwitch"
+    }
+
+
+def test_restoring_after_the_kill_switch_renders_the_original_again() -> None:
+    live = render_stack("prod")
+    restored = render_stack("prod", overrides={"killSwitch": False})
+    assert render_stack("prod", overrides={"killSwitch": True}).of_kind("HTTPRoute") == []
+    assert diff(live, restored) == {}
+
+
+def test_kill_switch_with_only_the_proxy_enabled_still_scales_it_down() -> None:
+    killed = render_stack("dev", overrides={"killSwitch": True, "agentgateway.enabled": False})
+    assert killed.one("Deployment").inputs["spec"]["replicas"] == 0
+    assert killed.of_kind("HTTPRoute") == []
