@@ -12,6 +12,8 @@ steers one request with the `x-fake-behaviour` header, comma-separated:
   drop              close the connection without answering
   drop-mid-stream   send part of a stream, then close the connection
   gzip              gzip a non-stream body when the client accepts it
+
+A request without `Authorization: Bearer ...` gets 401, like the real API.
 """
 
 import asyncio
@@ -149,6 +151,9 @@ class FakeUpstream:
             except asyncio.CancelledError:
                 seen.cancelled += 1
                 raise
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            missing = {"message": "You didn't provide an API key.", "type": "invalid_request_error"}
+            return web.json_response({"error": {**missing, "code": "missing_api_key"}}, status=401)
         if "status" in steps:
             status = int(steps["status"])
             error = {"error": {"message": f"fake {status}", "type": "fake", "code": str(status)}}

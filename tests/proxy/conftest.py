@@ -4,48 +4,22 @@ Servers run on background event loops so the tests can drive them with the
 official openai SDK, sync and async alike, over real HTTP on 127.0.0.1.
 """
 
-import asyncio
 import io
-import sys
-import threading
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `bench` and `proxy` live at the repo root
-    sys.path.insert(0, str(ROOT))
-
-from kubelet import KubeletSecretDir  # noqa: E402
-
-from bench.fake_upstream import FakeUpstream, start_fake_upstream  # noqa: E402
-from proxy.server import RunningProxy, start  # noqa: E402
-from proxy.settings import Settings  # noqa: E402
-
-FAKE_KEY = "sk-test-FAKEKEY-0123456789abcdefLEAKME"
-SECOND_KEY = "sk-test-FAKEKEY-second-fedcba9876543210"
-CLIENT_DUMMY_KEY = "sk-client-dummy-should-never-reach-upstream"
-
-T = TypeVar("T")
+from bench.fake_upstream import start_fake_upstream
+from proxy.server import start
+from proxy.settings import Settings
+from tests.proxy.kubelet import KubeletSecretDir
+from tests.proxy.support import FAKE_KEY, LoopThread, ProxyHandle, Upstream
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: builds a clean virtualenv (tens of seconds)")
-
-
-class LoopThread:
-    """An event loop running forever in a daemon thread."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 15) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
 @pytest.fixture(scope="session")
@@ -56,16 +30,6 @@ def upstream_loop() -> LoopThread:
 @pytest.fixture(scope="session")
 def proxy_loop() -> LoopThread:
     return LoopThread("proxy")
-
-
-@dataclass
-class Upstream:
-    fake: FakeUpstream
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
 
 @pytest.fixture
@@ -80,23 +44,6 @@ def secret_dir(tmp_path: Path) -> KubeletSecretDir:
     secret = KubeletSecretDir(tmp_path / "secret")
     secret.write(FAKE_KEY)
     return secret
-
-
-@dataclass
-class ProxyHandle:
-    running: RunningProxy
-    log: io.StringIO
-
-    @property
-    def base_url(self) -> str:
-        return self.running.base_url
-
-    @property
-    def root_url(self) -> str:
-        return self.base_url.removesuffix("/v1")
-
-    def log_lines(self) -> list[str]:
-        return self.log.getvalue().splitlines()
 
 
 @pytest.fixture
@@ -129,3 +76,14 @@ def start_proxy(
 @pytest.fixture
 def proxy(start_proxy: Callable[..., ProxyHandle]) -> ProxyHandle:
     return start_proxy()
+
+
+@pytest.fixture
+def proxy_env(upstream: Upstream, secret_dir: KubeletSecretDir) -> dict[str, str]:
+    return {
+        "LLM_PROXY_HOST": "127.0.0.1",
+        "LLM_PROXY_PORT": "0",
+        "LLM_PROXY_UPSTREAM": upstream.url,
+        "LLM_PROXY_KEY_FILE": str(secret_dir.key_file),
+        "LLM_PROXY_DRAIN_TIMEOUT": "5",
+    }

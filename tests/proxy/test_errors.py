@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import openai
 import pytest
-from conftest import FAKE_KEY, ProxyHandle, Upstream
-from kubelet import KubeletSecretDir
+
+from tests.proxy.kubelet import KubeletSecretDir
+from tests.proxy.support import FAKE_KEY, ProxyHandle, Upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -5,10 +5,10 @@ from collections.abc import Callable
 
 import httpx
 import openai
-from conftest import CLIENT_DUMMY_KEY, FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
-from kubelet import KubeletSecretDir
 
 from proxy.observability import path_label
+from tests.proxy.kubelet import KubeletSecretDir
+from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -4,7 +4,8 @@ import json
 
 import openai
 import pytest
-from conftest import CLIENT_DUMMY_KEY, FAKE_KEY, ProxyHandle, Upstream
+
+from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, ProxyHandle, Upstream
 
 
 def sync_client(proxy: ProxyHandle) -> openai.OpenAI:

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import FAKE_KEY, ProxyHandle, Upstream
+
+from tests.proxy.support import FAKE_KEY, ProxyHandle, Upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

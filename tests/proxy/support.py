@@ -1,0 +1,58 @@
+"""Shared pieces of the proxy tests: fake keys, loop threads, server handles."""
+
+import asyncio
+import io
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench.fake_upstream import FakeUpstream
+from proxy.server import RunningProxy
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE_KEY = "sk-test-FAKEKEY-0123456789abcdefLEAKME"
+SECOND_KEY = "sk-test-FAKEKEY-second-fedcba9876543210"
+CLIENT_DUMMY_KEY = "sk-client-dummy-should-never-reach-upstream"
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running forever in a daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 15) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+@dataclass
+class Upstream:
+    fake: FakeUpstream
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+@dataclass
+class ProxyHandle:
+    running: RunningProxy
+    log: io.StringIO
+
+    @property
+    def base_url(self) -> str:
+        return self.running.base_url
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+    def log_lines(self) -> list[str]:
+        return self.log.getvalue().splitlines()
