@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# A throwaway Kubernetes control plane on loopback for the e2e suite: etcd, kube-apiserver
+# (client-cert auth, RBAC, a service-account signing key) and kube-controller-manager running
+# only the namespace controller (so deleted namespaces finish terminating). No scheduler, no
+# kubelet: pods never run, which is why the e2e stacks set `skipAwait: true`.
+#
+#   scripts/e2e/control-plane.sh up   STATE_DIR BIN_DIR   # start, write STATE_DIR/kubeconfig
+#   scripts/e2e/control-plane.sh down STATE_DIR           # stop what `up` started
+#
+# `up` writes STATE_DIR/env (KUBECONFIG=...) and logs to STATE_DIR/logs/. CRDs are applied
+# separately (scripts/e2e/apply_crds.py) because that needs the project's virtualenv.
+set -euo pipefail
+
+log() { echo "control-plane: $*" >&2; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start NAME CMD...: run CMD in the background with its own log and pid file.
+start() {
+    local name="$1"
+    shift
+    "$@" >"$state/logs/$name.log" 2>&1 &
+    echo $! >"$state/pids/$name"
+}
+
+# wait_for WHAT SECONDS CMD...: poll CMD until it succeeds, or fail with the logs' tail.
+wait_for() {
+    local what="$1" secs="$2"
+    shift 2
+    for _ in $(seq "$((secs * 4))"); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.25
+    done
+    log "$what not ready after ${secs}s"
+    tail -n 30 "$state"/logs/*.log >&2
+    return 1
+}
+
+certs() {
+    local d="$state/pki"
+    mkdir -p "$d"
+    cd "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=e2e-ca" \
+        -keyout ca.key -out ca.crt 2>/dev/null
+    # Serving cert: the names a client may use for this API server.
+    cat >server.ext <<'EOF'
+subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+extendedKeyUsage=serverAuth
+EOF
+    issue server "/CN=kube-apiserver" server.ext
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    # system:masters bypasses RBAC: the admin identity for the tests and Pulumi.
+    issue admin "/O=system:masters/CN=e2e-admin" client.ext
+    # The controller manager's own identity; its bootstrap RBAC role covers the namespace controller.
+    issue kcm "/CN=system:kube-controller-manager" client.ext
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    cd - >/dev/null
+}
+
+# issue NAME SUBJECT EXTFILE: a key and a CA-signed certificate.
+issue() {
+    openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+    openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile "$3" -out "$1.crt" 2>/dev/null
+}
+
+# kubeconfig FILE USER: a kubeconfig with embedded certificates.
+kubeconfig() {
+    local pki="$state/pki"
+    cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(base64 -w0 "$pki/$2.crt")
+    client-key-data: $(base64 -w0 "$pki/$2.key")
+contexts:
+- name: e2e
+  context: {cluster: e2e, user: $2}
+current-context: e2e
+EOF
+}
+
+up() {
+    state="$1"
+    local bin="$2" pki
+    mkdir -p "$state/logs" "$state/pids" "$state/etcd"
+    pki="$state/pki"
+    certs
+
+    local etcd_port peer_port
+    etcd_port=$(free_port)
+    peer_port=$(free_port)
+    api_port=$(free_port)
+
+    start etcd "$bin/etcd" --name e2e --data-dir "$state/etcd" \
+        --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+        --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+        --initial-cluster "e2e=http://127.0.0.1:$peer_port" --unsafe-no-fsync
+    wait_for etcd 30 curl -fsS "http://127.0.0.1:$etcd_port/health"
+
+    start kube-apiserver "$bin/kube-apiserver" \
+        --etcd-servers "http://127.0.0.1:$etcd_port" \
+        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+        --cert-dir "$state/pki" --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
+        --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
+        --service-account-issuer https://kubernetes.default.svc \
+        --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+        --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true --profiling=false
+    kubeconfig "$state/kubeconfig" admin
+    kubeconfig "$state/kcm.kubeconfig" kcm
+    wait_for kube-apiserver 120 curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+        "https://127.0.0.1:$api_port/readyz"
+
+    if [[ -x "$bin/kube-controller-manager" ]]; then
+        start kube-controller-manager "$bin/kube-controller-manager" \
+            --kubeconfig "$state/kcm.kubeconfig" --controllers namespace \
+            --leader-elect=false --secure-port 0 --use-service-account-credentials=false
+    else
+        log "no kube-controller-manager: deleted namespaces stay Terminating"
+    fi
+    echo "KUBECONFIG=$state/kubeconfig" >"$state/env"
+    log "up: https://127.0.0.1:$api_port (kubeconfig $state/kubeconfig)"
+}
+
+down() {
+    state="$1"
+    local pidfile pid
+    # Reverse start order: controllers first, etcd last.
+    for name in kube-controller-manager kube-apiserver etcd; do
+        pidfile="$state/pids/$name"
+        [[ -f "$pidfile" ]] || continue
+        pid=$(cat "$pidfile")
+        if kill "$pid" 2>/dev/null; then
+            for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+        rm -f "$pidfile"
+    done
+    log "down"
+}
+
+case "${1:-}" in
+    up) up "$2" "$3" ;;
+    down) down "$2" ;;
+    *)
+        echo "usage: $0 up STATE_DIR BIN_DIR | down STATE_DIR" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,134 @@
+"""Drive the real `pulumi` CLI on a throwaway copy of the project, with no cloud and no network.
+
+The copy keeps the repo's stack files untouched; its `.venv` is a symlink to the repo's
+virtualenv (Pulumi.yaml's `virtualenv: .venv`). State lives in a local file backend and
+secrets use the passphrase provider, so nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
+PROJECT_DIRS = ("components", "proxy", "stacks")
+PASSPHRASE = "e2e-passphrase-not-a-secret"
+FAKE_KEY = "sk-test-FAKEKEY-e2e-first-0123456789abcdef"
+ROTATED_KEY = "sk-test-FAKEKEY-e2e-rotated-fedcba9876543210"
+COMMAND_TIMEOUT_S = 300
+
+
+class PulumiError(AssertionError):
+    """A pulumi command that was expected to succeed failed; carries its output."""
+
+
+@dataclass
+class Result:
+    """What one pulumi command returned."""
+
+    args: list[str]
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the Pulumi program into dest and link the repo's virtualenv; returns dest."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        shutil.copy2(REPO_ROOT / name, dest / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in PROJECT_DIRS:
+        shutil.copytree(REPO_ROOT / name, dest / name, ignore=ignore, dirs_exist_ok=True)
+    (dest / ".venv").symlink_to(REPO_ROOT / ".venv")
+    return dest
+
+
+@dataclass
+class Workspace:
+    """One project copy plus the environment every pulumi command in it runs with."""
+
+    project: Path
+    home: Path
+    bin_dir: Path
+    forbidden: list[str] = field(default_factory=list)
+    log: list[Result] = field(default_factory=list)
+
+    @property
+    def backend_dir(self) -> Path:
+        return self.home / "backend"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBE"))}
+        env.update(
+            PATH=f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}",
+            PULUMI_HOME=str(self.home / "pulumi-home"),
+            PULUMI_BACKEND_URL=f"file://{self.backend_dir}",
+            PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
+            PULUMI_SKIP_UPDATE_CHECK="true",
+            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+            PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
+            NO_COLOR="1",
+        )
+        return env
+
+    def run(self, *args: str, check: bool = True, stdin: str | None = None) -> Result:
+        """Run `pulumi ARGS` in the project copy; fail on error unless check=False.
+
+        Every output is scanned for the forbidden strings (the fake keys): none may leak.
+        """
+        argv = ["pulumi", *args, "--non-interactive"]
+        proc = subprocess.run(
+            argv,
+            cwd=self.project,
+            env=self.env(),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        result = Result(list(args), proc.returncode, proc.stdout, proc.stderr)
+        self.log.append(result)
+        for secret in self.forbidden:
+            if secret in result.output:
+                raise PulumiError(f"`pulumi {' '.join(args)}` printed a secret in plaintext")
+        if check and result.code != 0:
+            raise PulumiError(
+                f"`pulumi {' '.join(args)}` exited {result.code}\n{result.output[-6000:]}"
+            )
+        return result
+
+    def set_secret(self, key: str, value: str, stack: str) -> None:
+        """`pulumi config set --secret` with the value on stdin, so it never is an argument."""
+        self.run("config", "set", "--secret", key, "--stack", stack, stdin=value)
+
+    def state_files(self) -> list[Path]:
+        """Every file the file backend wrote (checkpoints, backups, history)."""
+        return [p for p in self.backend_dir.rglob("*") if p.is_file()]
+
+
+def init_stack(ws: Workspace, stack: str, kubeconfig: str, key: str | None = FAKE_KEY) -> None:
+    """Create `stack` (passphrase secrets) and point it at the e2e API server.
+
+    The stack file in the copy already holds the repo's settings for `stack` (if any);
+    only skipAwait (no kubelet here), the kubeconfig and the key are added.
+    """
+    ws.run("stack", "init", stack, "--secrets-provider", "passphrase")
+    ws.run("config", "set", "--stack", stack, "skipAwait", "true")
+    ws.run("config", "set", "--stack", stack, "kubeconfig", kubeconfig)
+    if key is not None:
+        ws.set_secret("openaiKey", key, stack)
