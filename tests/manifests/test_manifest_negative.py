@@ -1,0 +1,91 @@
+"""The validators catch the mistakes DESIGN.md warns about (each would fail in a cluster)."""
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.manifests.crd_schema import CRDS_ENV, crds_dir
+from tests.manifests.validate import findings
+from tests.unit.pulumi_render import render_stack
+
+CRDS = crds_dir()
+needs_crds = pytest.mark.skipif(
+    not CRDS.is_dir(), reason=f"CRDs not found at {CRDS} (set {CRDS_ENV}); negative test skipped"
+)
+
+
+def rendered(kind: str) -> dict[str, Any]:
+    return copy.deepcopy(render_stack("staging").one(kind).inputs)
+
+
+def errors_of(manifest: dict[str, Any]) -> list[str]:
+    return findings(manifest, CRDS).errors
+
+
+@needs_crds
+@pytest.mark.parametrize("kind", ["AgentgatewayBackend", "Gateway", "HTTPRoute"])
+def test_the_rendered_objects_themselves_are_clean(kind: str) -> None:
+    assert errors_of(rendered(kind)) == []
+
+
+@needs_crds
+def test_namespace_inside_secret_ref_is_rejected() -> None:
+    backend = rendered("AgentgatewayBackend")
+    backend["spec"]["policies"]["auth"]["secretRef"]["namespace"] = "other"
+    errors = errors_of(backend)
+    assert any(
+        e.startswith("spec.policies.auth.secretRef:") and "'namespace' was unexpected" in e
+        for e in errors
+    ), errors
+
+
+@needs_crds
+def test_backend_ref_without_group_and_kind_is_rejected() -> None:
+    route = rendered("HTTPRoute")
+    (ref,) = route["spec"]["rules"][0]["backendRefs"]
+    del ref["group"], ref["kind"]
+    # Defaults make it a core Service reference, which then needs a port.
+    assert errors_of(route) == [
+        "spec.rules[0].backendRefs[0]: CEL rule failed: Must have port for Service reference"
+    ]
+
+
+@needs_crds
+@pytest.mark.parametrize(
+    "api_version", ["agentgateway.dev/v1alpha1", "gateway.networking.k8s.io/v1"]
+)
+def test_an_airoute_kind_is_rejected(api_version: str) -> None:
+    route = rendered("HTTPRoute")
+    route["apiVersion"], route["kind"] = api_version, "AIRoute"
+    errors = errors_of(route)
+    assert errors == [f"no CRD serves {api_version} AIRoute under {CRDS}"]
+
+
+@needs_crds
+def test_both_ai_and_static_backends_are_rejected() -> None:
+    backend = rendered("AgentgatewayBackend")
+    backend["spec"]["static"] = {"host": "api.openai.com", "port": 443}
+    errors = errors_of(backend)
+    assert any(
+        e.startswith("spec: CEL rule failed: exactly one of the fields in [ai static")
+        for e in errors
+    ), errors
+
+
+@needs_crds
+def test_host_without_port_is_rejected() -> None:
+    backend = rendered("AgentgatewayBackend")
+    backend["spec"]["ai"]["provider"]["host"] = "api.groq.com"
+    assert (
+        "spec.ai.provider: CEL rule failed: both host and port must be set together"
+        in errors_of(backend)
+    )
+
+
+def test_an_unknown_field_in_a_core_object_is_rejected() -> None:
+    deployment = rendered("Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["subpath"] = "apiKey"
+    errors = errors_of(deployment)
+    assert len(errors) == 1
+    assert "'subpath' was unexpected" in errors[0]

@@ -1,0 +1,41 @@
+"""The objects under test: every stack file, plus variants that reach every shape branch."""
+
+import json
+from functools import cache
+from typing import Any
+
+from tests.unit.pulumi_render import STACKS, render_stack, without
+
+DIGEST = "sha256:" + "0" * 64
+
+# name → (stack, overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    **{stack: (stack, {}) for stack in STACKS},
+    "skip-await": ("dev", {"skipAwait": True}),
+    "kill-switch": ("prod", {"killSwitch": True}),
+    "digest-pinned": ("prod", {"proxy.imageDigest": DIGEST}),
+    "groq-upstream": ("staging", {"openaiBaseUrl": "https://api.groq.com/openai/v1"}),
+    "in-cluster-upstream": (
+        "dev",
+        {"openaiBaseUrl": "http://vllm.models.svc.cluster.local:8000/v1", **without("model")},
+    ),
+    "port-and-prefix": ("dev", {"gateway.port": 8080, "gateway.pathPrefix": "/llm/openai"}),
+}
+
+
+@cache
+def objects() -> list[tuple[str, dict[str, Any]]]:
+    """(variant, object) for every distinct object any variant renders."""
+    seen: set[str] = set()
+    found = []
+    for variant, (stack, overrides) in VARIANTS.items():
+        for manifest in render_stack(stack, overrides=overrides).manifests():
+            fingerprint = json.dumps(manifest, sort_keys=True)
+            if fingerprint not in seen:
+                seen.add(fingerprint)
+                found.append((variant, manifest))
+    return found
+
+
+def object_id(variant: str, manifest: dict[str, Any]) -> str:
+    return f"{variant}:{manifest['kind']}/{manifest['metadata']['name']}"
