@@ -177,7 +177,9 @@ def _raw_values(config: pulumi.Config) -> tuple[dict[str, Any], list[ConfigProbl
     raw: dict[str, Any] = {}
     problems: list[ConfigProblem] = []
     for key in sorted(_KNOWN_KEYS - {"openaiKey"}):
-        value = config.get(key)
+        # Read raw: a key stored with --secret (e.g. an inline kubeconfig) would make
+        # Config.get warn; secrecy is restored where the value is used.
+        value = pulumi.runtime.get_config(f"{config.name}:{key}")
         if value is None:
             continue
         if key in _OBJECT_KEYS:

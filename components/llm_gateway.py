@@ -57,7 +57,8 @@ class LlmGateway(pulumi.ComponentResource):
         if args.provider is None:
             provider = secret_mutable_provider(
                 f"{name}-k8s",
-                kubeconfig=cfg.kubeconfig,
+                # An inline kubeconfig carries credentials; keep it encrypted in state.
+                kubeconfig=pulumi.Output.secret(cfg.kubeconfig) if cfg.kubeconfig else None,
                 context=cfg.context,
                 opts=pulumi.ResourceOptions(parent=self),
             )

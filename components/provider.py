@@ -34,8 +34,8 @@ class SecretMutabilityError(pulumi.RunError):
 def secret_mutable_provider(
     name: str,
     *,
-    kubeconfig: str | None = None,
-    context: str | None = None,
+    kubeconfig: pulumi.Input[str] | None = None,
+    context: pulumi.Input[str] | None = None,
     opts: pulumi.ResourceOptions | None = None,
 ) -> k8s.Provider:
     """A Kubernetes provider that updates Secrets in place; kubeconfig/context optional."""

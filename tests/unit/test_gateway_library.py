@@ -82,6 +82,8 @@ def test_the_stack_provider_takes_kubeconfig_and_context_from_config() -> None:
         "kubeconfig": "/tmp/kubeconfig",
         "context": "kind-llm",
     }
+    # A kubeconfig may be inline YAML with credentials: it is stored encrypted.
+    assert provider.secret_paths == ("kubeconfig",)
     assert result.outputs["smokeTest"].startswith("kubectl --context kind-llm run ")
 
 
