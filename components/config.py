@@ -8,6 +8,7 @@ The provider key is never copied into the model: it stays a Pulumi secret output
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +102,7 @@ def _unknown_key(key: str) -> ConfigProblem:
 
 
 def _example(key: str) -> str:
+    key = re.sub(r"\[\d+\]", "", key)  # proxy.allowedModels[2] → proxy.allowedModels
     while key not in EXAMPLES and "." in key:
         key = key.rsplit(".", 1)[0]
     return EXAMPLES.get(key, f"see the config reference table in README.md for {key}")
@@ -126,7 +128,7 @@ def _problems_from(error: ValidationError) -> list[ConfigProblem]:
             continue
         if "input" in item and not isinstance(item["input"], dict | list):
             message = f"{message} (got {item['input']!r})"
-        problems.append(ConfigProblem(key, message, _example(_key_of(item["loc"][:2]))))
+        problems.append(ConfigProblem(key, message, _example(key)))
     return problems
 
 

@@ -97,6 +97,18 @@ CASES = [
         "Kubernetes quantity",
         f"{SET} --path proxy.resources.limits.memory 256Mi",
     ),
+    (
+        {"proxy.allowedModels": ["gpt-4o-mini", " "]},
+        "proxy.allowedModels",
+        "non-empty model names",
+        f"{SET} --path 'proxy.allowedModels[0]' gpt-4o-mini",
+    ),
+    (
+        {"proxy.allowedModels": ["gpt-4o-mini", 7]},
+        "proxy.allowedModels[1]",
+        "valid string",
+        f"{SET} --path 'proxy.allowedModels[0]' gpt-4o-mini",
+    ),
     ({"namespace": "LLM"}, "namespace", "DNS-1123 label", f"{SET} namespace llm-gateway"),
     (
         {"secretName": "Key_Secret"},
