@@ -88,6 +88,16 @@ def client_headers(upstream: aiohttp.ClientResponse) -> tuple[CIMultiDict[str], 
     return headers, length
 
 
+class _CoalescedResponse(web.StreamResponse):
+    """Headers leave with the first body chunk: one write instead of two.
+
+    Used for everything but SSE, where the client should see the status at once.
+    (`_send_headers_immediately` is aiohttp's own switch, off for web.Response.)
+    """
+
+    _send_headers_immediately = False
+
+
 def is_json(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
@@ -239,9 +249,8 @@ class Forwarder:
         call.status = upstream.status
         call.streamed = upstream.content_type == "text/event-stream"
         headers, length = client_headers(upstream)
-        response = web.StreamResponse(
-            status=upstream.status, reason=upstream.reason, headers=headers
-        )
+        response_class = web.StreamResponse if call.streamed else _CoalescedResponse
+        response = response_class(status=upstream.status, reason=upstream.reason, headers=headers)
         if length is not None:
             response.content_length = length
         await response.prepare(request)

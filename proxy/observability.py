@@ -4,6 +4,7 @@ Only request facts go in (path, model, status, timings, byte and token counts);
 headers, bodies and the key never reach this module.
 """
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -89,6 +90,9 @@ class Metrics:
         )
         self.key_loaded = Gauge("llm_proxy_key_loaded", "1 while a key is loaded.", registry=r)
         self._models: set[str] = set()
+        # labels() takes a lock and builds a key each call; the set of label tuples
+        # is small, so the proxy keeps the children it already resolved.
+        self._per_call: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def model_label(self, model: str | None) -> str:
         if model is None:
@@ -103,8 +107,15 @@ class Metrics:
     def record(self, call: CallRecord, duration: float) -> None:
         path = path_label(call.path)
         model = self.model_label(call.model)
-        self.requests.labels(model, path, str(call.status)).inc()
-        self.latency.labels(path).observe(duration)
+        children = self._per_call.get((model, path, call.status))
+        if children is None:
+            children = (
+                self.requests.labels(model, path, str(call.status)),
+                self.latency.labels(path),
+            )
+            self._per_call[(model, path, call.status)] = children
+        children[0].inc()
+        children[1].observe(duration)
         if call.streamed and call.ttfb is not None:
             self.ttfb.labels(path).observe(call.ttfb)
         if call.prompt_tokens:
@@ -114,13 +125,30 @@ class Metrics:
 
 
 class EventLog:
-    """JSON lines to a stream (stdout in the pod): one per call, one per key event."""
+    """JSON lines to a stream (stdout in the pod): one per call, one per key event.
+
+    Lines are flushed once per event-loop iteration rather than once per line, so
+    a burst of calls finishing together costs one write(2), not one each.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._flush_pending = False
 
     def write(self, fields: dict[str, object]) -> None:
         self._stream.write(json.dumps(fields, separators=(",", ":")) + "\n")
+        if self._flush_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._stream.flush()
+            return
+        self._flush_pending = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
         self._stream.flush()
 
     def call(self, call: CallRecord, duration: float) -> None:

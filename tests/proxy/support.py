@@ -2,7 +2,9 @@
 
 import asyncio
 import io
+import json
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,3 +58,17 @@ class ProxyHandle:
 
     def log_lines(self) -> list[str]:
         return self.log.getvalue().splitlines()
+
+    def calls(self, expected: int) -> list[dict[str, Any]]:
+        """The access-log records, once `expected` of them are there.
+
+        The proxy records a call just after its last byte is sent, so a client on
+        another thread can see the response a moment before the log line exists.
+        """
+        deadline = time.monotonic() + 3
+        while True:
+            records = [json.loads(line) for line in self.log_lines()]
+            found = [r for r in records if r.get("event") == "call"]
+            if len(found) >= expected or time.monotonic() > deadline:
+                return found
+            time.sleep(0.005)

@@ -1,7 +1,6 @@
 """Every answer the proxy gives itself: status, OpenAI shape, and no key inside."""
 
 import contextlib
-import json
 import socket
 import threading
 import time
@@ -217,8 +216,7 @@ def test_every_refusal_is_in_the_access_log(start_proxy: Callable[..., ProxyHand
     proxy = start_proxy(allowed_models="gpt-4o-mini", max_body_bytes=500)
     post_chat(proxy, {**CHAT, "model": "o3"})
     post_chat(proxy, {**CHAT, "messages": [{"role": "user", "content": "x" * 600}]})
-    calls = [json.loads(line) for line in proxy.log_lines()]
-    calls = [c for c in calls if c["event"] == "call"]
+    calls = proxy.calls(2)
     assert [(c["status"], c["error"]) for c in calls] == [
         (403, "model_not_allowed"),
         (413, "request_too_large"),

@@ -1,7 +1,5 @@
 """The official openai SDK, sync and async, through the proxy with a dummy key."""
 
-import json
-
 import openai
 import pytest
 
@@ -19,11 +17,6 @@ def sync_client(proxy: ProxyHandle) -> openai.OpenAI:
 
 def async_client(proxy: ProxyHandle) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=proxy.base_url, api_key=CLIENT_DUMMY_KEY, max_retries=0)
-
-
-def calls(proxy: ProxyHandle) -> list[dict[str, object]]:
-    records = [json.loads(line) for line in proxy.log_lines()]
-    return [r for r in records if r["event"] == "call"]
 
 
 def assert_only_proxy_key_reached(upstream: Upstream) -> None:
@@ -52,7 +45,7 @@ def test_sync_sdk_chat_embeddings_models_responses(proxy: ProxyHandle, upstream:
     assert response.output_text == "pong"
 
     assert_only_proxy_key_reached(upstream)
-    assert [c["path"] for c in calls(proxy)] == [
+    assert [c["path"] for c in proxy.calls(4)] == [
         "/v1/chat/completions",
         "/v1/embeddings",
         "/v1/models",
@@ -76,7 +69,7 @@ def test_sync_sdk_stream_reports_usage_in_access_log(
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 5
 
-    (call,) = calls(proxy)
+    (call,) = proxy.calls(1)
     assert call["streamed"] is True
     assert call["promptTokens"] == 11
     assert call["completionTokens"] == 5
@@ -93,7 +86,7 @@ def test_stream_without_include_usage_is_not_altered(
         )
     )
     assert all(c.usage is None for c in chunks)
-    (call,) = calls(proxy)
+    (call,) = proxy.calls(1)
     assert call["streamed"] is True
     assert "promptTokens" not in call
 
@@ -133,7 +126,7 @@ async def test_async_sdk_chat_stream_embeddings_models_responses(
 
     await client.close()
     assert_only_proxy_key_reached(upstream)
-    by_path = [(c["path"], c["streamed"], c.get("completionTokens")) for c in calls(proxy)]
+    by_path = [(c["path"], c["streamed"], c.get("completionTokens")) for c in proxy.calls(6)]
     assert by_path == [
         ("/v1/chat/completions", False, 1),
         ("/v1/chat/completions", True, 5),
@@ -152,7 +145,7 @@ def test_upstream_error_status_reaches_sdk_as_typed_error(proxy: ProxyHandle) ->
             messages=[{"role": "user", "content": "ping"}],
             extra_headers={"x-fake-behaviour": "status:429"},
         )
-    (call,) = calls(proxy)
+    (call,) = proxy.calls(1)
     assert call["status"] == 429
 
 

@@ -1,6 +1,5 @@
 """Bodies stream through unbuffered, both ways, and disconnects propagate."""
 
-import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -53,7 +52,7 @@ def test_client_disconnect_cancels_the_upstream_request(
         )
     wait_for(lambda: upstream.fake.seen.cancelled == 1)
     wait_for(lambda: '"status":499' in proxy.log.getvalue())
-    call = json.loads(proxy.log_lines()[-1])
+    call = proxy.calls(1)[-1]
     assert call["error"] == "client_disconnected"
 
 
@@ -97,7 +96,7 @@ def test_gzip_from_upstream_is_decoded_and_usage_still_counted(
     assert response.status_code == 200
     assert "content-encoding" not in response.headers
     assert response.json()["usage"]["completion_tokens"] == 1
-    call = json.loads(proxy.log_lines()[-1])
+    call = proxy.calls(1)[-1]
     assert call["promptTokens"] == 11
 
 
@@ -128,5 +127,5 @@ def test_non_json_body_streams_through_unparsed(proxy: ProxyHandle, upstream: Up
     assert response.status_code == 404  # the fake does not know /files; it did get it
     assert upstream.fake.seen.paths == ["/v1/files"]
     assert upstream.fake.seen.body_sizes == [len(upload)]
-    call = json.loads(proxy.log_lines()[-1])
+    call = proxy.calls(1)[-1]
     assert call["bytesIn"] == len(upload)
