@@ -48,6 +48,10 @@ def _set(path: str, value: str, *, secret: bool = False) -> str:
 
 
 OPENAI_KEY_COMMAND = _set("openaiKey", "sk-...", secret=True)
+MISSING_KEY = (
+    "is required but not set (leave the value off the command and pulumi prompts for it, "
+    "or pipe it on stdin: either keeps the key out of shell history)"
+)
 
 # A good value per key, shown with every problem on that key.
 EXAMPLES: dict[str, str] = {
@@ -207,7 +211,7 @@ def _key_problems(config: pulumi.Config) -> list[ConfigProblem]:
     # is only tested here, never echoed.
     raw_key = pulumi.runtime.get_config(f"{config.name}:openaiKey")
     if raw_key is None:
-        return [ConfigProblem("openaiKey", "is required but not set", OPENAI_KEY_COMMAND)]
+        return [ConfigProblem("openaiKey", MISSING_KEY, OPENAI_KEY_COMMAND)]
     problems = []
     if not isinstance(raw_key, str) or not raw_key.strip():
         problems.append(ConfigProblem("openaiKey", "is empty", OPENAI_KEY_COMMAND))

@@ -54,103 +54,26 @@ class LlmGateway(pulumi.ComponentResource):
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
         cfg = args.config
-        if args.provider is None:
-            provider = secret_mutable_provider(
-                f"{name}-k8s",
-                # An inline kubeconfig carries credentials; keep it encrypted in state.
-                kubeconfig=pulumi.Output.secret(cfg.kubeconfig) if cfg.kubeconfig else None,
-                context=cfg.context,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        else:
-            check_secret_mutable(args.provider)
-            provider = args.provider
-        self.provider = provider
-        child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider})
-        skip_await = cfg.skip_await
+        self.kubernetes_provider = self._kubernetes_provider(name, args)
+        child = pulumi.ResourceOptions(
+            parent=self, providers={"kubernetes": self.kubernetes_provider}
+        )
 
-        namespace: pulumi.Input[str] = cfg.namespace
-        self.namespace_resource: k8s.core.v1.Namespace | None = None
-        if cfg.create_namespace:
-            manifest = namespace_shape.namespace(cfg.namespace, skip_await=skip_await)
-            self.namespace_resource = k8s.core.v1.Namespace(
-                f"{name}-ns", metadata=manifest["metadata"], opts=child
-            )
-            # Reading the name from the resource makes every namespaced child wait for it.
-            namespace = self.namespace_resource.metadata.apply(lambda m: m.name or cfg.namespace)
-
+        namespace = self._declare_namespace(name, cfg, child)
         self.key_secret = KeySecret(
             f"{name}-key",
             namespace=namespace,
             secret_name=cfg.secret_name,
             key=args.openai_key,
-            skip_await=skip_await,
+            skip_await=cfg.skip_await,
             opts=child,
         )
+        # Both data planes read the Secret: declare them after it.
         after_secret = pulumi.ResourceOptions.merge(
             child, pulumi.ResourceOptions(depends_on=[self.key_secret])
         )
-
-        self.gateway: k8s.apiextensions.CustomResource | None = None
-        self.backend: OpenAIBackend | None = None
-        self.route: AIRoute | None = None
-        gateway_endpoint: str | None = None
-        if cfg.agentgateway.enabled:
-            gw = gateway_shape.gateway(
-                cfg.gateway.name,
-                namespace,
-                class_name=cfg.gateway.class_name,
-                port=cfg.gateway.port,
-                skip_await=skip_await,
-            )
-            self.gateway = k8s.apiextensions.CustomResource(
-                f"{name}-gateway",
-                api_version=gw["apiVersion"],
-                kind=gw["kind"],
-                metadata=gw["metadata"],
-                spec=gw["spec"],
-                opts=child,
-            )
-            self.backend = OpenAIBackend(
-                f"{name}-backend",
-                namespace=namespace,
-                secret_name=cfg.secret_name,
-                base_url=cfg.openai_base_url,
-                model=cfg.model,
-                skip_await=skip_await,
-                opts=after_secret,
-            )
-            if not cfg.kill_switch:
-                self.route = AIRoute(
-                    f"{name}-route",
-                    namespace=namespace,
-                    route_name=ROUTE_NAME,
-                    gateway_name=cfg.gateway.name,
-                    backend_name=self.backend.backend_name,
-                    path_prefix=cfg.gateway.path_prefix,
-                    skip_await=skip_await,
-                    opts=pulumi.ResourceOptions.merge(
-                        child, pulumi.ResourceOptions(depends_on=[self.gateway, self.backend])
-                    ),
-                )
-            gateway_endpoint = gateway_shape.service_base_url(
-                cfg.gateway.name, cfg.namespace, cfg.gateway.port, cfg.gateway.path_prefix
-            )
-
-        self.proxy: LlmProxy | None = None
-        proxy_endpoint: str | None = None
-        if cfg.proxy.enabled:
-            self.proxy = LlmProxy(
-                f"{name}-proxy",
-                namespace=namespace,
-                settings=cfg.proxy,
-                replicas=0 if cfg.kill_switch else cfg.proxy.replicas,
-                upstream_url=cfg.openai_base_url,
-                secret_name=cfg.secret_name,
-                skip_await=skip_await,
-                opts=after_secret,
-            )
-            proxy_endpoint = service_shape.service_base_url(PROXY_NAME, cfg.namespace)
+        gateway_endpoint = self._agentgateway_side(name, cfg, namespace, child, after_secret)
+        proxy_endpoint = self._proxy_side(name, cfg, namespace, after_secret)
 
         self.namespace = pulumi.Output.from_input(namespace)
         self.secret_name = self.key_secret.secret_name
@@ -174,3 +97,108 @@ class LlmGateway(pulumi.ComponentResource):
                 "smokeTest": self.smoke_test,
             }
         )
+
+    def _kubernetes_provider(self, name: str, args: LlmGatewayArgs) -> k8s.Provider:
+        """The caller's provider if it is known to update Secrets in place, else our own."""
+        if args.provider is not None:
+            check_secret_mutable(args.provider)
+            return args.provider
+        cfg = args.config
+        return secret_mutable_provider(
+            f"{name}-k8s",
+            # An inline kubeconfig carries credentials; keep it encrypted in state.
+            kubeconfig=pulumi.Output.secret(cfg.kubeconfig) if cfg.kubeconfig else None,
+            context=cfg.context,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _declare_namespace(
+        self, name: str, cfg: GatewayConfig, child: pulumi.ResourceOptions
+    ) -> pulumi.Input[str]:
+        """The namespace name; when we create it, an output so children wait for it."""
+        self.namespace_resource: k8s.core.v1.Namespace | None = None
+        if not cfg.create_namespace:
+            return cfg.namespace
+        manifest = namespace_shape.namespace(cfg.namespace, skip_await=cfg.skip_await)
+        self.namespace_resource = k8s.core.v1.Namespace(
+            f"{name}-ns", metadata=manifest["metadata"], opts=child
+        )
+        return self.namespace_resource.metadata.apply(lambda m: m.name or cfg.namespace)
+
+    def _agentgateway_side(
+        self,
+        name: str,
+        cfg: GatewayConfig,
+        namespace: pulumi.Input[str],
+        child: pulumi.ResourceOptions,
+        after_secret: pulumi.ResourceOptions,
+    ) -> str | None:
+        """Gateway + OpenAIBackend + AIRoute (no route under the kill switch); its URL."""
+        self.gateway: k8s.apiextensions.CustomResource | None = None
+        self.backend: OpenAIBackend | None = None
+        self.route: AIRoute | None = None
+        if not cfg.agentgateway.enabled:
+            return None
+        manifest = gateway_shape.gateway(
+            cfg.gateway.name,
+            namespace,
+            class_name=cfg.gateway.class_name,
+            port=cfg.gateway.port,
+            skip_await=cfg.skip_await,
+        )
+        self.gateway = k8s.apiextensions.CustomResource(
+            f"{name}-gateway",
+            api_version=manifest["apiVersion"],
+            kind=manifest["kind"],
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=child,
+        )
+        self.backend = OpenAIBackend(
+            f"{name}-backend",
+            namespace=namespace,
+            secret_name=cfg.secret_name,
+            base_url=cfg.openai_base_url,
+            model=cfg.model,
+            skip_await=cfg.skip_await,
+            opts=after_secret,
+        )
+        if not cfg.kill_switch:
+            self.route = AIRoute(
+                f"{name}-route",
+                namespace=namespace,
+                route_name=ROUTE_NAME,
+                gateway_name=cfg.gateway.name,
+                backend_name=self.backend.backend_name,
+                path_prefix=cfg.gateway.path_prefix,
+                skip_await=cfg.skip_await,
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[self.gateway, self.backend])
+                ),
+            )
+        return gateway_shape.service_base_url(
+            cfg.gateway.name, cfg.namespace, cfg.gateway.port, cfg.gateway.path_prefix
+        )
+
+    def _proxy_side(
+        self,
+        name: str,
+        cfg: GatewayConfig,
+        namespace: pulumi.Input[str],
+        after_secret: pulumi.ResourceOptions,
+    ) -> str | None:
+        """LlmProxy (scaled to zero under the kill switch); its URL."""
+        self.proxy: LlmProxy | None = None
+        if not cfg.proxy.enabled:
+            return None
+        self.proxy = LlmProxy(
+            f"{name}-proxy",
+            namespace=namespace,
+            settings=cfg.proxy,
+            replicas=0 if cfg.kill_switch else cfg.proxy.replicas,
+            upstream_url=cfg.openai_base_url,
+            secret_name=cfg.secret_name,
+            skip_await=cfg.skip_await,
+            opts=after_secret,
+        )
+        return service_shape.service_base_url(PROXY_NAME, cfg.namespace)
