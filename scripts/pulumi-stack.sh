@@ -17,12 +17,12 @@ if ! command -v pulumi >/dev/null 2>&1; then
     exit 2
 fi
 
-if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+# Set-ness, not emptiness: Pulumi accepts an explicitly empty passphrase.
+if [[ -z "${PULUMI_CONFIG_PASSPHRASE+set}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
     echo "error: no passphrase for the stack's secrets (the OpenAI key is stored encrypted)." >&2
     echo "       set one of:" >&2
     echo "         export PULUMI_CONFIG_PASSPHRASE='<a passphrase you keep>'" >&2
     echo "         export PULUMI_CONFIG_PASSPHRASE_FILE=~/.config/llm-gateway/passphrase" >&2
-    echo "       (an empty passphrase is allowed by Pulumi but must be set explicitly: PULUMI_CONFIG_PASSPHRASE_FILE=/dev/null)" >&2
     exit 2
 fi
 
@@ -37,4 +37,5 @@ if ! pulumi stack select "$STACK" >/dev/null 2>&1; then
     pulumi stack init "$STACK" --secrets-provider passphrase
 fi
 
-exec pulumi --stack "$STACK" "$@"
+# The selection is remembered per project, so plain `pulumi ...` now targets $STACK.
+exec pulumi "$@"
