@@ -1,8 +1,12 @@
-"""Wires settings, key source, forwarder and observability into one aiohttp app."""
+"""Wires settings, key source, forwarder and observability into one request handler.
+
+aiohttp's low-level server is used without web.Application: the proxy has four
+fixed routes, and skipping the router, middleware chain and signals is a
+measurable share of the per-request cost (see bench/RESULTS.md).
+"""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import TextIO
 
 from aiohttp import web
@@ -25,6 +29,7 @@ class ProxyState:
         self.keys = KeySource(settings.key_file, settings.key_poll_interval, self._key_changed)
         self.forwarder = Forwarder(settings, self.keys, self.metrics, self.log)
         self.draining = False
+        self._watcher: asyncio.Task[None] | None = None
 
     def _key_changed(self, key: LiveKey | None, result: str) -> None:
         self.metrics.key_loaded.set(0 if key is None else 1)
@@ -38,10 +43,23 @@ class ProxyState:
             }
         )
 
-    async def healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+    async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The only router: /v1/... is forwarded, three fixed paths answer locally."""
+        path = request.path
+        if path.startswith("/v1/"):
+            return await self.forwarder.handle(request)
+        if path == "/healthz":
+            return web.json_response({"status": "ok"})
+        if path == "/readyz":
+            return self.readyz()
+        if path == "/metrics":
+            return web.Response(
+                body=generate_latest(self.metrics.registry),
+                headers={"Content-Type": CONTENT_TYPE_LATEST},
+            )
+        return errors.not_found(path).to_response()
 
-    async def readyz(self, _request: web.Request) -> web.Response:
+    def readyz(self) -> web.Response:
         key = self.keys.current
         reason = None
         if self.settings.disabled:
@@ -56,34 +74,14 @@ class ProxyState:
             return web.json_response(body, status=503)
         return web.json_response({"status": "ready", "keyFingerprint": fingerprint})
 
-    async def metrics_page(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(self.metrics.registry),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
-        )
-
-    async def not_found(self, request: web.Request) -> web.Response:
-        return errors.not_found(request.path).to_response()
-
-    async def lifecycle(self, _app: web.Application) -> AsyncIterator[None]:
-        """Open the upstream pool and start the key watcher; undo both at shutdown."""
+    def open(self) -> None:
+        """Open the upstream pool and start the key watcher (inside the running loop)."""
         self.forwarder.open_session()
-        watcher = asyncio.create_task(self.keys.watch())
-        yield
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        self._watcher = asyncio.create_task(self.keys.watch())
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self.forwarder.close_session()
-
-
-def build_app(settings: Settings, log_stream: TextIO) -> tuple[web.Application, ProxyState]:
-    state = ProxyState(settings, log_stream)
-    # client_max_size makes aiohttp itself refuse oversized bodies while reading.
-    app = web.Application(client_max_size=settings.max_body_bytes)
-    app.cleanup_ctx.append(state.lifecycle)
-    app.router.add_get("/healthz", state.healthz)
-    app.router.add_get("/readyz", state.readyz)
-    app.router.add_get("/metrics", state.metrics_page)
-    app.router.add_route("*", "/v1/{tail:.*}", state.forwarder.handle)
-    app.router.add_route("*", "/{tail:.*}", state.not_found)
-    return app, state

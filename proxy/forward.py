@@ -102,6 +102,18 @@ def is_json(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
+async def read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """A whole (JSON) body, refused with 413 as soon as it passes `limit`."""
+    chunks = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise errors.body_too_large(limit)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def bounded_stream(
     content: aiohttp.StreamReader, limit: int, call: CallRecord
 ) -> AsyncIterator[bytes]:
@@ -150,7 +162,7 @@ class Forwarder:
         if self.session is not None:
             await self.session.close()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         call = CallRecord(request.method, request.path)
         if self.in_flight >= self.settings.max_in_flight:
             return self._answer(call, errors.overloaded(self.settings.max_in_flight))
@@ -180,7 +192,7 @@ class Forwarder:
         self.metrics.record(call, duration)
         self.log.call(call, duration)
 
-    async def _forward(self, request: web.Request, call: CallRecord) -> web.StreamResponse:
+    async def _forward(self, request: web.BaseRequest, call: CallRecord) -> web.StreamResponse:
         settings = self.settings
         if settings.disabled:
             raise errors.disabled()
@@ -219,7 +231,7 @@ class Forwarder:
         return response
 
     async def _read_body(
-        self, request: web.Request, call: CallRecord
+        self, request: web.BaseRequest, call: CallRecord
     ) -> bytes | AsyncIterator[bytes] | None:
         limit = self.settings.max_body_bytes
         length = request.content_length
@@ -229,10 +241,7 @@ class Forwarder:
             return None
         if not is_json(request.content_type):
             return bounded_stream(request.content, limit, call)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            raise errors.body_too_large(limit) from exc
+        body = await read_bounded(request.content, limit)
         call.bytes_in = len(body)
         if body:
             try:
@@ -244,7 +253,7 @@ class Forwarder:
         return body
 
     async def _stream_back(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, call: CallRecord
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, call: CallRecord
     ) -> web.StreamResponse:
         call.status = upstream.status
         call.streamed = upstream.content_type == "text/event-stream"

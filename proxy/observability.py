@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -93,6 +93,7 @@ class Metrics:
         # labels() takes a lock and builds a key each call; the set of label tuples
         # is small, so the proxy keeps the children it already resolved.
         self._per_call: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[object, ...], Any] = {}
 
     def model_label(self, model: str | None) -> str:
         if model is None:
@@ -117,11 +118,18 @@ class Metrics:
         children[0].inc()
         children[1].observe(duration)
         if call.streamed and call.ttfb is not None:
-            self.ttfb.labels(path).observe(call.ttfb)
+            self._child(self.ttfb, (path,)).observe(call.ttfb)
         if call.prompt_tokens:
-            self.tokens.labels(model, "prompt").inc(call.prompt_tokens)
+            self._child(self.tokens, (model, "prompt")).inc(call.prompt_tokens)
         if call.completion_tokens:
-            self.tokens.labels(model, "completion").inc(call.completion_tokens)
+            self._child(self.tokens, (model, "completion")).inc(call.completion_tokens)
+
+    def _child(self, parent: Counter | Histogram, labels: tuple[str, ...]) -> Any:
+        key = (id(parent), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = parent.labels(*labels)
+        return child
 
 
 class EventLog:

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from proxy.app import ProxyState, build_app
+from proxy.app import ProxyState
 from proxy.settings import Settings
 
 
@@ -17,7 +17,7 @@ from proxy.settings import Settings
 class RunningProxy:
     """A listening proxy: where it is, and how to stop it gracefully."""
 
-    runner: web.AppRunner
+    runner: web.ServerRunner
     state: ProxyState
     port: int
 
@@ -31,19 +31,21 @@ class RunningProxy:
         state.draining = True
         state.log.write({"event": "draining", "inFlight": state.forwarder.in_flight})
         await self.runner.cleanup()
+        await state.close()
         state.log.write({"event": "stopped"})
 
 
 async def start(settings: Settings, log_stream: TextIO) -> RunningProxy:
     """Listen on settings.host:port (port 0 picks a free one)."""
     began = time.perf_counter()
-    app, state = build_app(settings, log_stream)
-    runner = web.AppRunner(
-        app,
+    state = ProxyState(settings, log_stream)
+    state.open()
+    server = web.Server(
+        state.dispatch,
         handler_cancellation=True,  # a client that goes away cancels its upstream call
-        shutdown_timeout=settings.drain_timeout,
         access_log=None,  # the proxy writes its own JSON access log
     )
+    runner = web.ServerRunner(server, shutdown_timeout=settings.drain_timeout)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
     await site.start()
