@@ -286,3 +286,16 @@ def test_pdb_only_when_more_than_one_replica() -> None:
         "maxUnavailable": 1,
         "selector": {"matchLabels": {"app.kubernetes.io/name": "llm-proxy"}},
     }
+
+
+def test_stack_files_hold_no_plaintext_key(stack: str) -> None:
+    key = stack_file_config(stack).get("openaiKey")
+    assert key is None or (isinstance(key, dict) and set(key) == {"secure"})
+
+
+def test_stacks_differ_sensibly_per_environment() -> None:
+    replicas = [expected_replicas(stack) for stack in STACKS]
+    assert replicas == sorted(replicas)
+    assert replicas[0] < replicas[-1]
+    namespaces = {stack_file_config(stack)["namespace"] for stack in STACKS}
+    assert len(namespaces) == len(STACKS), "stacks sharing a cluster must not share a namespace"
