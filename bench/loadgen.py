@@ -86,7 +86,7 @@ async def stream_load(spec: dict[str, object]) -> dict[str, object]:
     body = json.dumps({**CHAT, "stream": True}).encode()
     headers = {
         "Content-Type": "application/json",
-        "Authorization": "Bearer sk-bench-dummy",  # the fake upstream requires one; the proxy swaps it
+        "Authorization": "Bearer sk-bench-dummy",  # the fake wants one; the proxy swaps it
         "x-fake-behaviour": str(spec.get("behaviour", "chunks:20,chunk-delay:0.002")),
     }
     results: list[tuple[float, int, bool]] = []

@@ -20,20 +20,34 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LLM_PROXY_", extra="ignore", frozen=True)
 
-    host: str = Field("127.0.0.1", description="Listen address (the Deployment sets 0.0.0.0).")
-    port: int = Field(8080, ge=0, le=65535, description="Listen port (0 = pick a free one).")
-    upstream: str = Field(DEFAULT_UPSTREAM, description="OpenAI-compatible base URL incl. /v1.")
-    key_file: Path = Field(DEFAULT_KEY_FILE, description="File holding the provider key.")
-    allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), description="Comma-separated model allowlist; empty allows every model."
+    host: str = Field(
+        default="127.0.0.1", description="Listen address (the Deployment sets 0.0.0.0)."
     )
-    max_in_flight: int = Field(256, ge=1, description="Concurrent /v1 requests before 503.")
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1, description="Request body cap (413).")
-    connect_timeout: float = Field(5.0, gt=0, description="Upstream connect timeout, s (504).")
-    read_timeout: float = Field(600.0, gt=0, description="Upstream idle-read timeout, s (504).")
-    disabled: bool = Field(False, description="Kill switch: every /v1 request gets 503.")
-    drain_timeout: float = Field(20.0, ge=0, description="SIGTERM: wait this long for in-flight.")
-    key_poll_interval: float = Field(0.25, gt=0, description="Key file check period, s.")
+    port: int = Field(
+        default=8080, ge=0, le=65535, description="Listen port (0 = pick a free one)."
+    )
+    upstream: str = Field(
+        default=DEFAULT_UPSTREAM, description="OpenAI-compatible base URL incl. /v1."
+    )
+    key_file: Path = Field(default=DEFAULT_KEY_FILE, description="File holding the provider key.")
+    allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Comma-separated model allowlist; empty allows every model."
+    )
+    max_in_flight: int = Field(default=256, ge=1, description="Concurrent /v1 requests before 503.")
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1, description="Request body cap (413)."
+    )
+    connect_timeout: float = Field(
+        default=5.0, gt=0, description="Upstream connect timeout, s (504)."
+    )
+    read_timeout: float = Field(
+        default=600.0, gt=0, description="Upstream idle-read timeout, s (504)."
+    )
+    disabled: bool = Field(default=False, description="Kill switch: every /v1 request gets 503.")
+    drain_timeout: float = Field(
+        default=20.0, ge=0, description="SIGTERM: wait this long for in-flight."
+    )
+    key_poll_interval: float = Field(default=0.25, gt=0, description="Key file check period, s.")
 
     @field_validator("allowed_models", mode="before")
     @classmethod

@@ -1,0 +1,130 @@
+"""Small pure pieces: settings parsing, header filtering, usage parsing, the image recipe."""
+
+import re
+from pathlib import Path
+
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+from pydantic import ValidationError
+
+from proxy.forward import upstream_headers
+from proxy.settings import DEFAULT_KEY_FILE, DEFAULT_UPSTREAM, Settings
+from proxy.usage import UsageTail, parse_usage
+from tests.proxy.support import ROOT
+
+
+def test_settings_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("LLM_PROXY_"):
+            monkeypatch.delenv(name)
+    settings = Settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.upstream == DEFAULT_UPSTREAM == "https://api.openai.com/v1"
+    assert settings.key_file == DEFAULT_KEY_FILE == Path("/etc/llm-gateway/secret/apiKey")
+    assert settings.allowed_models == ()
+    assert settings.disabled is False
+
+
+def test_settings_read_llm_proxy_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_PROXY_HOST", "0.0.0.0")
+    monkeypatch.setenv("LLM_PROXY_PORT", "9000")
+    monkeypatch.setenv("LLM_PROXY_UPSTREAM", "http://upstream.local:8000/v1/")
+    monkeypatch.setenv("LLM_PROXY_KEY_FILE", "/run/key")
+    monkeypatch.setenv("LLM_PROXY_ALLOWED_MODELS", " gpt-4o-mini, ,text-embedding-3-small ")
+    monkeypatch.setenv("LLM_PROXY_MAX_IN_FLIGHT", "7")
+    monkeypatch.setenv("LLM_PROXY_MAX_BODY_BYTES", "1234")
+    monkeypatch.setenv("LLM_PROXY_CONNECT_TIMEOUT", "1.5")
+    monkeypatch.setenv("LLM_PROXY_READ_TIMEOUT", "30")
+    monkeypatch.setenv("LLM_PROXY_DISABLED", "true")
+    settings = Settings()
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 9000
+    assert settings.upstream == "http://upstream.local:8000/v1"
+    assert settings.key_file == Path("/run/key")
+    assert settings.allowed_models == ("gpt-4o-mini", "text-embedding-3-small")
+    assert (settings.max_in_flight, settings.max_body_bytes) == (7, 1234)
+    assert (settings.connect_timeout, settings.read_timeout) == (1.5, 30)
+    assert settings.disabled is True
+
+
+def test_allowed_models_accepts_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_PROXY_ALLOWED_MODELS", '["gpt-4o", "o3"]')
+    assert Settings().allowed_models == ("gpt-4o", "o3")
+
+
+def test_upstream_must_be_http_url() -> None:
+    with pytest.raises(ValidationError, match="http"):
+        Settings(upstream="api.openai.com/v1")
+
+
+def test_hop_by_hop_and_client_credentials_are_not_forwarded() -> None:
+    incoming = CIMultiDictProxy(
+        CIMultiDict(
+            [
+                ("Host", "proxy"),
+                ("Connection", "keep-alive, X-Hop"),
+                ("X-Hop", "1"),
+                ("Keep-Alive", "timeout=5"),
+                ("Transfer-Encoding", "chunked"),
+                ("TE", "trailers"),
+                ("Upgrade", "h2c"),
+                ("Proxy-Authorization", "Basic eA=="),
+                ("Authorization", "Bearer client"),
+                ("api-key", "client"),
+                ("X-Api-Key", "client"),
+                ("Accept-Encoding", "br, zstd"),
+                ("OpenAI-Beta", "assistants=v2"),
+                ("X-Custom", "a"),
+                ("X-Custom", "b"),
+            ]
+        )
+    )
+    headers = upstream_headers(incoming, "Bearer sk-proxy")
+    assert headers.getall("Authorization") == ["Bearer sk-proxy"]
+    assert headers["Accept-Encoding"] == "gzip, deflate"  # what the proxy can decode
+    assert headers["OpenAI-Beta"] == "assistants=v2"
+    assert headers.getall("X-Custom") == ["a", "b"]
+    kept = {name.lower() for name in headers}
+    assert kept == {"authorization", "accept-encoding", "openai-beta", "x-custom"}
+
+
+def test_usage_is_read_from_json_and_sse_tails() -> None:
+    body = b'{"id":"x","choices":[{"message":{"content":"say \\"usage\\": {"}}],'
+    body += b'"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}}'
+    assert parse_usage(body) == (12, 34)
+    responses = b'"usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":1},'
+    responses += b'"output_tokens":6,"total_tokens":11}'
+    assert parse_usage(responses) == (5, 6)
+    stream = b'data: {"choices":[{"delta":{}}],"usage":null}\n\n' * 3
+    assert parse_usage(stream) == (None, None)
+    tail = UsageTail()
+    for chunk in [b"x" * 10_000, stream, b'data: {"choices":[],"usage":{"prompt_tokens":1,']:
+        tail.feed(chunk)
+    tail.feed(b'"completion_tokens":2}}\n\ndata: [DONE]\n\n')
+    assert tail.tokens() == (1, 2)
+
+
+def test_dockerfile_is_slim_non_root_hashed_and_read_only_friendly() -> None:
+    dockerfile = (ROOT / "proxy" / "Dockerfile").read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", dockerfile, re.M)
+    assert "--require-hashes" in dockerfile
+    assert "--only-binary :all:" in dockerfile  # nothing compiled, no build tools needed
+    assert "apt-get" not in dockerfile
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.M)
+    assert "PYTHONDONTWRITEBYTECODE=1" in dockerfile  # read-only root filesystem
+    assert "compileall" in dockerfile
+    assert re.search(r'^ENTRYPOINT \["python", "-m", "proxy"\]$', dockerfile, re.M)
+    assert re.search(r"^WORKDIR /app$", dockerfile, re.M)
+    assert re.search(r"^EXPOSE 8080$", dockerfile, re.M)
+
+
+def test_requirements_are_fully_pinned_with_hashes() -> None:
+    text = (ROOT / "proxy" / "requirements.txt").read_text()
+    requirements = [line for line in text.splitlines() if re.match(r"^[A-Za-z]", line)]
+    assert {"aiohttp", "prometheus-client", "pydantic-settings", "httpx", "uvloop"} <= {
+        re.split(r"[=;\s]", line)[0] for line in requirements
+    }
+    for line in requirements:
+        assert "==" in line, line
+    blocks = re.split(r"\n(?=[A-Za-z])", text.split("\n", 6)[-1])
+    assert all("--hash=sha256:" in block for block in blocks if re.match(r"[A-Za-z]", block))
