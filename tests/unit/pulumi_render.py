@@ -136,6 +136,9 @@ def stack_file_config(stack: str) -> dict[str, Any]:
     return {k.removeprefix(prefix): v for k, v in (data.get("config") or {}).items()}
 
 
+_DROP = object()  # an override value meaning "remove this key"
+
+
 def _set_path(config: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = config
@@ -145,9 +148,6 @@ def _set_path(config: dict[str, Any], dotted: str, value: Any) -> None:
         node.pop(leaf, None)
     else:
         node[leaf] = value
-
-
-_DROP = object()
 
 
 def without(*keys: str) -> dict[str, Any]:
