@@ -52,7 +52,10 @@ class GatewaySettings(_Strict):
     port: int = Field(default=80, ge=1, le=65535)
     path_prefix: str = Field(default="/", alias="pathPrefix")
 
-    _name = field_validator("name")(_check_dns_label)
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _check_dns_label(value)
 
     @field_validator("path_prefix")
     @classmethod
@@ -78,8 +81,10 @@ class ResourceQuantities(_Strict):
     cpu: str | None = None
     memory: str | None = None
 
-    _cpu = field_validator("cpu")(_check_quantity)
-    _memory = field_validator("memory")(_check_quantity)
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _check_quantities(cls, value: str | None) -> str | None:
+        return _check_quantity(value)
 
 
 class ProxyResources(_Strict):
@@ -166,7 +171,10 @@ class GatewayConfig(_Strict):
     context: str | None = None
     skip_await: bool = Field(default=False, alias="skipAwait")
 
-    _namespace = field_validator("namespace")(_check_dns_label)
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        return _check_dns_label(value)
 
     @field_validator("secret_name")
     @classmethod
