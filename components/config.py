@@ -136,7 +136,7 @@ def _problems_from(error: ValidationError) -> list[ConfigProblem]:
     return problems
 
 
-def _cross_field_problems(cfg: GatewayConfig) -> list[ConfigProblem]:
+def cross_field_problems(cfg: GatewayConfig) -> list[ConfigProblem]:
     """Checks that involve more than one key; run once every key is valid on its own."""
     problems = []
     if not cfg.agentgateway.enabled and not cfg.proxy.enabled:
@@ -254,7 +254,7 @@ def validate_settings(raw: dict[str, Any]) -> tuple[GatewayConfig | None, list[C
         settings = GatewayConfig.model_validate(raw)
     except ValidationError as error:
         return None, _problems_from(error)
-    return settings, _cross_field_problems(settings)
+    return settings, cross_field_problems(settings)
 
 
 def load_config(config: pulumi.Config | None = None) -> StackConfig:

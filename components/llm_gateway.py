@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .ai_route import AIRoute
+from .config import ConfigError, cross_field_problems
 from .key_secret import KeySecret
 from .llm_proxy import PROXY_NAME, LlmProxy
 from .openai_backend import OpenAIBackend
@@ -52,8 +53,11 @@ class LlmGateway(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: LlmGatewayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__(COMPONENT_TYPE, name, None, opts)
         cfg = args.config
+        # load_config already ran these; a library caller may have built cfg directly.
+        if problems := cross_field_problems(cfg):
+            raise ConfigError(problems)
+        super().__init__(COMPONENT_TYPE, name, None, opts)
         self.kubernetes_provider = self._kubernetes_provider(name, args)
         child = pulumi.ResourceOptions(
             parent=self, providers={"kubernetes": self.kubernetes_provider}

@@ -7,6 +7,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components import (
+    ConfigError,
     GatewayConfig,
     LlmGateway,
     LlmGatewayArgs,
@@ -180,3 +181,16 @@ def test_openai_base_url_sets_backend_host_port_path_and_tls(
     (container,) = result.one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["LLM_PROXY_UPSTREAM"] == base_url
+
+
+def test_cross_field_checks_also_guard_library_callers() -> None:
+    def program() -> None:
+        config = GatewayConfig.model_validate(
+            {"agentgateway": {"enabled": False}, "proxy": {"enabled": False}}
+        )
+        LlmGateway("nothing", LlmGatewayArgs(config=config, openai_key=KEY))
+
+    result = render({}, program=program, expect_error=True)
+    assert isinstance(result.error, ConfigError)
+    assert "enable at least one" in str(result.error)
+    assert result.resources == []
