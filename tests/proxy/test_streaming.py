@@ -1,5 +1,6 @@
 """Bodies stream through unbuffered, both ways, and disconnects propagate."""
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -129,3 +130,16 @@ def test_non_json_body_streams_through_unparsed(proxy: ProxyHandle, upstream: Up
     assert upstream.fake.seen.body_sizes == [len(upload)]
     call = proxy.calls(1)[-1]
     assert call["bytesIn"] == len(upload)
+
+
+def test_expect_100_continue_is_answered_before_the_body(proxy: ProxyHandle) -> None:
+    body = b'{"model": "gpt-4o-mini", "messages": []}'
+    port = proxy.running.port
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
