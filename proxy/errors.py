@@ -106,3 +106,10 @@ def upstream_unreachable(reason: str) -> ProxyError:
         "upstream_unreachable",
         "server_error",
     )
+
+
+def internal() -> ProxyError:
+    """A bug in the proxy; the detail goes nowhere, as it could echo request data."""
+    return ProxyError(
+        500, "The LLM proxy failed to handle this request.", "proxy_error", "server_error"
+    )

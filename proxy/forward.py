@@ -178,6 +178,12 @@ class Forwarder:
             call.error = "client_disconnected"
             call.status = call.status or 499
             raise
+        except Exception as exc:
+            call.error = f"internal_error:{type(exc).__name__}"  # the type only, never the text
+            if call.status:  # the response has started: all that is left is to cut it
+                raise
+            call.status = 500
+            return errors.internal().to_response()
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()

@@ -222,3 +222,16 @@ def test_every_refusal_is_in_the_access_log(start_proxy: Callable[..., ProxyHand
         (413, "request_too_large"),
     ]
     assert calls[0]["model"] == "o3"
+
+
+def test_an_unexpected_failure_is_an_openai_shaped_500(
+    proxy: ProxyHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError(f"bug holding {FAKE_KEY}")
+
+    monkeypatch.setattr("proxy.forward.upstream_headers", broken)
+    message = assert_openai_error(post_chat(proxy), 500, "proxy_error")
+    assert "bug" not in message
+    assert proxy.calls(1)[-1]["error"] == "internal_error:RuntimeError"
+    assert "FAKEKEY" not in proxy.log.getvalue()
