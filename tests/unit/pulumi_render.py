@@ -5,6 +5,7 @@ PULUMI_CONFIG_SECRET_KEYS), so `load_config` takes the same path as in `pulumi u
 Each render runs in its own contextvars context, so renders do not share state.
 """
 
+import asyncio
 import contextlib
 import contextvars
 import copy
@@ -199,6 +200,18 @@ def _run_main() -> None:
 
 
 def _run_program(stack: str, main: Callable[[], None]) -> Rendered:
+    # A loop of our own: pytest-asyncio (the proxy tests) closes and unsets the
+    # default loop, and Pulumi's runtime asks for the current one.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return _run_program_in_loop(stack, main)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _run_program_in_loop(stack: str, main: Callable[[], None]) -> Rendered:
     monitor = _ParentRecordingMonitor()
     pulumi.runtime.set_mocks(
         monitor.mocks, project="llm-gateway", stack=stack, preview=False, monitor=monitor
