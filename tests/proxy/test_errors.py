@@ -146,7 +146,7 @@ def test_in_flight_bound_sheds_excess_with_503_and_retry_after(
     slow_results: list[int] = []
 
     def slow_call() -> None:
-        response = post_chat(proxy, headers={"x-fake-behaviour": "slow:0.8"})
+        response = post_chat(proxy, headers={"x-fake-behaviour": "slow:2"})
         slow_results.append(response.status_code)
 
     threads = [threading.Thread(target=slow_call) for _ in range(2)]

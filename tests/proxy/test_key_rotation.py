@@ -52,7 +52,7 @@ async def test_rotation_under_concurrent_load_fails_no_request(
         stop.set()
         await asyncio.gather(*workers)
 
-    assert len(statuses) > 100
+    assert len(statuses) > 50
     assert set(statuses) == {200}, f"failed calls: {[s for s in statuses if s != 200]}"
     assert max(reload_seconds) < 1.0
     seen = upstream.fake.seen.authorizations

@@ -38,7 +38,7 @@ def test_first_chunk_reaches_client_before_upstream_sends_the_last(
                 arrivals.append(time.perf_counter())
     (last_sent,) = upstream.fake.seen.last_chunk_sent_at
     assert arrivals[0] < last_sent - 0.3  # first chunk was out ~0.5 s before the last
-    assert len(arrivals) >= 6  # one read per upstream write: nothing coalesced the stream
+    assert len(arrivals) >= 5  # about one read per upstream write: nothing coalesced them
 
 
 def test_client_disconnect_cancels_the_upstream_request(
