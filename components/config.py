@@ -201,7 +201,7 @@ def _raw_values(config: pulumi.Config) -> tuple[dict[str, Any], list[ConfigProbl
 
 def _unknown_top_level_keys(config: pulumi.Config) -> list[ConfigProblem]:
     prefix = f"{config.name}:"
-    seen = set(pulumi.runtime.get_config_env()) | set(pulumi.runtime.config.CONFIG.get())
+    seen = set(pulumi.runtime.get_config_env() or {}) | set(pulumi.runtime.config.CONFIG.get())
     unknown = sorted(k[len(prefix) :] for k in seen if k.startswith(prefix))
     return [_unknown_key(key) for key in unknown if key not in _KNOWN_KEYS]
 
@@ -244,7 +244,8 @@ def _stored_in_plaintext(config: pulumi.Config, key: str) -> bool:
     if pulumi.runtime.is_config_secret(full_key):
         return False
     if "PULUMI_CONFIG_SECRET_KEYS" in os.environ:
-        return full_key not in pulumi.runtime.get_config_secret_keys_env()
+        # The CLI writes JSON `null` when no key at all is secret.
+        return full_key not in (pulumi.runtime.get_config_secret_keys_env() or [])
     return False
 
 

@@ -284,7 +284,8 @@ def render(
     cli_config = {f"{NAMESPACE}:{k}": _cli_value(v) for k, v in config.items()}
     values = {
         "PULUMI_CONFIG": json.dumps(cli_config),
-        "PULUMI_CONFIG_SECRET_KEYS": json.dumps([f"{NAMESPACE}:{k}" for k in secret_keys]),
+        # Like the CLI's language host: a Go nil slice, so JSON null when nothing is secret.
+        "PULUMI_CONFIG_SECRET_KEYS": json.dumps([f"{NAMESPACE}:{k}" for k in secret_keys] or None),
         **(env or {}),
     }
     with _cli_env(values):
