@@ -63,7 +63,7 @@ def test_metrics_count_requests_tokens_ttfb_in_flight_and_reloads(
     client.embeddings.create(model="text-embedding-3-small", input="x")
     secret_dir.write(SECOND_KEY)
     deadline = time.monotonic() + 3
-    while "llm_proxy_key_reloads_total" not in (
+    while 'llm_proxy_key_reloads_total{result="reloaded"}' not in (
         text := httpx.get(proxy.root_url + "/metrics").text
     ):
         assert time.monotonic() < deadline
