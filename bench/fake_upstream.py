@@ -12,6 +12,7 @@ steers one request with the `x-fake-behaviour` header, comma-separated:
   drop              close the connection without answering
   drop-mid-stream   send part of a stream, then close the connection
   gzip              gzip a non-stream body when the client accepts it
+  linger:0.5        keep a stream open that long after `data: [DONE]`
 
 A request without `Authorization: Bearer ...` gets 401, like the real API.
 """
@@ -229,6 +230,8 @@ class FakeUpstream:
                 await response.write(_usage_chunk(model, chunks))
             await response.write(b"data: [DONE]\n\n")
             self.seen.last_chunk_sent_at.append(time.perf_counter())
+            if "linger" in steps:
+                await asyncio.sleep(float(steps["linger"]))
             await response.write_eof()
         except asyncio.CancelledError:
             self.seen.cancelled += 1

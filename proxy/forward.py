@@ -274,6 +274,23 @@ class Forwarder:
             response.content_length = length
         await response.prepare(request)
         tail = UsageTail()
+        try:
+            await self._copy_body(request, upstream, response, call, tail)
+        finally:
+            # Also when the client hangs up right after the last event (SDKs close the
+            # stream on `[DONE]`): the usage chunk has been forwarded, so count it.
+            call.prompt_tokens, call.completion_tokens = tail.tokens()
+        return response
+
+    async def _copy_body(
+        self,
+        request: web.BaseRequest,
+        upstream: aiohttp.ClientResponse,
+        response: web.StreamResponse,
+        call: CallRecord,
+        tail: UsageTail,
+    ) -> None:
+        """Write each upstream chunk to the client as soon as it arrives."""
         while True:
             try:
                 chunk = await upstream.content.readany()  # whatever arrived, no fixed size
@@ -284,7 +301,7 @@ class Forwarder:
                 call.error = "upstream_read_timeout" if timed_out else "upstream_dropped"
                 if request.transport is not None:
                     request.transport.abort()
-                return response
+                return
             if not chunk:
                 break
             if call.ttfb is None:
@@ -295,7 +312,5 @@ class Forwarder:
                 await response.write(chunk)
             except ConnectionError:  # incl. aiohttp.ClientConnectionResetError
                 call.error = "client_disconnected"
-                return response
+                return
         await response.write_eof()
-        call.prompt_tokens, call.completion_tokens = tail.tokens()
-        return response

@@ -143,3 +143,19 @@ def test_expect_100_continue_is_answered_before_the_body(proxy: ProxyHandle) -> 
         assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(body)
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_usage_is_counted_when_the_client_hangs_up_after_done(proxy: ProxyHandle) -> None:
+    body = {**CHAT, "stream_options": {"include_usage": True}}
+    headers = {"x-fake-behaviour": "linger:2"}
+    received = b""
+    url = proxy.base_url + "/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers) as response:
+        for chunk in response.iter_raw():
+            received += chunk
+            if b"[DONE]" in received:
+                break  # like the SDK: stop at [DONE] and close the connection
+    (call,) = proxy.calls(1)
+    assert call["error"] == "client_disconnected"
+    assert call["status"] == 200
+    assert (call["promptTokens"], call["completionTokens"]) == (11, 5)
