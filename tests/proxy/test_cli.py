@@ -1,5 +1,6 @@
 """`python -m proxy` as a process: env vars and flags, SIGTERM drain, smoke."""
 
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import pytest
 
 from proxy.cli import main
 from tests.proxy.proxy_process import ProxyProcess, launch
-from tests.proxy.support import ROOT, ProxyHandle, Upstream
+from tests.proxy.support import FAKE_KEY, ROOT, ProxyHandle, Upstream
 
 
 @pytest.fixture
@@ -54,6 +55,10 @@ def test_serve_reads_env_vars_and_sigterm_drains_in_flight(
     assert running.process.wait(timeout=10) == 0
     events = [line["event"] for line in running.read_rest()]
     assert events[-3:] == ["draining", "call", "stopped"]
+    assert running.process.stderr is not None
+    everything = json.dumps(running.lines) + running.process.stderr.read()
+    assert FAKE_KEY not in everything
+    assert "FAKEKEY" not in everything
     with pytest.raises(httpx.ConnectError):
         httpx.get(running.root_url + "/healthz")
 
