@@ -12,31 +12,29 @@ from pydantic import ValidationError
 
 from proxy.settings import Settings
 
-# flag -> Settings field; each also reads LLM_PROXY_<FIELD> from the environment.
-_SERVE_FLAGS: dict[str, tuple[str, type, str]] = {
-    "--host": ("host", str, "listen address (LLM_PROXY_HOST, default 127.0.0.1)"),
-    "--port": ("port", int, "listen port (LLM_PROXY_PORT, default 8080)"),
-    "--upstream": ("upstream", str, "OpenAI base URL (LLM_PROXY_UPSTREAM)"),
-    "--key-file": ("key_file", str, "key file path (LLM_PROXY_KEY_FILE)"),
-    "--allowed-models": ("allowed_models", str, "comma-separated (LLM_PROXY_ALLOWED_MODELS)"),
-    "--max-in-flight": ("max_in_flight", int, "503 beyond this (LLM_PROXY_MAX_IN_FLIGHT)"),
-    "--max-body-bytes": ("max_body_bytes", int, "413 beyond this (LLM_PROXY_MAX_BODY_BYTES)"),
-    "--connect-timeout": ("connect_timeout", float, "seconds (LLM_PROXY_CONNECT_TIMEOUT)"),
-    "--read-timeout": ("read_timeout", float, "seconds (LLM_PROXY_READ_TIMEOUT)"),
-    "--drain-timeout": ("drain_timeout", float, "seconds (LLM_PROXY_DRAIN_TIMEOUT)"),
-    "--key-poll-interval": ("key_poll_interval", float, "s (LLM_PROXY_KEY_POLL_INTERVAL)"),
-}
+# Every Settings field is a `serve` flag: --key-file <-> key_file <-> LLM_PROXY_KEY_FILE.
+_FLAG_TYPES: dict[str, type] = {"port": int, "max_in_flight": int, "max_body_bytes": int}
+_FLOAT_FIELDS = {"connect_timeout", "read_timeout", "drain_timeout", "key_poll_interval"}
+
+
+def _flag_help(field: str) -> str:
+    info = Settings.model_fields[field]
+    default = info.default
+    shown = ",".join(default) if isinstance(default, tuple) else default
+    return f"{info.description} [env LLM_PROXY_{field.upper()}, default {shown!s}]"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m proxy", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the proxy (the default command)")
-    for flag, (field, kind, text) in _SERVE_FLAGS.items():
-        serve.add_argument(flag, dest=field, type=kind, default=None, help=text)
-    serve.add_argument(
-        "--disabled", action="store_true", default=None, help="kill switch (LLM_PROXY_DISABLED)"
-    )
+    for field in Settings.model_fields:
+        flag = "--" + field.replace("_", "-")
+        if field == "disabled":
+            serve.add_argument(flag, action="store_true", default=None, help=_flag_help(field))
+            continue
+        kind = float if field in _FLOAT_FIELDS else _FLAG_TYPES.get(field, str)
+        serve.add_argument(flag, dest=field, type=kind, default=None, help=_flag_help(field))
     smoke = commands.add_parser("smoke", help="one keyless chat completion through a gateway")
     smoke.add_argument("--url", required=True, help="OpenAI base URL, e.g. http://host/v1")
     smoke.add_argument("--model", default="gpt-4o-mini")
@@ -57,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if ok else 1
     overrides = {
         field: value
-        for field in [*(f for f, _, _ in _SERVE_FLAGS.values()), "disabled"]
+        for field in Settings.model_fields
         if (value := getattr(args, field, None)) is not None
     }
     try:
