@@ -8,6 +8,7 @@ and copies the response back chunk by chunk as the upstream produces it.
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -101,6 +102,19 @@ class _CoalescedResponse(web.StreamResponse):
 
 def is_json(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
+
+
+_FORM_MODEL = re.compile(
+    rb'content-disposition:[ \t]*form-data;[ \t]*name="?model"?[^\r\n]*\r\n'
+    rb"(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n",
+    re.IGNORECASE,
+)
+
+
+def multipart_model(body: bytes) -> str | None:
+    """The `model` form field of a multipart body, if there is one."""
+    match = _FORM_MODEL.search(body)
+    return None if match is None else match.group(1).decode("utf-8", "replace")
 
 
 async def read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
@@ -250,6 +264,13 @@ class Forwarder:
             # curl asks for this before large uploads; the low-level server leaves it to us.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if not is_json(request.content_type):
+            if self.allowed_models and request.content_type == "multipart/form-data":
+                # e.g. audio transcriptions carry the model as a form field: with an
+                # allowlist, read the (bounded) form so the model can be checked too.
+                body = await read_bounded(request.content, limit)
+                call.bytes_in = len(body)
+                call.model = multipart_model(body)
+                return body
             return bounded_stream(request.content, limit, call)
         body = await read_bounded(request.content, limit)
         call.bytes_in = len(body)

@@ -235,3 +235,18 @@ def test_an_unexpected_failure_is_an_openai_shaped_500(
     assert "bug" not in message
     assert proxy.calls(1)[-1]["error"] == "internal_error:RuntimeError"
     assert "FAKEKEY" not in proxy.log.getvalue()
+
+
+def test_allowlist_also_checks_multipart_model_fields(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
+) -> None:
+    proxy = start_proxy(allowed_models="whisper-1")
+    url = proxy.base_url + "/audio/transcriptions"
+    audio = {"file": ("a.wav", b"RIFF....WAVE" * 100, "audio/wav")}
+    refused = httpx.post(url, files=audio, data={"model": "gpt-4o-transcribe"})
+    message = assert_openai_error(refused, 403, "model_not_allowed")
+    assert "'gpt-4o-transcribe'" in message
+    allowed = httpx.post(url, files=audio, data={"model": "whisper-1"})
+    assert allowed.status_code == 404  # reached the fake, which has no audio endpoint
+    assert upstream.fake.seen.paths == ["/v1/audio/transcriptions"]
+    assert upstream.fake.seen.body_sizes[0] > 1200  # the whole form went upstream
