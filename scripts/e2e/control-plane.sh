@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # A throwaway Kubernetes control plane on loopback for the e2e suite: etcd, kube-apiserver
 # (client-cert auth, RBAC, a service-account signing key) and kube-controller-manager running
-# only the namespace controller (so deleted namespaces finish terminating). No scheduler, no
-# kubelet: pods never run, which is why the e2e stacks set `skipAwait: true`.
+# only the namespace controller (deleted namespaces finish terminating) and the garbage
+# collector (it clears the foregroundDeletion finalizer that Pulumi's default Foreground
+# deletes put on every object; without it each delete hangs). No scheduler, no kubelet:
+# pods never run, which is why the e2e stacks set `skipAwait: true`.
 #
-#   scripts/e2e/control-plane.sh up   STATE_DIR BIN_DIR   # start, write STATE_DIR/kubeconfig
-#   scripts/e2e/control-plane.sh down STATE_DIR           # stop what `up` started
+#   scripts/e2e/control-plane.sh up          STATE_DIR BIN_DIR  # etcd + API server, kubeconfig
+#   (apply the CRDs: scripts/e2e/apply_crds.py STATE_DIR/kubeconfig CRDS_DIR)
+#   scripts/e2e/control-plane.sh controllers STATE_DIR BIN_DIR  # kube-controller-manager
+#   scripts/e2e/control-plane.sh down        STATE_DIR          # stop all of the above
 #
 # `up` writes STATE_DIR/env (KUBECONFIG=...) and logs to STATE_DIR/logs/. CRDs are applied
 # separately (scripts/e2e/apply_crds.py) because that needs the project's virtualenv.
@@ -49,10 +53,9 @@ extendedKeyUsage=serverAuth
 EOF
     issue server "/CN=kube-apiserver" server.ext
     printf 'extendedKeyUsage=clientAuth\n' >client.ext
-    # system:masters bypasses RBAC: the admin identity for the tests and Pulumi.
+    # system:masters bypasses RBAC: the identity of the tests, Pulumi and the controller
+    # manager (its garbage collector must read every custom resource kind).
     issue admin "/O=system:masters/CN=e2e-admin" client.ext
-    # The controller manager's own identity; its bootstrap RBAC role covers the namespace controller.
-    issue kcm "/CN=system:kube-controller-manager" client.ext
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
     cd - >/dev/null
@@ -115,19 +118,26 @@ up() {
         --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
         --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true --profiling=false
     kubeconfig "$state/kubeconfig" admin
-    kubeconfig "$state/kcm.kubeconfig" kcm
     wait_for kube-apiserver 120 curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
         "https://127.0.0.1:$api_port/readyz"
 
-    if [[ -x "$bin/kube-controller-manager" ]]; then
-        start kube-controller-manager "$bin/kube-controller-manager" \
-            --kubeconfig "$state/kcm.kubeconfig" --controllers namespace \
-            --leader-elect=false --secure-port 0 --use-service-account-credentials=false
-    else
-        log "no kube-controller-manager: deleted namespaces stay Terminating"
-    fi
     echo "KUBECONFIG=$state/kubeconfig" >"$state/env"
     log "up: https://127.0.0.1:$api_port (kubeconfig $state/kubeconfig)"
+}
+
+# Started after the CRDs are applied, so the garbage collector's first discovery already
+# covers the custom kinds (otherwise it only picks them up at its 30 s resync).
+controllers() {
+    state="$1"
+    local bin="$2"
+    if [[ ! -x "$bin/kube-controller-manager" ]]; then
+        log "no kube-controller-manager: deletes hang on foregroundDeletion, namespaces stay Terminating"
+        return 1
+    fi
+    start kube-controller-manager "$bin/kube-controller-manager" \
+        --kubeconfig "$state/kubeconfig" --controllers namespace-controller,garbage-collector-controller \
+        --leader-elect=false --secure-port 0 --use-service-account-credentials=false
+    log "controllers: namespace-controller, garbage-collector-controller"
 }
 
 down() {
@@ -149,9 +159,10 @@ down() {
 
 case "${1:-}" in
     up) up "$2" "$3" ;;
+    controllers) controllers "$2" "$3" ;;
     down) down "$2" ;;
     *)
-        echo "usage: $0 up STATE_DIR BIN_DIR | down STATE_DIR" >&2
+        echo "usage: $0 up|controllers STATE_DIR BIN_DIR | down STATE_DIR" >&2
         exit 2
         ;;
 esac
