@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # a kubernetes-validate dependency
+import jsonschema
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

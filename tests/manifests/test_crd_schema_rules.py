@@ -1,6 +1,6 @@
 """How the CRD schema is turned into a validator: unknown fields, preserved fields, defaults."""
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 
 from tests.manifests.crd_schema import strict_json_schema, with_defaults
 
