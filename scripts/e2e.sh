@@ -23,7 +23,7 @@ echo "e2e: toolchain ready in $((t1 - t0))s: $bin" >&2
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/llm-gateway-e2e.XXXXXX")"
 cleanup() {
-    scripts/e2e/control-plane.sh down "$state" || true
+    scripts/e2e/control-plane.sh down "$state/cluster" || true
     if [[ "${LLM_GATEWAY_E2E_KEEP:-0}" == 1 ]]; then
         echo "e2e: kept $state" >&2
     else
@@ -35,6 +35,7 @@ trap 'exit 130' INT TERM
 
 scripts/e2e/control-plane.sh up "$state/cluster" "$bin"
 "$python" scripts/e2e/apply_crds.py "$state/cluster/kubeconfig" "$crds"
+scripts/e2e/control-plane.sh controllers "$state/cluster" "$bin"
 t2=$(date +%s)
 echo "e2e: control plane + CRDs ready in $((t2 - t1))s" >&2
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ PROJECT_DIRS = ("components", "proxy", "stacks")
 PASSPHRASE = "e2e-passphrase-not-a-secret"
 FAKE_KEY = "sk-test-FAKEKEY-e2e-first-0123456789abcdef"
 ROTATED_KEY = "sk-test-FAKEKEY-e2e-rotated-fedcba9876543210"
-COMMAND_TIMEOUT_S = 300
+COMMAND_TIMEOUT_S = 240
 
 
 class PulumiError(AssertionError):
@@ -91,17 +92,24 @@ class Workspace:
         Every output is scanned for the forbidden strings (the fake keys): none may leak.
         """
         argv = ["pulumi", *args, "--non-interactive"]
-        proc = subprocess.run(
+        # Own process group: on a timeout the engine's plugins die with it, not orphaned.
+        with subprocess.Popen(
             argv,
             cwd=self.project,
             env=self.env(),
-            input=stdin,
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=COMMAND_TIMEOUT_S,
-            check=False,
-        )
-        result = Result(list(args), proc.returncode, proc.stdout, proc.stderr)
+            start_new_session=True,
+        ) as proc:
+            try:
+                stdout, stderr = proc.communicate(stdin, timeout=COMMAND_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                stdout, stderr = proc.communicate()
+                stderr += f"\n[e2e] killed after {COMMAND_TIMEOUT_S}s"
+        result = Result(list(args), proc.returncode, stdout, stderr)
         self.log.append(result)
         for secret in self.forbidden:
             if secret in result.output:

@@ -7,6 +7,7 @@ previous one's cluster state); `facts` carries uids/resourceVersions between the
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
@@ -22,6 +23,9 @@ NS = "llm-gateway-dev"  # stacks/Pulumi.dev.yaml
 SECRET, KEY_FIELD = "openai-api-key", "apiKey"
 PROXY, GATEWAY, ROUTE, BACKEND = "llm-proxy", "llm-gateway", "llm-gateway", "openai"
 SECRET_TYPE = "kubernetes:core/v1:Secret"
+RESOURCE_LINE = re.compile(
+    r"^\s*[-+~]*\s*(?P<type>[\w.-]+:[\w/.-]+:[\w.-]+): \((?P<op>[\w-]+)\)$", re.M
+)
 
 facts: dict[str, Any] = {}
 
@@ -160,10 +164,11 @@ def test_rotation_plans_one_in_place_secret_update(workspace: Workspace, kube: K
     workspace.set_secret("openaiKey", ROTATED_KEY, STACK)
 
     diff = workspace.run("preview", "--diff", "--stack", STACK).stdout
-    changed = [line for line in diff.splitlines() if line.lstrip().startswith(("~", "+-", "-+"))]
-    assert changed, diff
-    assert all(SECRET_TYPE in line or "data" in line for line in changed), diff
+    # Resource headers look like "~ kubernetes:core/v1:Secret: (update)".
+    planned = [(m["type"], m["op"]) for m in RESOURCE_LINE.finditer(diff) if m["op"] != "same"]
+    assert planned == [(SECRET_TYPE, "update")], diff
     assert "replace" not in diff.lower(), diff
+    assert "~ 1 to update" in diff, diff
 
     assert _preview_ops(workspace) == {SECRET_TYPE: ["update"]}
 
