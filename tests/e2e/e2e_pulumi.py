@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
 PROJECT_DIRS = ("components", "proxy", "stacks")
@@ -140,3 +142,17 @@ def init_stack(ws: Workspace, stack: str, kubeconfig: str, key: str | None = FAK
     ws.run("config", "set", "--stack", stack, "kubeconfig", kubeconfig)
     if key is not None:
         ws.set_secret("openaiKey", key, stack)
+
+
+def write_stack_file(ws: Workspace, stack: str, namespace: str, overrides: dict[str, Any]) -> None:
+    """dev's settings, a namespace of its own, and the overrides merged per top-level key."""
+    stacks = ws.project / "stacks"
+    config = yaml.safe_load((stacks / "Pulumi.dev.yaml").read_text())["config"]
+    config = {k: v for k, v in config.items() if k.startswith("llm-gateway:")}
+    config.pop("llm-gateway:openaiKey", None)
+    config["llm-gateway:namespace"] = namespace
+    for key, value in overrides.items():
+        merged = dict(config.get(f"llm-gateway:{key}", {}))
+        merged.update(value)
+        config[f"llm-gateway:{key}"] = merged
+    (stacks / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
