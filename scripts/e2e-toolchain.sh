@@ -97,4 +97,10 @@ kube_ldflags+=" -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION"
 build kube-apiserver "$tools/kube" -ldflags "$kube_ldflags" k8s.io/kubernetes/cmd/kube-apiserver
 build kube-controller-manager "$tools/kube" -ldflags "$kube_ldflags" k8s.io/kubernetes/cmd/kube-controller-manager
 
+# Each key holds ~1 GB of binaries; drop the ones an older pin or tool source left behind
+# (rebuilding one is a relink while Go's build cache is warm).
+for old in "$(dirname "$root")"/*/; do
+    [[ "${old%/}" == "$root" ]] || rm -rf "${old%/}"
+done
+
 echo "$bin"
