@@ -28,6 +28,7 @@ class ProxyState:
         self.metrics = Metrics()
         self.keys = KeySource(settings.key_file, settings.key_poll_interval, self._key_changed)
         self.forwarder = Forwarder(settings, self.keys, self.metrics, self.log)
+        self.metrics.in_flight_source = lambda: self.forwarder.in_flight
         self.draining = False
         self._watcher: asyncio.Task[None] | None = None
 

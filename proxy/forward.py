@@ -182,7 +182,6 @@ class Forwarder:
         if self.in_flight >= self.settings.max_in_flight:
             return self._answer(call, errors.overloaded(self.settings.max_in_flight))
         self.in_flight += 1
-        self.metrics.in_flight.inc()
         try:
             return await self._forward(request, call)
         except ProxyError as exc:
@@ -200,7 +199,6 @@ class Forwarder:
             return errors.internal().to_response()
         finally:
             self.in_flight -= 1
-            self.metrics.in_flight.dec()
             self._record(call)
 
     def _answer(self, call: CallRecord, error: ProxyError) -> web.Response:

@@ -5,12 +5,21 @@ headers, bodies and the key never reach this module.
 """
 
 import asyncio
+import bisect
+import itertools
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TTFB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -49,51 +58,55 @@ def path_label(path: str) -> str:
     return "/".join(kept)
 
 
+class _Histogram:
+    """Bucket counts for one label set; `le` semantics as Prometheus defines them."""
+
+    __slots__ = ("bounds", "count", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative = list(itertools.accumulate(self.counts))
+        edges = [*(repr(float(b)) for b in self.bounds), "+Inf"]
+        return list(zip(edges, map(float, cumulative), strict=True))
+
+
 class Metrics:
-    """The Prometheus series, on a registry of their own (one per app)."""
+    """Prometheus metrics, on a registry of their own (one per app).
+
+    The per-call series are plain dicts and ints updated on the request path and
+    turned into metric families only when /metrics is scraped: no locks, label
+    lookups or sample objects per call. The rare key events use ordinary
+    prometheus-client metrics.
+    """
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.requests = Counter(
-            "llm_proxy_requests",
-            "Calls by model, path and status.",
-            ["model", "path", "status"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "llm_proxy_request_duration_seconds",
-            "Whole-call latency.",
-            ["path"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.ttfb = Histogram(
-            "llm_proxy_stream_time_to_first_byte_seconds",
-            "Streams: time from request to the first body chunk sent to the client.",
-            ["path"],
-            buckets=_TTFB_BUCKETS,
-            registry=r,
-        )
-        self.tokens = Counter(
-            "llm_proxy_tokens",
-            "Tokens the upstream reported, by model and kind.",
-            ["model", "kind"],
-            registry=r,
-        )
-        self.in_flight = Gauge("llm_proxy_in_flight", "Calls being served now.", registry=r)
+        self.registry = CollectorRegistry(auto_describe=False)
         self.key_reloads = Counter(
             "llm_proxy_key_reloads",
             "Key file changes seen, by result.",
             ["result"],
-            registry=r,
+            registry=self.registry,
         )
-        self.key_loaded = Gauge("llm_proxy_key_loaded", "1 while a key is loaded.", registry=r)
+        self.key_loaded = Gauge(
+            "llm_proxy_key_loaded", "1 while a key is loaded.", registry=self.registry
+        )
+        self.in_flight_source: Callable[[], int] = lambda: 0
+        self._requests: dict[tuple[str, str, str], int] = {}
+        self._latency: dict[str, _Histogram] = {}
+        self._ttfb: dict[str, _Histogram] = {}
+        self._tokens: dict[tuple[str, str], int] = {}
         self._models: set[str] = set()
-        # labels() takes a lock and builds a key each call; the set of label tuples
-        # is small, so the proxy keeps the children it already resolved.
-        self._per_call: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._children: dict[tuple[object, ...], Any] = {}
+        self.registry.register(self)  # a Collector: anything with collect()
 
     def model_label(self, model: str | None) -> str:
         if model is None:
@@ -108,40 +121,75 @@ class Metrics:
     def record(self, call: CallRecord, duration: float) -> None:
         path = path_label(call.path)
         model = self.model_label(call.model)
-        children = self._per_call.get((model, path, call.status))
-        if children is None:
-            children = (
-                self.requests.labels(model, path, str(call.status)),
-                self.latency.labels(path),
-            )
-            self._per_call[(model, path, call.status)] = children
-        children[0].inc()
-        children[1].observe(duration)
+        key = (model, path, str(call.status))
+        self._requests[key] = self._requests.get(key, 0) + 1
+        latency = self._latency.get(path)
+        if latency is None:
+            latency = self._latency[path] = _Histogram(_LATENCY_BUCKETS)
+        latency.observe(duration)
         if call.streamed and call.ttfb is not None:
-            self._child(self.ttfb, (path,)).observe(call.ttfb)
+            ttfb = self._ttfb.get(path)
+            if ttfb is None:
+                ttfb = self._ttfb[path] = _Histogram(_TTFB_BUCKETS)
+            ttfb.observe(call.ttfb)
         if call.prompt_tokens:
-            self._child(self.tokens, (model, "prompt")).inc(call.prompt_tokens)
+            self._add_tokens(model, "prompt", call.prompt_tokens)
         if call.completion_tokens:
-            self._child(self.tokens, (model, "completion")).inc(call.completion_tokens)
+            self._add_tokens(model, "completion", call.completion_tokens)
 
-    def _child(self, parent: Counter | Histogram, labels: tuple[str, ...]) -> Any:
-        key = (id(parent), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = parent.labels(*labels)
-        return child
+    def _add_tokens(self, model: str, kind: str, count: int) -> None:
+        self._tokens[(model, kind)] = self._tokens.get((model, kind), 0) + count
+
+    def collect(self) -> Iterator[Metric]:
+        """Called by the registry at scrape time."""
+        requests = CounterMetricFamily(
+            "llm_proxy_requests",
+            "Calls by model, path and status.",
+            labels=["model", "path", "status"],
+        )
+        for labels, value in self._requests.items():
+            requests.add_metric(list(labels), value)
+        yield requests
+        for name, text, histograms in (
+            ("llm_proxy_request_duration_seconds", "Whole-call latency.", self._latency),
+            (
+                "llm_proxy_stream_time_to_first_byte_seconds",
+                "Streams: time from request to the first body chunk sent to the client.",
+                self._ttfb,
+            ),
+        ):
+            family = HistogramMetricFamily(name, text, labels=["path"])
+            for path, histogram in histograms.items():
+                family.add_metric([path], histogram.buckets(), histogram.total)
+            yield family
+        tokens = CounterMetricFamily(
+            "llm_proxy_tokens",
+            "Tokens the upstream reported, by model and kind.",
+            labels=["model", "kind"],
+        )
+        for model_kind, value in self._tokens.items():
+            tokens.add_metric(list(model_kind), value)
+        yield tokens
+        yield GaugeMetricFamily(
+            "llm_proxy_in_flight", "Calls being served now.", value=self.in_flight_source()
+        )
 
 
 class EventLog:
     """JSON lines to a stream (stdout in the pod): one per call, one per key event.
 
-    Lines are flushed once per event-loop iteration rather than once per line, so
-    a burst of calls finishing together costs one write(2), not one each.
+    Lines are flushed at most every FLUSH_SECONDS rather than once per line, so a
+    busy proxy pays one write(2) per batch, not per call. `flush()` at shutdown
+    keeps the last lines; a SIGKILL can lose at most that interval of log.
     """
+
+    FLUSH_SECONDS = 0.05
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._flush_pending = False
+        self._second = -1
+        self._stamp = ""
 
     def write(self, fields: dict[str, object]) -> None:
         self._stream.write(json.dumps(fields, separators=(",", ":")) + "\n")
@@ -150,18 +198,26 @@ class EventLog:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._stream.flush()
+            self.flush()
             return
         self._flush_pending = True
-        loop.call_soon(self._flush)
+        loop.call_later(self.FLUSH_SECONDS, self.flush)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         self._flush_pending = False
         self._stream.flush()
 
+    def _now(self) -> str:
+        """UTC time to the second, formatted once per second rather than per line."""
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        return self._stamp
+
     def call(self, call: CallRecord, duration: float) -> None:
         fields: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+            "time": self._now(),
             "event": "call",
             "method": call.method,
             "path": call.path,

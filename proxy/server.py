@@ -33,6 +33,7 @@ class RunningProxy:
         await self.runner.cleanup()
         await state.close()
         state.log.write({"event": "stopped"})
+        state.log.flush()
 
 
 async def start(settings: Settings, log_stream: TextIO) -> RunningProxy:

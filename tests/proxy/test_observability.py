@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 import httpx
 import openai
+import pytest
+from prometheus_client import generate_latest
 
-from proxy.observability import path_label
+from proxy.observability import CallRecord, Metrics, path_label
 from tests.proxy.kubelet import KubeletSecretDir
 from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
 
@@ -131,3 +133,19 @@ def test_fake_key_never_appears_in_logs_metrics_or_answers(
     assert '"event":"call"' in exposed  # the scan looked at real output
     for secret in (FAKE_KEY, SECOND_KEY, "FAKEKEY", CLIENT_DUMMY_KEY):
         assert secret not in exposed
+
+
+def test_histogram_buckets_follow_le_semantics() -> None:
+    metrics = Metrics()
+    call = CallRecord("POST", "/v1/embeddings", status=200)
+    for duration in (0.005, 0.0051, 400.0):
+        metrics.record(call, duration)
+    text = generate_latest(metrics.registry).decode()
+    bucket = 'llm_proxy_request_duration_seconds_bucket{le="%s",path="/v1/embeddings"}'
+    assert metric(text, bucket % "0.005") == 1  # a value on a bound counts in that bucket
+    assert metric(text, bucket % "0.01") == 2
+    assert metric(text, bucket % "300.0") == 2
+    assert metric(text, bucket % "+Inf") == 3
+    assert metric(text, 'llm_proxy_request_duration_seconds_sum{path="/v1/embeddings"}') == (
+        pytest.approx(400.0101)
+    )
