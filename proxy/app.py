@@ -1,8 +1,8 @@
 """Wires settings, key source, forwarder and observability into one request handler.
 
 aiohttp's low-level server is used without web.Application: the proxy has four
-fixed routes, and skipping the router, middleware chain and signals is a
-measurable share of the per-request cost (see bench/RESULTS.md).
+fixed routes, so a router, a middleware chain and signals would be per-request
+work with nothing to do.
 """
 
 import asyncio
