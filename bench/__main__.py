@@ -419,7 +419,12 @@ def render(
         f"max {reload_max * 1000:.0f} ms | {ok(reload_max <= 1.0)} |",
         "",
         "Key reload: the proxy re-reads the key file every 0.25 s "
-        "(`LLM_PROXY_KEY_POLL_INTERVAL`), so the expected latency is 0-250 ms.",
+        "(`LLM_PROXY_KEY_POLL_INTERVAL`), so the expected latency is 0-250 ms "
+        "(the benchmark swaps right after the previous reload was seen, hence near the top).",
+        "",
+        "The machine is shared with other jobs: absolute rates move by 10-20% between runs, "
+        "so compare rows of one run (targets are interleaved per repetition for that reason). "
+        "Each process runs at raised priority (nice -10) when the benchmark may set it.",
         "",
     ]
     return "\n".join(lines)
