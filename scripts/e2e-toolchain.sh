@@ -82,7 +82,10 @@ if [[ ! -x "$bin/pulumi-resource-kubernetes" ]] && ! use_path pulumi-resource-ku
     stage="$root/src/kubernetes-provider"
     rm -rf "$stage" && mkdir -p "$stage"
     cp "$tools/kubernetes-provider/"{go.mod,go.sum,main.go} "$stage/"
-    moddir="$(cd "$stage" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)"
+    # `go list -m` does not download; `go mod download -json` does and reports the directory.
+    moddir="$(cd "$stage" && go mod download -json github.com/pulumi/pulumi-kubernetes/provider/v4 |
+        sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    [[ -d "$moddir" ]] || { log "cannot locate the provider module's source"; exit 1; }
     cp "$moddir/cmd/pulumi-resource-kubernetes/"{schema.json,terraform-mapping.json} "$stage/"
     chmod u+w "$stage"/*
     LLM_GATEWAY_E2E_BUILD_ALL=1 build pulumi-resource-kubernetes "$stage" \
