@@ -21,6 +21,12 @@ KEY_MOUNT_DIR = "/etc/llm-gateway/secret"
 RUN_AS = 10001
 KEY_VOLUME = "api-key"
 TMP_VOLUME = "tmp"
+# Shutdown budget: endpoints controllers and kube-proxy learn of a terminating pod a few
+# seconds late, so the pod keeps serving through the preStop sleep, then drains its
+# in-flight calls on SIGTERM; the grace period covers both with a margin.
+PRE_STOP_SLEEP_SECONDS = 5
+DRAIN_TIMEOUT_SECONDS = 20
+TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + DRAIN_TIMEOUT_SECONDS + 5
 
 
 def _env(settings: ProxySettings, upstream_url: str) -> list[dict[str, str]]:
@@ -34,6 +40,7 @@ def _env(settings: ProxySettings, upstream_url: str) -> list[dict[str, str]]:
         "LLM_PROXY_MAX_BODY_BYTES": str(settings.max_body_bytes),
         "LLM_PROXY_CONNECT_TIMEOUT": str(settings.connect_timeout),
         "LLM_PROXY_READ_TIMEOUT": str(settings.read_timeout),
+        "LLM_PROXY_DRAIN_TIMEOUT": str(DRAIN_TIMEOUT_SECONDS),
     }
     return [{"name": name, "value": value} for name, value in values.items()]
 
@@ -64,6 +71,7 @@ def _container(settings: ProxySettings, upstream_url: str) -> dict[str, Any]:
         "startupProbe": _probe("/healthz", period=2, failures=30),
         "livenessProbe": _probe("/healthz", period=10, failures=3),
         "readinessProbe": _probe("/readyz", period=5, failures=2),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -87,7 +95,7 @@ def _pod_spec(
         "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 30,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RUN_AS,

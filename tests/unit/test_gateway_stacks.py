@@ -7,6 +7,7 @@ from functools import cache
 import pytest
 
 from proxy.fingerprint import key_fingerprint
+from proxy.settings import Settings as ProxyRuntimeSettings
 from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack, stack_file_config
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
@@ -230,6 +231,13 @@ def test_proxy_pod_is_hardened_and_probed(stack: str) -> None:
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # Keeps serving while endpoints catch up, then drains within the grace period.
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    drain = float(
+        next(e["value"] for e in container["env"] if e["name"] == "LLM_PROXY_DRAIN_TIMEOUT")
+    )
+    assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + drain
     resources = stack_file_config(stack)["proxy"]["resources"]
     assert container["resources"] == resources
     assert spec["replicas"] == expected_replicas(stack)
@@ -267,6 +275,26 @@ def test_proxy_env_follows_the_contract(stack: str) -> None:
         "LLM_PROXY_READ_TIMEOUT",
     }
     assert "LLM_PROXY_DISABLED" not in env
+
+
+def test_every_proxy_env_var_is_one_the_proxy_reads(stack: str, monkeypatch) -> None:
+    # The proxy ignores unknown LLM_PROXY_* variables, so a misspelt name would be lost
+    # silently: each must name a setting, and together they must load as intended.
+    cfg = stack_file_config(stack)
+    (container,) = (
+        rendered(stack).one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
+    )
+    env = {e["name"]: e["value"] for e in container["env"]}
+    fields = set(ProxyRuntimeSettings.model_fields)
+    for name in env:
+        assert name.removeprefix("LLM_PROXY_").lower() in fields, name
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    loaded = ProxyRuntimeSettings()
+    assert list(loaded.allowed_models) == cfg["proxy"]["allowedModels"]
+    assert loaded.max_in_flight == cfg["proxy"]["maxInFlight"]
+    assert str(loaded.key_file) == "/etc/llm-gateway/secret/apiKey"
+    assert loaded.port == 8080
 
 
 def test_service_account_mounts_no_token_and_service_fronts_port_8080(stack: str) -> None:
