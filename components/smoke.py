@@ -5,9 +5,25 @@ against that plane's in-cluster base URL; it prints the reply and exits non-zero
 failure (`kubectl run -i --rm --restart=Never` passes the pod's exit code through).
 """
 
+import json
 import shlex
 
 from .settings import GatewayConfig
+from .shapes.deployment import container_security_context, pod_security_context
+
+
+def _hardening_overrides(pod: str) -> str:
+    """The smoke pod hardened like the proxy, so namespaces enforcing Pod Security
+    "restricted" admit it; strategic merge keeps kubectl's own container fields."""
+    overrides = {
+        "apiVersion": "v1",
+        "spec": {
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security_context(),
+            "containers": [{"name": pod, "securityContext": container_security_context()}],
+        },
+    }
+    return json.dumps(overrides, separators=(",", ":"), sort_keys=True)
 
 
 def _kubectl_run(cfg: GatewayConfig, pod: str, url: str) -> str:
@@ -24,6 +40,8 @@ def _kubectl_run(cfg: GatewayConfig, pod: str, url: str) -> str:
         "--restart=Never",
         "--image",
         cfg.proxy.image_ref,
+        "--override-type=strategic",
+        f"--overrides={_hardening_overrides(pod)}",
         "--command",
         "--",
         "python",

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import shlex
 from functools import cache
 
 import pytest
@@ -157,6 +158,18 @@ def test_smoke_test_runs_the_proxy_image_against_each_plane_without_credentials(
         )
         assert "Authorization" not in line
         assert "sk-" not in line
+        argv = shlex.split(line)
+        assert "--override-type=strategic" in argv
+        overrides = json.loads(
+            next(a for a in argv if a.startswith("--overrides=")).split("=", 1)[1]
+        )
+        pod = overrides["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["containers"]
+        assert container["name"] == argv[2]  # kubectl names the container after the pod
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
 def test_backend_references_the_secret_by_name_and_key_and_maps_openai_paths(stack: str) -> None:
