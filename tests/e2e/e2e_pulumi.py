@@ -7,6 +7,7 @@ secrets use the passphrase provider, so nothing leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -46,6 +47,33 @@ class Result:
 
     def json(self) -> Any:
         return json.loads(self.stdout)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below pid (read from /proc; plugins may have left its group)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL pid, its process group and every descendant."""
+    victims = _descendants(pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    for victim in [pid, *victims]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
 
 
 def copy_project(dest: Path) -> Path:
@@ -94,7 +122,8 @@ class Workspace:
         Every output is scanned for the forbidden strings (the fake keys): none may leak.
         """
         argv = ["pulumi", *args, "--non-interactive"]
-        # Own process group: on a timeout the engine's plugins die with it, not orphaned.
+        # On a timeout the engine and its plugins (which it starts in their own process
+        # groups) are all stopped, so a hung step never leaves orphans behind.
         with subprocess.Popen(
             argv,
             cwd=self.project,
@@ -108,7 +137,7 @@ class Workspace:
             try:
                 stdout, stderr = proc.communicate(stdin, timeout=COMMAND_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                _kill_tree(proc.pid)
                 stdout, stderr = proc.communicate()
                 stderr += f"\n[e2e] killed after {COMMAND_TIMEOUT_S}s"
         result = Result(list(args), proc.returncode, stdout, stderr)
