@@ -4,8 +4,8 @@ agentgateway has no AIRoute kind; the name stays for our component only.
 """
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from .custom_resource import declare_custom_resource
 from .shapes import http_route as shape
 
 COMPONENT_TYPE = "llm-gateway:index:AIRoute"
@@ -35,12 +35,5 @@ class AIRoute(pulumi.ComponentResource):
             path_prefix=path_prefix,
             skip_await=skip_await,
         )
-        self.route = k8s.apiextensions.CustomResource(
-            name,
-            api_version=manifest["apiVersion"],
-            kind=manifest["kind"],
-            metadata=manifest["metadata"],
-            spec=manifest["spec"],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.route = declare_custom_resource(name, manifest, pulumi.ResourceOptions(parent=self))
         self.register_outputs({"routeName": route_name})

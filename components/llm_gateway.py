@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from .ai_route import AIRoute
 from .config import ConfigError, cross_field_problems
+from .custom_resource import declare_custom_resource
 from .key_secret import KeySecret
 from .llm_proxy import PROXY_NAME, LlmProxy
 from .openai_backend import OpenAIBackend
@@ -150,14 +151,7 @@ class LlmGateway(pulumi.ComponentResource):
             port=cfg.gateway.port,
             skip_await=cfg.skip_await,
         )
-        self.gateway = k8s.apiextensions.CustomResource(
-            f"{name}-gateway",
-            api_version=manifest["apiVersion"],
-            kind=manifest["kind"],
-            metadata=manifest["metadata"],
-            spec=manifest["spec"],
-            opts=child,
-        )
+        self.gateway = declare_custom_resource(f"{name}-gateway", manifest, child)
         self.backend = OpenAIBackend(
             f"{name}-backend",
             namespace=namespace,

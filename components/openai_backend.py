@@ -1,8 +1,8 @@
 """OpenAIBackend: the AgentgatewayBackend that injects the key on the gateway side."""
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from .custom_resource import declare_custom_resource
 from .shapes import agentgateway_backend as shape
 
 COMPONENT_TYPE = "llm-gateway:index:OpenAIBackend"
@@ -36,12 +36,5 @@ class OpenAIBackend(pulumi.ComponentResource):
             skip_await=skip_await,
         )
         self.backend_name = backend_name
-        self.backend = k8s.apiextensions.CustomResource(
-            name,
-            api_version=manifest["apiVersion"],
-            kind=manifest["kind"],
-            metadata=manifest["metadata"],
-            spec=manifest["spec"],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.backend = declare_custom_resource(name, manifest, pulumi.ResourceOptions(parent=self))
         self.register_outputs({"backendName": backend_name})

@@ -24,9 +24,8 @@ from proxy.observability import CallRecord, EventLog, Metrics
 from proxy.settings import Settings
 from proxy.usage import UsageTail
 
-# Never forwarded upstream: hop-by-hop headers (RFC 9110 §7.6.1), values aiohttp
-# recomputes, and every client credential (the proxy injects its own).
-_REQUEST_DROP = frozenset(
+# Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never the message.
+_HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
@@ -37,32 +36,22 @@ _REQUEST_DROP = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
-        "host",
-        "content-length",
-        "accept-encoding",
-        "expect",
-        "authorization",
-        "api-key",
-        "x-api-key",
     }
 )
+# Never forwarded upstream: hop-by-hop, values aiohttp recomputes, and every client
+# credential (the proxy injects its own).
+_REQUEST_DROP = _HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "accept-encoding",
+    "expect",
+    "authorization",
+    "api-key",
+    "x-api-key",
+}
 # Never copied back: hop-by-hop, and the body framing the proxy sets itself
 # (aiohttp decodes gzip/deflate so usage can be read; the client gets identity).
-_RESPONSE_DROP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "content-encoding",
-    }
-)
+_RESPONSE_DROP = _HOP_BY_HOP | {"content-length", "content-encoding"}
 # Encodings aiohttp can always decode without optional packages.
 _UPSTREAM_ACCEPT_ENCODING = "gzip, deflate"
 
