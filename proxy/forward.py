@@ -226,6 +226,9 @@ class Forwarder:
         except TimeoutError as exc:  # aiohttp's read timeouts subclass TimeoutError
             raise errors.upstream_timeout("read") from exc
         except aiohttp.ClientError as exc:
+            if isinstance(exc.__cause__, ProxyError):
+                # bounded_stream refused the upload; aiohttp wraps what a body raises.
+                raise exc.__cause__ from None
             raise errors.upstream_unreachable(type(exc).__name__) from exc
         try:
             response = await self._stream_back(request, upstream, call)

@@ -250,3 +250,21 @@ def test_allowlist_also_checks_multipart_model_fields(
     assert allowed.status_code == 404  # reached the fake, which has no audio endpoint
     assert upstream.fake.seen.paths == ["/v1/audio/transcriptions"]
     assert upstream.fake.seen.body_sizes[0] > 1200  # the whole form went upstream
+
+
+def test_streamed_upload_over_limit_is_413_not_502(
+    start_proxy: Callable[..., ProxyHandle],
+) -> None:
+    proxy = start_proxy(max_body_bytes=1000)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: only counting can catch it
+        for _ in range(5):
+            yield b"x" * 600
+
+    response = httpx.post(
+        proxy.base_url + "/files",
+        content=chunks(),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert_openai_error(response, 413, "request_too_large")
+    assert proxy.calls(1)[-1]["error"] == "request_too_large"
