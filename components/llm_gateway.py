@@ -24,6 +24,7 @@ from .shapes import service as service_shape
 from .smoke import smoke_test_command
 
 COMPONENT_TYPE = "llm-gateway:index:LlmGateway"
+KUBERNETES_TYPE = "kubernetes:core/v1:Namespace"  # any Kubernetes type names its package
 ROUTE_NAME = "llm-gateway"
 
 
@@ -32,7 +33,8 @@ class LlmGatewayArgs:
     """What LlmGateway needs. `openai_key` is wrapped as a secret whatever it arrives as.
 
     `provider`: a Kubernetes provider with enable_secret_mutable=True (see provider.py
-    for how that is checked); None makes one from `config.kubeconfig`/`config.context`.
+    for how that is checked); None takes the one in the component's resource options,
+    if any, else makes one from `config.kubeconfig`/`config.context`.
     """
 
     config: GatewayConfig
@@ -103,11 +105,17 @@ class LlmGateway(pulumi.ComponentResource):
             }
         )
 
-    def _kubernetes_provider(self, name: str, args: LlmGatewayArgs) -> k8s.Provider:
-        """The caller's provider if it is known to update Secrets in place, else our own."""
-        if args.provider is not None:
-            check_secret_mutable(args.provider)
-            return args.provider
+    def _kubernetes_provider(self, name: str, args: LlmGatewayArgs) -> pulumi.ProviderResource:
+        """The caller's provider if it is known to update Secrets in place, else our own.
+
+        The caller's is `args.provider`, or else a Kubernetes provider from this
+        component's resource options (`provider`/`providers`, or inherited from a parent):
+        replacing that with an ambient-kubeconfig one would deploy to another cluster.
+        """
+        given = args.provider or self.get_provider(KUBERNETES_TYPE)
+        if given is not None:
+            check_secret_mutable(given)
+            return given
         cfg = args.config
         return secret_mutable_provider(
             f"{name}-k8s",

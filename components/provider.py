@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 FLAG_ENV_VAR = "PULUMI_K8S_ENABLE_SECRET_MUTABLE"
 _TRUE_VALUES = {"1", "t", "T", "true", "TRUE", "True"}  # what the provider's own parser takes
 
-_vouched: "weakref.WeakSet[k8s.Provider]" = weakref.WeakSet()
+_vouched: "weakref.WeakSet[pulumi.ProviderResource]" = weakref.WeakSet()
 
 
 class SecretMutabilityError(pulumi.RunError):
@@ -56,7 +56,7 @@ def mark_secret_mutable(provider: k8s.Provider) -> k8s.Provider:
     return provider
 
 
-def check_secret_mutable(provider: k8s.Provider) -> None:
+def check_secret_mutable(provider: pulumi.ProviderResource) -> None:
     """Refuse a provider that is not known to update Secrets in place."""
     if provider in _vouched:
         return

@@ -75,6 +75,48 @@ def test_the_environment_flag_makes_any_provider_acceptable() -> None:
     assert provider.inputs["enableSecretMutable"] == "true"
 
 
+def run_with_provider_in_opts(
+    build_opts: Callable[[k8s.Provider], pulumi.ResourceOptions],
+    build_provider: Callable[[], k8s.Provider],
+    *,
+    expect_error: bool = False,
+) -> Rendered:
+    """Render a program that hands its provider over the usual Pulumi way: resource options."""
+
+    def program() -> None:
+        opts = build_opts(build_provider())
+        LlmGateway("app-llm", LlmGatewayArgs(config=GatewayConfig(), openai_key=KEY), opts=opts)
+
+    return render({}, expect_error=expect_error, program=program)
+
+
+PROVIDER_OPTS: dict[str, Callable[[k8s.Provider], pulumi.ResourceOptions]] = {
+    "provider": lambda p: pulumi.ResourceOptions(provider=p),
+    "providers-list": lambda p: pulumi.ResourceOptions(providers=[p]),
+    "providers-map": lambda p: pulumi.ResourceOptions(providers={"kubernetes": p}),
+}
+
+
+@pytest.mark.parametrize("how", sorted(PROVIDER_OPTS))
+def test_a_provider_passed_in_resource_options_is_used_not_replaced(how: str) -> None:
+    # Otherwise the stack's objects would silently go to the ambient kubeconfig's cluster.
+    result = run_with_provider_in_opts(
+        PROVIDER_OPTS[how], lambda: secret_mutable_provider("mine", context="team-cluster")
+    )
+    (provider,) = result.of_type("pulumi:providers:kubernetes")
+    assert provider.name == "mine"
+    assert all(obj.provider.startswith(provider.urn + "::") for obj in result.k8s_objects())
+
+
+@pytest.mark.parametrize("how", sorted(PROVIDER_OPTS))
+def test_a_plain_provider_in_resource_options_is_refused(how: str) -> None:
+    result = run_with_provider_in_opts(
+        PROVIDER_OPTS[how], lambda: k8s.Provider("plain"), expect_error=True
+    )
+    assert isinstance(result.error, SecretMutabilityError)
+    assert not [r for r in result.resources if r.typ.startswith("kubernetes:")]
+
+
 def test_the_stack_provider_takes_kubeconfig_and_context_from_config() -> None:
     result = render_stack("dev", overrides={"kubeconfig": "/tmp/kubeconfig", "context": "kind-llm"})
     (provider,) = result.of_type("pulumi:providers:kubernetes")
