@@ -212,7 +212,10 @@ class Forwarder:
         if self.allowed_models and model is not None and model not in self.allowed_models:
             raise errors.model_not_allowed(model, settings.allowed_models)
         assert self.session is not None, "session opens at app startup"
-        url = URL(settings.upstream + request.raw_path[3:], encoded=True)
+        target = request.raw_path  # path and query exactly as the client sent them
+        if not target.startswith("/"):  # absolute-form: `GET http://host/v1/... HTTP/1.1`
+            target = request.rel_url.raw_path_qs
+        url = URL(settings.upstream + target[3:], encoded=True)
         try:
             upstream = await self.session.request(
                 request.method,

@@ -1,5 +1,7 @@
 """The official openai SDK, sync and async, through the proxy with a dummy key."""
 
+import socket
+
 import openai
 import pytest
 
@@ -153,3 +155,16 @@ def test_query_string_and_method_are_preserved(proxy: ProxyHandle, upstream: Ups
     client = sync_client(proxy)
     client.models.list(extra_query={"limit": "2", "after": "a b"})
     assert upstream.fake.seen.paths == ["/v1/models?limit=2&after=a+b"]
+
+
+def test_absolute_form_request_target_keeps_the_path(
+    proxy: ProxyHandle, upstream: Upstream
+) -> None:
+    # RFC 9112 §3.2.2: servers must accept `GET http://host/path HTTP/1.1` too.
+    with socket.create_connection(("127.0.0.1", proxy.running.port), timeout=3) as sock:
+        sock.sendall(
+            b"GET http://llm-proxy.example/v1/models?limit=2 HTTP/1.1\r\n"
+            b"Host: llm-proxy.example\r\nConnection: close\r\n\r\n"
+        )
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+    assert upstream.fake.seen.paths == ["/v1/models?limit=2"]
