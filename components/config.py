@@ -9,6 +9,7 @@ import difflib
 import json
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +123,12 @@ def _key_of(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def _problems_from(error: ValidationError) -> list[ConfigProblem]:
+# Values that may carry credentials (URL userinfo or query, an inline kubeconfig): a
+# problem with them never quotes the value. Keys stored with --secret are not quoted either.
+_NEVER_QUOTED = frozenset({"openaiBaseUrl", "kubeconfig"})
+
+
+def _problems_from(error: ValidationError, unquoted: Collection[str]) -> list[ConfigProblem]:
     problems = []
     for item in error.errors():
         key = _key_of(item["loc"])
@@ -130,7 +136,8 @@ def _problems_from(error: ValidationError) -> list[ConfigProblem]:
         if item["type"] == "extra_forbidden":
             problems.append(_unknown_key(key))
             continue
-        if "input" in item and not isinstance(item["input"], dict | list):
+        quotable = not item["loc"] or str(item["loc"][0]) not in unquoted
+        if quotable and "input" in item and not isinstance(item["input"], dict | list):
             message = f"{message} (got {item['input']!r})"
         problems.append(ConfigProblem(key, message, _example(key)))
     return problems
@@ -234,27 +241,40 @@ def _key_problems(config: pulumi.Config) -> list[ConfigProblem]:
     return problems
 
 
+def _stored_encrypted(config: pulumi.Config, key: str) -> bool:
+    """Whether the runtime lists `key` as secret.
+
+    The CLI passes secret key names in PULUMI_CONFIG_SECRET_KEYS (JSON `null` when no key
+    at all is secret); the Automation API sets them in-process.
+    """
+    full_key = f"{config.name}:{key}"
+    return pulumi.runtime.is_config_secret(full_key) or full_key in (
+        pulumi.runtime.get_config_secret_keys_env() or []
+    )
+
+
 def _stored_in_plaintext(config: pulumi.Config, key: str) -> bool:
     """True only when the runtime says which keys are secret and `key` is not one.
 
-    The CLI passes secret key names in PULUMI_CONFIG_SECRET_KEYS; the Automation API
-    sets them in-process. With neither present we cannot tell, so we do not accuse.
+    With no list from the CLI we cannot tell, so we do not accuse.
     """
-    full_key = f"{config.name}:{key}"
-    if pulumi.runtime.is_config_secret(full_key):
+    if _stored_encrypted(config, key):
         return False
-    if "PULUMI_CONFIG_SECRET_KEYS" in os.environ:
-        # The CLI writes JSON `null` when no key at all is secret.
-        return full_key not in (pulumi.runtime.get_config_secret_keys_env() or [])
-    return False
+    return "PULUMI_CONFIG_SECRET_KEYS" in os.environ
 
 
-def validate_settings(raw: dict[str, Any]) -> tuple[GatewayConfig | None, list[ConfigProblem]]:
-    """Turn raw camelCase values into a GatewayConfig, or the list of what is wrong."""
+def validate_settings(
+    raw: dict[str, Any], *, secret_keys: Collection[str] = ()
+) -> tuple[GatewayConfig | None, list[ConfigProblem]]:
+    """Turn raw camelCase values into a GatewayConfig, or the list of what is wrong.
+
+    Problems quote the value they found, except under `secret_keys` (top-level keys
+    stored encrypted) and keys whose values may carry credentials.
+    """
     try:
         settings = GatewayConfig.model_validate(raw)
     except ValidationError as error:
-        return None, _problems_from(error)
+        return None, _problems_from(error, _NEVER_QUOTED | set(secret_keys))
     return settings, cross_field_problems(settings)
 
 
@@ -264,7 +284,8 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
     raw, problems = _raw_values(config)
     problems += _unknown_top_level_keys(config)
     problems += _key_problems(config)
-    settings, setting_problems = validate_settings(raw)
+    secret_keys = {key for key in raw if _stored_encrypted(config, key)}
+    settings, setting_problems = validate_settings(raw, secret_keys=secret_keys)
     problems += setting_problems
     if problems or settings is None:
         raise ConfigError(problems)

@@ -189,6 +189,29 @@ def test_a_key_with_inner_whitespace_is_refused_without_echoing_it() -> None:
     assert key not in str(error)
 
 
+def test_a_base_url_carrying_credentials_is_refused_without_echoing_them() -> None:
+    secret = fake_key("in-url")
+    for url in (
+        f"https://user:{secret}@llm.example.com/v1",
+        f"https://llm.example.com/v1?key={secret}",
+    ):
+        error = failing({"openaiBaseUrl": url})
+        assert [p.key for p in error.problems] == ["openaiBaseUrl"]
+        assert "credentials" in str(error)
+        assert secret not in str(error)
+
+
+def test_a_value_stored_as_secret_is_never_echoed() -> None:
+    # e.g. the key pasted into the wrong setting with --secret
+    pasted = fake_key("WRONG-SETTING")
+    config = {"openaiKey": fake_key("x"), "secretName": pasted}
+    result = render(config, secret_keys=("openaiKey", "secretName"), expect_error=True)
+    assert isinstance(result.error, ConfigError)
+    assert [p.key for p in result.error.problems] == ["secretName"]
+    assert "DNS-1123 subdomain" in str(result.error)
+    assert pasted not in str(result.error)
+
+
 def test_plaintext_key_in_the_stack_file_is_refused() -> None:
     result = render({"openaiKey": fake_key("plain")}, secret_keys=(), expect_error=True)
     assert isinstance(result.error, ConfigError)
