@@ -58,17 +58,6 @@ def rule_sites(schema: dict[str, Any], value: Any, path: str = "") -> Iterator[R
             yield from rule_sites(schema["items"], item, f"{path}[{index}]")
 
 
-def all_rules(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, str]]:
-    """(schema path, rule) for every rule in the schema, present in an object or not."""
-    for validation in schema.get("x-kubernetes-validations", []):
-        yield path or "<root>", validation["rule"]
-    for name, prop in schema.get("properties", {}).items():
-        yield from all_rules(prop, f"{path}.{name}" if path else name)
-    for key in ("items", "additionalProperties"):
-        if isinstance(schema.get(key), dict):
-            yield from all_rules(schema[key], f"{path}[{key}]")
-
-
 def evaluate(site: RuleSite) -> Verdict:
     """Run one rule with `self` bound to its node; anything but a clean bool is unevaluable."""
     if "oldSelf" in site.rule:
