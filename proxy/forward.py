@@ -93,17 +93,18 @@ def is_json(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
+# A part named exactly `model` (its `name` parameter in any position), then its value.
 _FORM_MODEL = re.compile(
-    rb'content-disposition:[ \t]*form-data;[ \t]*name="?model"?[^\r\n]*\r\n'
+    rb"content-disposition:[ \t]*form-data[^\r\n]*?;[ \t]*"
+    rb'name=(?:"model"|model)[ \t]*(?:;[^\r\n]*)?\r\n'
     rb"(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n",
     re.IGNORECASE,
 )
 
 
-def multipart_model(body: bytes) -> str | None:
-    """The `model` form field of a multipart body, if there is one."""
-    match = _FORM_MODEL.search(body)
-    return None if match is None else match.group(1).decode("utf-8", "replace")
+def multipart_models(body: bytes) -> list[str]:
+    """Every `model` form field of a multipart body, in order."""
+    return [value.decode("utf-8", "replace") for value in _FORM_MODEL.findall(body)]
 
 
 async def read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
@@ -262,7 +263,10 @@ class Forwarder:
                 # allowlist, read the (bounded) form so the model can be checked too.
                 body = await read_bounded(request.content, limit)
                 call.bytes_in = len(body)
-                call.model = multipart_model(body)
+                models = multipart_models(body)
+                # Servers differ on which repeated field wins: every one must be allowed.
+                refused = [model for model in models if model not in self.allowed_models]
+                call.model = next(iter(refused or models), None)
                 return body
             return bounded_stream(request.content, limit, call)
         body = await read_bounded(request.content, limit)

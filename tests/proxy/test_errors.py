@@ -268,3 +268,34 @@ def test_streamed_upload_over_limit_is_413_not_502(
     )
     assert_openai_error(response, 413, "request_too_large")
     assert proxy.calls(1)[-1]["error"] == "request_too_large"
+
+
+def form(*parts: tuple[str, str]) -> bytes:
+    """A multipart body from (Content-Disposition parameters, value) pairs, in order."""
+    lines = []
+    for disposition, value in parts:
+        lines += ["--b", f"Content-Disposition: form-data; {disposition}", "", value]
+    return ("\r\n".join([*lines, "--b--", ""])).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        form(('name="model_hint"', "whisper-1"), ('name="model"', "gpt-4o-transcribe")),
+        form(('name="model"', "whisper-1"), ('name="model"', "gpt-4o-transcribe")),
+        form(('x="1"; name="model"', "gpt-4o-transcribe")),
+    ],
+    ids=["decoy-field-first", "repeated-field", "name-not-first-parameter"],
+)
+def test_multipart_allowlist_cannot_be_sidestepped(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream, body: bytes
+) -> None:
+    proxy = start_proxy(allowed_models="whisper-1")
+    response = httpx.post(
+        proxy.base_url + "/audio/transcriptions",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    message = assert_openai_error(response, 403, "model_not_allowed")
+    assert "'gpt-4o-transcribe'" in message
+    assert upstream.fake.seen.paths == []
