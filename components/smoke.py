@@ -6,6 +6,7 @@ failure (`kubectl run -i --rm --restart=Never` passes the pod's exit code throug
 """
 
 import json
+import os
 import shlex
 
 from .settings import GatewayConfig
@@ -26,8 +27,19 @@ def _hardening_overrides(pod: str) -> str:
     return json.dumps(overrides, separators=(",", ":"), sort_keys=True)
 
 
+def _kubeconfig_file(kubeconfig: str | None) -> str | None:
+    """The file the provider reads, if `kubeconfig` names one (as the provider decides:
+    an existing path, `~` expanded); inline contents are never copied into a command."""
+    if not kubeconfig or "\n" in kubeconfig:
+        return None
+    path = os.path.expanduser(kubeconfig)
+    return path if os.path.isfile(path) else None
+
+
 def _kubectl_run(cfg: GatewayConfig, pod: str, url: str) -> str:
     argv = ["kubectl"]
+    if kubeconfig := _kubeconfig_file(cfg.kubeconfig):
+        argv += ["--kubeconfig", kubeconfig]
     if cfg.context:
         argv += ["--context", cfg.context]
     argv += [

@@ -1,6 +1,8 @@
 """LlmGateway as a library: passed-in providers, options pass-through, per-stack knobs."""
 
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -128,6 +130,22 @@ def test_the_stack_provider_takes_kubeconfig_and_context_from_config() -> None:
     # A kubeconfig may be inline YAML with credentials: it is stored encrypted.
     assert provider.secret_paths == ("kubeconfig",)
     assert result.outputs["smokeTest"].startswith("kubectl --context kind-llm run ")
+
+
+def test_smoke_commands_use_the_kubeconfig_file_the_provider_uses(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "team kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    result = render_stack("dev", overrides={"kubeconfig": str(kubeconfig), "context": "team"})
+    for line in result.outputs["smokeTest"].splitlines():
+        argv = shlex.split(line)
+        assert argv[:6] == ["kubectl", "--kubeconfig", str(kubeconfig), "--context", "team", "run"]
+
+
+def test_an_inline_kubeconfig_stays_out_of_the_smoke_commands() -> None:
+    inline = "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: t0ken}}]\n"
+    result = render_stack("dev", overrides={"kubeconfig": inline})
+    assert "t0ken" not in result.outputs["smokeTest"]
+    assert "--kubeconfig" not in result.outputs["smokeTest"]
 
 
 def test_resource_options_pass_through_to_every_child() -> None:
