@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 
 from ..settings import ProxySettings
-from .meta import labels, object_meta
+from .meta import labels, object_meta, selector
 from .secret import KEY_FIELD
 
 API_VERSION = "apps/v1"
@@ -137,7 +137,6 @@ def deployment(
     skip_await: bool,
 ) -> dict[str, Any]:
     """The proxy Deployment; `replicas` is 0 under the kill switch."""
-    selector = {"app.kubernetes.io/name": name}
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -145,7 +144,7 @@ def deployment(
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": selector},
+            "selector": {"matchLabels": selector(name)},
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},

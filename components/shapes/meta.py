@@ -8,10 +8,15 @@ PART_OF = "llm-gateway"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 
 
+def selector(component: str) -> dict[str, str]:
+    """The label that picks a component's pods (Deployment, Service and PDB agree on it)."""
+    return {"app.kubernetes.io/name": component}
+
+
 def labels(component: str) -> dict[str, str]:
-    """Recommended app.kubernetes.io labels; `component` doubles as the selector value."""
+    """Recommended app.kubernetes.io labels, the selector label among them."""
     return {
-        "app.kubernetes.io/name": component,
+        **selector(component),
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": "pulumi",
     }

@@ -4,7 +4,7 @@ from typing import Any
 
 import pulumi
 
-from .meta import object_meta
+from .meta import object_meta, selector
 
 API_VERSION = "policy/v1"
 KIND = "PodDisruptionBudget"
@@ -20,6 +20,6 @@ def pod_disruption_budget(
         "metadata": object_meta(name, namespace, component=name, skip_await=skip_await),
         "spec": {
             "maxUnavailable": 1,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "selector": {"matchLabels": selector(name)},
         },
     }

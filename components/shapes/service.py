@@ -5,7 +5,7 @@ from typing import Any
 import pulumi
 
 from .deployment import PORT_NAME
-from .meta import object_meta
+from .meta import object_meta, selector
 
 API_VERSION = "v1"
 KIND = "Service"
@@ -20,7 +20,7 @@ def service(name: str, namespace: pulumi.Input[str], *, skip_await: bool) -> dic
         "metadata": object_meta(name, namespace, component=name, skip_await=skip_await),
         "spec": {
             "type": "ClusterIP",
-            "selector": {"app.kubernetes.io/name": name},
+            "selector": selector(name),
             "ports": [
                 {
                     "name": PORT_NAME,
