@@ -7,6 +7,7 @@ and copies the response back chunk by chunk as the upstream produces it.
 """
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -105,6 +106,18 @@ _FORM_MODEL = re.compile(
 def multipart_models(body: bytes) -> list[str]:
     """Every `model` form field of a multipart body, in order."""
     return [value.decode("utf-8", "replace") for value in _FORM_MODEL.findall(body)]
+
+
+def json_model(body: bytes) -> str | None:
+    """The `model` of a JSON object body; 400 when the body is not JSON."""
+    if not body:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise errors.malformed_json(str(exc)) from exc
+    model = document.get("model") if isinstance(document, dict) else None
+    return model if isinstance(model, str) else None
 
 
 async def read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
@@ -257,27 +270,24 @@ class Forwarder:
         if request.headers.get("Expect", "").lower() == "100-continue":
             # curl asks for this before large uploads; the low-level server leaves it to us.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if not is_json(request.content_type):
-            if self.allowed_models and request.content_type == "multipart/form-data":
-                # e.g. audio transcriptions carry the model as a form field: with an
-                # allowlist, read the (bounded) form so the model can be checked too.
-                body = await read_bounded(request.content, limit)
-                call.bytes_in = len(body)
-                models = multipart_models(body)
-                # Servers differ on which repeated field wins: every one must be allowed.
-                refused = [model for model in models if model not in self.allowed_models]
-                call.model = next(iter(refused or models), None)
-                return body
+        declared_json = is_json(request.content_type)
+        if not declared_json and not self.allowed_models:
             return bounded_stream(request.content, limit, call)
+        # JSON, or any body while an allowlist is set: read it (bounded) to find the model.
         body = await read_bounded(request.content, limit)
         call.bytes_in = len(body)
-        if body:
-            try:
-                document = json.loads(body)
-            except ValueError as exc:
-                raise errors.malformed_json(str(exc)) from exc
-            if isinstance(document, dict) and isinstance(document.get("model"), str):
-                call.model = document["model"]
+        if declared_json:
+            call.model = json_model(body)
+        elif request.content_type == "multipart/form-data":  # e.g. audio transcriptions
+            models = multipart_models(body)
+            # Servers differ on which repeated field wins: every one must be allowed.
+            refused = [model for model in models if model not in self.allowed_models]
+            call.model = next(iter(refused or models), None)
+        else:
+            # Upstreams may parse it as JSON anyway (FastAPI does when Content-Type is
+            # missing), so its model is checked too; a body that is not JSON goes as is.
+            with contextlib.suppress(ProxyError):
+                call.model = json_model(body)
         return body
 
     async def _stream_back(

@@ -299,3 +299,19 @@ def test_multipart_allowlist_cannot_be_sidestepped(
     message = assert_openai_error(response, 403, "model_not_allowed")
     assert "'gpt-4o-transcribe'" in message
     assert upstream.fake.seen.paths == []
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain"], ids=["no-content-type", "text"])
+def test_allowlist_checks_a_json_body_whatever_its_content_type(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream, content_type: str | None
+) -> None:
+    # Upstreams may parse such a body as JSON anyway (FastAPI does when the header is missing).
+    proxy = start_proxy(allowed_models="gpt-4o-mini")
+    headers = {} if content_type is None else {"content-type": content_type}
+    body = b'{"model": "o3", "messages": []}'
+    response = httpx.post(proxy.base_url + "/chat/completions", content=body, headers=headers)
+    assert_openai_error(response, 403, "model_not_allowed")
+    not_json = httpx.post(proxy.base_url + "/files", content=b"\x00{raw", headers=headers)
+    assert not_json.status_code == 404  # not JSON, not declared JSON: forwarded as it was
+    assert upstream.fake.seen.paths == ["/v1/files"]
+    assert upstream.fake.seen.body_sizes == [len(b"\x00{raw")]
