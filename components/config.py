@@ -76,6 +76,8 @@ EXAMPLES: dict[str, str] = {
     "proxy.imagePullPolicy": _set("proxy.imagePullPolicy", "IfNotPresent"),
     "proxy.replicas": _set("proxy.replicas", "2"),
     "proxy.resources": _set("proxy.resources.limits.memory", "256Mi"),
+    "proxy.resources.requests": _set("proxy.resources.requests.memory", "64Mi"),
+    "proxy.resources.limits": _set("proxy.resources.limits.memory", "256Mi"),
     "proxy.resources.requests.cpu": _set("proxy.resources.requests.cpu", "50m"),
     "proxy.resources.requests.memory": _set("proxy.resources.requests.memory", "64Mi"),
     "proxy.resources.limits.cpu": _set("proxy.resources.limits.cpu", "500m"),

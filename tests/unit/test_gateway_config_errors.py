@@ -99,6 +99,12 @@ CASES = [
         f"{SET} --path proxy.resources.limits.memory 256Mi",
     ),
     (
+        {"proxy.resources.requests": "small"},
+        "proxy.resources.requests",
+        "valid dictionary",
+        f"{SET} --path proxy.resources.requests.memory 64Mi",
+    ),
+    (
         {"proxy.allowedModels": ["gpt-4o-mini", " "]},
         "proxy.allowedModels",
         "non-empty model names",
