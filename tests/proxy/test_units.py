@@ -128,3 +128,12 @@ def test_requirements_are_fully_pinned_with_hashes() -> None:
         assert "==" in line, line
     blocks = re.split(r"\n(?=[A-Za-z])", text.split("\n", 6)[-1])
     assert all("--hash=sha256:" in block for block in blocks if re.match(r"[A-Za-z]", block))
+
+
+def test_dockerfile_run_steps_fail_when_any_command_fails() -> None:
+    dockerfile = (ROOT / "proxy" / "Dockerfile").read_text()
+    steps = re.findall(r"^RUN (?:.*\\\n)*.*$", dockerfile, re.M)
+    assert steps
+    for step in steps:
+        # `a && b || true` runs `true` when *a* fails too: keep `|| true` inside parentheses.
+        assert not re.search(r"&&[^()]*\|\|\s*true\s*$", step), step
