@@ -119,12 +119,14 @@ def test_a_plain_provider_in_resource_options_is_refused(how: str) -> None:
     assert not [r for r in result.resources if r.typ.startswith("kubernetes:")]
 
 
-def test_the_stack_provider_takes_kubeconfig_and_context_from_config() -> None:
-    result = render_stack("dev", overrides={"kubeconfig": "/tmp/kubeconfig", "context": "kind-llm"})
+def test_the_stack_provider_takes_kubeconfig_and_context_from_config(tmp_path: Path) -> None:
+    # A path that does not exist here, so the smoke commands carry only --context.
+    kubeconfig = str(tmp_path / "kubeconfig")
+    result = render_stack("dev", overrides={"kubeconfig": kubeconfig, "context": "kind-llm"})
     (provider,) = result.of_type("pulumi:providers:kubernetes")
     assert provider.inputs == {
         "enableSecretMutable": "true",
-        "kubeconfig": "/tmp/kubeconfig",
+        "kubeconfig": kubeconfig,
         "context": "kind-llm",
     }
     # A kubeconfig may be inline YAML with credentials: it is stored encrypted.
