@@ -19,10 +19,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from bench.kubelet import KubeletSecretDir
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -32,7 +34,7 @@ LOAD_CPU, PROXY_CPU = 0, 1
 STREAM_SHAPE = "chunks:20,chunk-delay:0.002"
 
 
-def pinned(cpu: int) -> Callable[[], None] | None:
+def pinned(cpu: int) -> Callable[[], None]:
     """Pin a child to one CPU and, when allowed, raise its priority above other jobs.
 
     The machine is shared (compilers run beside the benchmark); a higher priority
@@ -59,7 +61,6 @@ class Target:
     name: str
     base_url: str
     process: subprocess.Popen[str] | None = None
-    notes: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -79,30 +80,7 @@ def spawn_printing_port(args: list[str], cpu: int) -> tuple[subprocess.Popen[str
     return process, int(process.stdout.readline())
 
 
-class SecretDir:
-    """A kubelet-style Secret volume (apiKey -> ..data/apiKey, ..data swapped atomically)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.key_file = root / "apiKey"
-        self.version = 0
-
-    def write(self, key: str) -> None:
-        self.version += 1
-        version = self.root / f"..v{self.version}"
-        version.mkdir()
-        (version / "apiKey").write_text(key + "\n")
-        data = self.root / "..data"
-        old = data.resolve() if data.is_symlink() else None
-        os.symlink(version.name, self.root / "..data_tmp")
-        os.replace(self.root / "..data_tmp", data)
-        if not self.key_file.is_symlink():
-            os.symlink("..data/apiKey", self.key_file)
-        if old is not None:
-            shutil.rmtree(old)
-
-
-def start_proxy(upstream: str, secret: SecretDir, log_path: Path) -> tuple[Target, float]:
+def start_proxy(upstream: str, secret: KubeletSecretDir, log_path: Path) -> tuple[Target, float]:
     """The full proxy (log, metrics, allowlist, key reload on); returns start-to-ready s."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_PROXY_")}
@@ -145,7 +123,7 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def reload_latency(url: str, secret: SecretDir, key: str) -> float:
+def reload_latency(url: str, secret: KubeletSecretDir, key: str) -> float:
     from proxy.fingerprint import key_fingerprint
 
     wanted = key_fingerprint(key)
@@ -201,7 +179,7 @@ def main() -> None:
     machine = machine_line()
     print(machine, flush=True)
     work = Path(tempfile.mkdtemp(prefix="llm-proxy-bench-"))
-    secret = SecretDir(work)
+    secret = KubeletSecretDir(work)
     secret.write(KEY_A)
     upstream_process, upstream_port = spawn_printing_port(["-m", "bench.fake_upstream"], LOAD_CPU)
     upstream = f"http://127.0.0.1:{upstream_port}/v1"

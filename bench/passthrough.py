@@ -10,6 +10,7 @@
 No checks, logging or metrics: this isolates the cost of the client alone.
 """
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -90,8 +91,6 @@ async def serve(client: str, upstream: str) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()
     print(runner.addresses[0][1], flush=True)
-    import asyncio
-
     await asyncio.Event().wait()
 
 

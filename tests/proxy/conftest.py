@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from bench.fake_upstream import start_fake_upstream
+from bench.kubelet import KubeletSecretDir
 from proxy.server import start
 from proxy.settings import Settings
-from tests.proxy.kubelet import KubeletSecretDir
 from tests.proxy.support import FAKE_KEY, LoopThread, ProxyHandle, Upstream
 
 

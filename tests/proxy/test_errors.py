@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.proxy.kubelet import KubeletSecretDir
+from bench.kubelet import KubeletSecretDir
 from tests.proxy.support import FAKE_KEY, ProxyHandle, Upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

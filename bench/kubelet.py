@@ -1,5 +1,7 @@
 """A Secret volume laid out the way the kubelet does it, with its atomic swap.
 
+Used by the benchmark and the proxy tests alike.
+
 dir/apiKey -> ..data/apiKey
 dir/..data -> ..2026_01_01_00_00_00.123   (swapped by rename(2))
 dir/..2026_.../apiKey
@@ -10,8 +12,6 @@ import os
 import shutil
 from pathlib import Path
 
-_counter = itertools.count()
-
 
 class KubeletSecretDir:
     """Writes new key versions exactly like the kubelet's AtomicWriter."""
@@ -20,9 +20,10 @@ class KubeletSecretDir:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.key_file = root / "apiKey"
+        self._versions = itertools.count()
 
     def write(self, key: str) -> None:
-        version = self.root / f"..2026_01_01_00_00_00.{next(_counter):06d}"
+        version = self.root / f"..2026_01_01_00_00_00.{next(self._versions):06d}"
         version.mkdir()
         (version / "apiKey").write_text(key + "\n", encoding="utf-8")
         data = self.root / "..data"
