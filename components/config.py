@@ -215,6 +215,30 @@ def _unknown_top_level_keys(config: pulumi.Config) -> list[ConfigProblem]:
     return [_unknown_key(key) for key in unknown if key not in _KNOWN_KEYS]
 
 
+def _provider_key_problems(raw: dict[str, Any]) -> list[ConfigProblem]:
+    """`kubernetes:context`/`kubernetes:kubeconfig` set without our own key.
+
+    Only Pulumi's default Kubernetes provider reads those; LlmGateway's is explicit, so
+    they would be silently ignored and the stack would go to the ambient kubeconfig's
+    current cluster.
+    """
+    problems = []
+    for key in ("context", "kubeconfig"):
+        provider_key = f"kubernetes:{key}"
+        if key not in raw and pulumi.runtime.get_config(provider_key) is not None:
+            problems.append(
+                ConfigProblem(
+                    key,
+                    f"{provider_key} is set, but the package's own Kubernetes provider "
+                    f"reads only {CONFIG_NAMESPACE}:{key} (unset), so the stack would go to "
+                    "the ambient kubeconfig's current cluster; set it (as well, if other "
+                    "resources use the default provider)",
+                    EXAMPLES[key],
+                )
+            )
+    return problems
+
+
 def _key_problems(config: pulumi.Config) -> list[ConfigProblem]:
     # get_config reads the decrypted value without a "use get_secret" warning; the value
     # is only tested here, never echoed.
@@ -285,6 +309,7 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
     config = config or pulumi.Config(CONFIG_NAMESPACE)
     raw, problems = _raw_values(config)
     problems += _unknown_top_level_keys(config)
+    problems += _provider_key_problems(raw)
     problems += _key_problems(config)
     secret_keys = {key for key in raw if _stored_encrypted(config, key)}
     settings, setting_problems = validate_settings(raw, secret_keys=secret_keys)

@@ -275,13 +275,14 @@ def render(
     expect_error: bool = False,
     program: Callable[[], None] = _run_main,
 ) -> Rendered:
-    """Run the program with `config` (keys without namespace; objects as dicts).
+    """Run the program with `config` (keys without our namespace; objects as dicts).
 
     A failed run raises, unless `expect_error`: then the error and whatever was
     declared before it come back in the Rendered. `program` replaces __main__.py, to
     drive the components as a library.
     """
-    cli_config = {f"{NAMESPACE}:{k}": _cli_value(v) for k, v in config.items()}
+    # Keys with their own namespace ("kubernetes:context") are passed as they are.
+    cli_config = {k if ":" in k else f"{NAMESPACE}:{k}": _cli_value(v) for k, v in config.items()}
     values = {
         "PULUMI_CONFIG": json.dumps(cli_config),
         # Like the CLI's language host: a Go nil slice, so JSON null when nothing is secret.

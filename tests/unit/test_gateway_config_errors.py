@@ -252,6 +252,26 @@ def test_all_problems_are_collected_not_just_the_first() -> None:
     assert str(error).startswith("stack config has 7 problem(s):")
 
 
+@pytest.mark.parametrize("key", ["context", "kubeconfig"])
+def test_the_kubernetes_providers_own_config_key_is_not_silently_ignored(key: str) -> None:
+    # Our explicit provider never reads kubernetes:*; without this the stack would go to
+    # the ambient kubeconfig's current cluster.
+    config = {"openaiKey": fake_key("x"), f"kubernetes:{key}": "prod-cluster"}
+    result = render(config, expect_error=True)
+    assert isinstance(result.error, ConfigError)
+    assert [p.key for p in result.error.problems] == [key]
+    (problem,) = result.error.problems
+    assert f"kubernetes:{key} is set" in problem.problem
+    assert problem.example.startswith(f"{SET} {key} ")
+    assert "prod-cluster" not in str(result.error)  # a kubeconfig may be inline credentials
+    assert result.resources == []
+
+
+def test_the_kubernetes_providers_key_is_fine_alongside_ours() -> None:
+    config = {"openaiKey": fake_key("x"), "kubernetes:context": "a", "context": "a"}
+    assert render(config).outputs["smokeTest"].startswith("kubectl --context a run ")
+
+
 def test_object_keys_must_be_maps() -> None:
     result = render({"openaiKey": fake_key("x"), "gateway": "port 80"}, expect_error=True)
     assert isinstance(result.error, ConfigError)
