@@ -12,10 +12,6 @@ from pydantic import ValidationError
 
 from proxy.settings import Settings
 
-# Every Settings field is a `serve` flag: --key-file <-> key_file <-> LLM_PROXY_KEY_FILE.
-_FLAG_TYPES: dict[str, type] = {"port": int, "max_in_flight": int, "max_body_bytes": int}
-_FLOAT_FIELDS = {"connect_timeout", "read_timeout", "drain_timeout", "key_poll_interval"}
-
 
 def _flag_help(field: str) -> str:
     info = Settings.model_fields[field]
@@ -28,12 +24,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m proxy", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the proxy (the default command)")
-    for field in Settings.model_fields:
+    # Every Settings field is a `serve` flag: --key-file <-> key_file <-> LLM_PROXY_KEY_FILE.
+    for field, info in Settings.model_fields.items():
         flag = "--" + field.replace("_", "-")
-        if field == "disabled":
+        if info.annotation is bool:
             serve.add_argument(flag, action="store_true", default=None, help=_flag_help(field))
             continue
-        kind = float if field in _FLOAT_FIELDS else _FLAG_TYPES.get(field, str)
+        # Numbers are checked by argparse; the rest (paths, model lists) by Settings.
+        kind = int if info.annotation is int else float if info.annotation is float else str
         serve.add_argument(flag, dest=field, type=kind, default=None, help=_flag_help(field))
     smoke = commands.add_parser("smoke", help="one keyless chat completion through a gateway")
     smoke.add_argument("--url", required=True, help="OpenAI base URL, e.g. http://host/v1")
