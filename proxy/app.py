@@ -36,12 +36,10 @@ class ProxyState:
         self.metrics.key_loaded.set(0 if key is None else 1)
         if result != "initial":
             self.metrics.key_reloads.labels(result).inc()
-        self.log.write(
-            {
-                "event": f"key_{result}",
-                "keyFile": str(self.settings.key_file),
-                "keyFingerprint": None if key is None else key.fingerprint,
-            }
+        self.log.event(
+            f"key_{result}",
+            keyFile=str(self.settings.key_file),
+            keyFingerprint=None if key is None else key.fingerprint,
         )
 
     async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:

@@ -203,6 +203,10 @@ class EventLog:
         self._flush_pending = True
         loop.call_later(self.FLUSH_SECONDS, self.flush)
 
+    def event(self, name: str, **fields: object) -> None:
+        """A line that is not a call (key changes, start, drain, stop), timestamped alike."""
+        self.write({"time": self._now(), "event": name, **fields})
+
     def flush(self) -> None:
         self._flush_pending = False
         self._stream.flush()

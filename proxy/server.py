@@ -29,10 +29,10 @@ class RunningProxy:
         """Stop accepting, wait up to drain_timeout for in-flight calls, then close."""
         state = self.state
         state.draining = True
-        state.log.write({"event": "draining", "inFlight": state.forwarder.in_flight})
+        state.log.event("draining", inFlight=state.forwarder.in_flight)
         await self.runner.cleanup()
         await state.close()
-        state.log.write({"event": "stopped"})
+        state.log.event("stopped")
         state.log.flush()
 
 
@@ -52,17 +52,15 @@ async def start(settings: Settings, log_stream: TextIO) -> RunningProxy:
     await site.start()
     port = int(runner.addresses[0][1])
     key = state.keys.current
-    state.log.write(
-        {
-            "event": "listening",
-            "host": settings.host,
-            "port": port,
-            "upstream": settings.upstream,
-            "allowedModels": list(settings.allowed_models),
-            "disabled": settings.disabled,
-            "keyFingerprint": None if key is None else key.fingerprint,
-            "startupMs": round((time.perf_counter() - began) * 1000, 1),
-        }
+    state.log.event(
+        "listening",
+        host=settings.host,
+        port=port,
+        upstream=settings.upstream,
+        allowedModels=list(settings.allowed_models),
+        disabled=settings.disabled,
+        keyFingerprint=None if key is None else key.fingerprint,
+        startupMs=round((time.perf_counter() - began) * 1000, 1),
     )
     return RunningProxy(runner, state, port)
 

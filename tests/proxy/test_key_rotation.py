@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,3 +121,18 @@ def test_start_proxy_reports_fingerprint(start_proxy: Callable[..., ProxyHandle]
     proxy = start_proxy()
     listening = json.loads(next(line for line in proxy.log_lines() if '"listening"' in line))
     assert listening["keyFingerprint"] == key_fingerprint(FAKE_KEY)
+
+
+def test_key_and_lifecycle_events_are_timestamped_like_calls(
+    start_proxy: Callable[..., ProxyHandle], secret_dir: KubeletSecretDir
+) -> None:
+    proxy = start_proxy()
+    secret_dir.write(SECOND_KEY)
+    deadline = time.monotonic() + 3
+    while '"key_reloaded"' not in proxy.log.getvalue():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    events = [json.loads(line) for line in proxy.log_lines()]
+    assert [e["event"] for e in events] == ["key_initial", "listening", "key_reloaded"]
+    for event in events:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"]), event
