@@ -40,10 +40,12 @@ _HOP_BY_HOP = frozenset(
     }
 )
 # Never forwarded upstream: hop-by-hop, values aiohttp recomputes, and every client
-# credential (the proxy injects its own).
+# credential (the proxy injects its own). aiohttp's server inflates a compressed
+# request body as it reads it, so the body goes upstream without Content-Encoding.
 _REQUEST_DROP = _HOP_BY_HOP | {
     "host",
     "content-length",
+    "content-encoding",
     "accept-encoding",
     "expect",
     "authorization",

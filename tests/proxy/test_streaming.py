@@ -1,5 +1,7 @@
 """Bodies stream through unbuffered, both ways, and disconnects propagate."""
 
+import gzip
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -159,3 +161,19 @@ def test_usage_is_counted_when_the_client_hangs_up_after_done(proxy: ProxyHandle
     assert call["error"] == "client_disconnected"
     assert call["status"] == 200
     assert (call["promptTokens"], call["completionTokens"]) == (11, 5)
+
+
+def test_gzipped_request_body_reaches_upstream_decoded_and_labelled_so(
+    proxy: ProxyHandle, upstream: Upstream
+) -> None:
+    # aiohttp's server inflates request bodies as it reads them, so the proxy must not
+    # forward the client's Content-Encoding with the plain bytes.
+    body = json.dumps({"model": "gpt-4o-mini", "messages": []}).encode()
+    response = httpx.post(
+        proxy.base_url + "/chat/completions",
+        content=gzip.compress(body),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "pong"
+    assert upstream.fake.seen.body_sizes == [len(body)]
