@@ -36,6 +36,7 @@ class Seen:
     authorizations: list[str | None] = field(default_factory=list)
     credential_headers: list[dict[str, str]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    client_ports: list[int] = field(default_factory=list)  # the same port = a reused connection
     body_sizes: list[int] = field(default_factory=list)
     last_chunk_sent_at: list[float] = field(default_factory=list)
     cancelled: int = 0
@@ -139,6 +140,8 @@ class FakeUpstream:
             {k: v for k, v in request.headers.items() if k.lower() in ("api-key", "x-api-key")}
         )
         seen.paths.append(request.path_qs)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        seen.client_ports.append(peer[1] if peer else 0)
         steps = _behaviour(request)
         body = await request.read()
         seen.body_sizes.append(len(body))
