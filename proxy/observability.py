@@ -24,6 +24,7 @@ from prometheus_client.core import (
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TTFB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _MAX_MODEL_LABELS = 64  # beyond this, unknown model names share the label "other"
+_MAX_MODEL_LABEL_CHARS = 128  # real names are far shorter; a longer one is "other" too
 
 
 @dataclass(slots=True)
@@ -113,7 +114,7 @@ class Metrics:
             return ""
         if model in self._models:
             return model
-        if len(self._models) < _MAX_MODEL_LABELS:
+        if len(self._models) < _MAX_MODEL_LABELS and len(model) <= _MAX_MODEL_LABEL_CHARS:
             self._models.add(model)
             return model
         return "other"
