@@ -39,12 +39,19 @@ ReloadListener = Callable[[LiveKey | None, str], None]
 
 
 def read_key_file(key_file: Path) -> LiveKey | None:
-    """The key in `key_file`, or None when the file is missing, unreadable or blank."""
+    """The key in `key_file`, or None when there is no usable one.
+
+    Unusable: missing, unreadable, blank, or with inner whitespace or control
+    characters (e.g. a second line), which no Authorization header can carry.
+    """
     try:
         text = key_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    return LiveKey.from_text(text) if text.strip() else None
+    value = text.strip()
+    if not value or not value.isprintable() or " " in value:
+        return None
+    return LiveKey.from_text(value)
 
 
 class KeySource:

@@ -315,3 +315,14 @@ def test_allowlist_checks_a_json_body_whatever_its_content_type(
     assert not_json.status_code == 404  # not JSON, not declared JSON: forwarded as it was
     assert upstream.fake.seen.paths == ["/v1/files"]
     assert upstream.fake.seen.body_sizes == [len(b"\x00{raw")]
+
+
+def test_key_file_with_more_than_one_line_is_unusable_not_a_500(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream, secret_dir: KubeletSecretDir
+) -> None:
+    # No header can carry it; before, the proxy was ready and every call failed with 500.
+    secret_dir.write(f"{FAKE_KEY}\nsk-second-line")
+    proxy = start_proxy()
+    assert_openai_error(post_chat(proxy), 503, "key_unavailable")
+    assert httpx.get(proxy.root_url + "/readyz").status_code == 503
+    assert upstream.fake.seen.authorizations == []
