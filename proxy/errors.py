@@ -76,11 +76,10 @@ def malformed_json(detail: str) -> ProxyError:
     return ProxyError(400, f"Request body is not valid JSON: {detail}", "invalid_json")
 
 
-def model_not_allowed(model: str | None, allowed: tuple[str, ...]) -> ProxyError:
-    shown = "(none)" if model is None else repr(model)
+def model_not_allowed(model: str, allowed: tuple[str, ...]) -> ProxyError:
     return ProxyError(
         403,
-        f"Model {shown} is not allowed by this proxy; allowed models: {', '.join(allowed)}.",
+        f"Model {model!r} is not allowed by this proxy; allowed models: {', '.join(allowed)}.",
         "model_not_allowed",
         "permission_error",
     )

@@ -199,7 +199,7 @@ def test_empty_key_file_is_503_and_never_sends_unauthenticated(
 
 
 def test_missing_key_file_is_503(
-    start_proxy: Callable[..., ProxyHandle], upstream: Upstream, tmp_path: object
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
 ) -> None:
     proxy = start_proxy(key_file="/nonexistent/llm-gateway/apiKey")
     assert_openai_error(post_chat(proxy), 503, "key_unavailable")

@@ -1,5 +1,6 @@
 """Small pure pieces: settings parsing, header filtering, usage parsing, the image recipe."""
 
+import os
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tests.proxy.support import ROOT
 
 
 def test_settings_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("LLM_PROXY_"):
             monkeypatch.delenv(name)
     settings = Settings()
