@@ -19,6 +19,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from proxy import errors
+from proxy.egress import egress_proxy_for
 from proxy.errors import ProxyError
 from proxy.keysource import KeySource
 from proxy.observability import CallRecord, EventLog, Metrics
@@ -160,6 +161,7 @@ class Forwarder:
         self.metrics = metrics
         self.log = log
         self.allowed_models = frozenset(settings.allowed_models)
+        self.egress_proxy = egress_proxy_for(settings.upstream)
         self.in_flight = 0
         self.session: aiohttp.ClientSession | None = None
 
@@ -239,6 +241,7 @@ class Forwarder:
                 headers=upstream_headers(request.headers, key.authorization),
                 data=body,
                 allow_redirects=False,
+                proxy=self.egress_proxy,
             )
         except aiohttp.ConnectionTimeoutError as exc:
             raise errors.upstream_timeout("connect") from exc
