@@ -87,6 +87,8 @@ EXAMPLES: dict[str, str] = {
     "proxy.maxBodyBytes": _set("proxy.maxBodyBytes", "16777216"),
     "proxy.connectTimeout": _set("proxy.connectTimeout", "5"),
     "proxy.readTimeout": _set("proxy.readTimeout", "600"),
+    "proxy.egressProxy": _set("proxy.egressProxy", "http://egress.internal:3128"),
+    "proxy.noProxy": _set("'proxy.noProxy[0]'", ".internal.example.com"),
     "killSwitch": _set("killSwitch", "true"),
     "smokeTest": _set("smokeTest.model", "gpt-4o-mini"),
     "smokeTest.model": _set("smokeTest.model", "gpt-4o-mini"),
@@ -127,7 +129,7 @@ def _key_of(loc: tuple[int | str, ...]) -> str:
 
 # Values that may carry credentials (URL userinfo or query, an inline kubeconfig): a
 # problem with them never quotes the value. Keys stored with --secret are not quoted either.
-_NEVER_QUOTED = frozenset({"openaiBaseUrl", "kubeconfig"})
+_NEVER_QUOTED = frozenset({"openaiBaseUrl", "kubeconfig", "proxy.egressProxy"})
 
 
 def _problems_from(error: ValidationError, unquoted: Collection[str]) -> list[ConfigProblem]:
@@ -138,7 +140,7 @@ def _problems_from(error: ValidationError, unquoted: Collection[str]) -> list[Co
         if item["type"] == "extra_forbidden":
             problems.append(_unknown_key(key))
             continue
-        quotable = not item["loc"] or str(item["loc"][0]) not in unquoted
+        quotable = key not in unquoted and (not item["loc"] or str(item["loc"][0]) not in unquoted)
         if quotable and "input" in item and not isinstance(item["input"], dict | list):
             message = f"{message} (got {item['input']!r})"
         problems.append(ConfigProblem(key, message, _example(key)))

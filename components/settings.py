@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+# In-cluster and loopback destinations never go through the egress proxy.
+DEFAULT_NO_PROXY = ("localhost", "127.0.0.1", ".svc", ".cluster.local")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(
@@ -108,6 +110,30 @@ class ProxySettings(_Strict):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, alias="maxBodyBytes", ge=1)
     connect_timeout: float = Field(default=5.0, alias="connectTimeout", gt=0)
     read_timeout: float = Field(default=600.0, alias="readTimeout", gt=0)
+    egress_proxy: str | None = Field(default=None, alias="egressProxy")
+    no_proxy: list[str] = Field(default_factory=lambda: list(DEFAULT_NO_PROXY), alias="noProxy")
+
+    @field_validator("egress_proxy")
+    @classmethod
+    def _check_egress_proxy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://egress.internal:3128")
+        if parts.username or parts.password:
+            # The Deployment's env is plain text in the cluster and in Pulumi state.
+            raise ValueError(
+                "must not carry credentials (they would sit in plain text in the Deployment)"
+            )
+        return value
+
+    @field_validator("no_proxy")
+    @classmethod
+    def _check_no_proxy(cls, value: list[str]) -> list[str]:
+        if any(not entry.strip() or "," in entry or " " in entry for entry in value):
+            raise ValueError("entries must be host names, domains (.example.com) or IPs")
+        return value
 
     @field_validator("image")
     @classmethod

@@ -42,6 +42,11 @@ def _env(settings: ProxySettings, upstream_url: str) -> list[dict[str, str]]:
         "LLM_PROXY_READ_TIMEOUT": str(settings.read_timeout),
         "LLM_PROXY_DRAIN_TIMEOUT": str(DRAIN_TIMEOUT_SECONDS),
     }
+    if settings.egress_proxy is not None:
+        # The standard variables: the proxy resolves them once at start (proxy/egress.py).
+        values["HTTPS_PROXY"] = settings.egress_proxy
+        values["HTTP_PROXY"] = settings.egress_proxy
+        values["NO_PROXY"] = ",".join(settings.no_proxy)
     return [{"name": name, "value": value} for name, value in values.items()]
 
 

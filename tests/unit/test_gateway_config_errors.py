@@ -151,6 +151,18 @@ CASES = [
         f"{SET} --path smokeTest.model gpt-4o-mini",
     ),
     (
+        {"proxy.egressProxy": "egress.internal:3128"},
+        "proxy.egressProxy",
+        "must be an http(s) URL",
+        f"{SET} --path proxy.egressProxy http://egress.internal:3128",
+    ),
+    (
+        {"proxy.noProxy": [".svc", "a.example.com,b.example.com"]},
+        "proxy.noProxy",
+        "host names, domains",
+        f"{SET} --path 'proxy.noProxy[0]' .internal.example.com",
+    ),
+    (
         {"agentgateway.enabled": False, "proxy.enabled": False},
         "agentgateway.enabled",
         "enable at least one",
@@ -193,6 +205,14 @@ def test_a_key_with_inner_whitespace_is_refused_without_echoing_it() -> None:
     error = failing({}, key=key)
     assert "whitespace" in str(error)
     assert key not in str(error)
+
+
+def test_an_egress_proxy_with_credentials_is_refused_without_echoing_them() -> None:
+    secret = fake_key("in-egress")
+    error = failing({"proxy.egressProxy": f"http://user:{secret}@egress.internal:3128"})
+    assert [p.key for p in error.problems] == ["proxy.egressProxy"]
+    assert "credentials" in str(error)
+    assert secret not in str(error)
 
 
 def test_a_base_url_carrying_credentials_is_refused_without_echoing_them() -> None:

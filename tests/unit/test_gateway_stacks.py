@@ -7,6 +7,7 @@ from functools import cache
 
 import pytest
 
+from proxy.egress import egress_proxy_for
 from proxy.fingerprint import key_fingerprint
 from proxy.settings import Settings as ProxyRuntimeSettings
 from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack, stack_file_config
@@ -300,6 +301,7 @@ def test_every_proxy_env_var_is_one_the_proxy_reads(stack: str, monkeypatch) -> 
     env = {e["name"]: e["value"] for e in container["env"]}
     fields = set(ProxyRuntimeSettings.model_fields)
     for name in env:
+        assert name.startswith("LLM_PROXY_"), name  # standard *_PROXY only when configured
         assert name.removeprefix("LLM_PROXY_").lower() in fields, name
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -308,6 +310,21 @@ def test_every_proxy_env_var_is_one_the_proxy_reads(stack: str, monkeypatch) -> 
     assert loaded.max_in_flight == cfg["proxy"]["maxInFlight"]
     assert str(loaded.key_file) == "/etc/llm-gateway/secret/apiKey"
     assert loaded.port == 8080
+
+
+def test_egress_proxy_reaches_the_proxy_as_the_standard_variables(monkeypatch) -> None:
+    egress = "http://egress.internal:3128"
+    result = render_stack("prod", overrides={"proxy.egressProxy": egress})
+    (container,) = result.one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"):
+        monkeypatch.setenv(name, env[name])
+    # What the proxy process would conclude from that environment.
+    assert egress_proxy_for("https://api.openai.com/v1") == egress
+    assert egress_proxy_for("http://vllm.llm.svc.cluster.local/v1") is None
+    assert egress_proxy_for("http://vllm.llm.svc/v1") is None
 
 
 def test_service_account_mounts_no_token_and_service_fronts_port_8080(stack: str) -> None:
