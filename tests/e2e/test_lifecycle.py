@@ -148,13 +148,22 @@ def test_state_holds_key_only_encrypted(workspace: Workspace) -> None:
     assert "secure:" in stack_file
 
 
-def test_rotation_plans_one_in_place_secret_update(workspace: Workspace, kube: Kube) -> None:
-    secret = kube.get("Secret", SECRET, NS)
-    deployment = kube.get("Deployment", PROXY, NS)
-    route = kube.get("HTTPRoute", ROUTE, NS)
+def _rotation_objects(kube: Kube) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The Secret, the proxy Deployment and the route, each required to exist."""
+    objects = (
+        kube.get("Secret", SECRET, NS),
+        kube.get("Deployment", PROXY, NS),
+        kube.get("HTTPRoute", ROUTE, NS),
+    )
+    secret, deployment, route = objects
     assert secret is not None
     assert deployment is not None
     assert route is not None
+    return secret, deployment, route
+
+
+def test_rotation_plans_one_in_place_secret_update(workspace: Workspace, kube: Kube) -> None:
+    secret, deployment, route = _rotation_objects(kube)
     facts.update(
         secret_uid=secret["metadata"]["uid"],
         generation=deployment["metadata"]["generation"],
@@ -175,12 +184,7 @@ def test_rotation_plans_one_in_place_secret_update(workspace: Workspace, kube: K
 
 def test_rotation_up_keeps_everything_but_the_key(workspace: Workspace, kube: Kube) -> None:
     workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
-    secret = kube.get("Secret", SECRET, NS)
-    deployment = kube.get("Deployment", PROXY, NS)
-    route = kube.get("HTTPRoute", ROUTE, NS)
-    assert secret is not None
-    assert deployment is not None
-    assert route is not None
+    secret, deployment, route = _rotation_objects(kube)
     assert _secret_value(kube) == ROTATED_KEY
     assert secret["metadata"]["uid"] == facts["secret_uid"], "Secret was replaced"
     assert deployment["metadata"]["generation"] == facts["generation"], "proxy rolled"
