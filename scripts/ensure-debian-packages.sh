@@ -5,6 +5,7 @@
 #
 #   scripts/ensure-debian-packages.sh buildah mmdebstrap
 set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
 
 missing=()
 for package in "$@"; do
@@ -21,5 +22,5 @@ echo "ensure-debian-packages: installing ${missing[*]}" >&2
 # An apt-get update is needed once on a new machine (its package lists start empty).
 if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
