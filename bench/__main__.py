@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.kubelet import KubeletSecretDir
+from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -181,7 +181,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llm-proxy-bench-"))
     secret = KubeletSecretDir(work)
     secret.write(KEY_A)
-    upstream_process, upstream_port = spawn_printing_port(["-m", "bench.fake_upstream"], LOAD_CPU)
+    upstream_process, upstream_port = spawn_printing_port(
+        ["-m", "tests.fixtures.fake_upstream"], LOAD_CPU
+    )
     upstream = f"http://127.0.0.1:{upstream_port}/v1"
     targets = [Target("direct", upstream)]
     startups: list[float] = []

@@ -9,8 +9,8 @@ import openai
 import pytest
 from prometheus_client import generate_latest
 
-from bench.kubelet import KubeletSecretDir
 from proxy.observability import CallRecord, Metrics, path_label
+from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
