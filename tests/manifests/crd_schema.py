@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +23,20 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def crds_dir() -> Path:
-    """Where the CRDs are read from (may not exist; callers skip then)."""
+    """Where the CRDs are read from (may not exist: see `require_crds`)."""
     return Path(os.environ.get(CRDS_ENV) or REPO_ROOT.parent / "shared" / "crds")
+
+
+def require_crds(what: str) -> None:
+    """Stop a test that needs the CRDs when they are missing: a skip on a laptop, a
+    failure in CI (`CI` set), where a skip would silently drop every CEL and schema check."""
+    crds = crds_dir()
+    if crds.is_dir():
+        return
+    message = f"CRDs not found at {crds} (set {CRDS_ENV} to the folder with them): {what}"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 @dataclass(frozen=True)

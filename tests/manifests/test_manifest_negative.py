@@ -5,14 +5,16 @@ from typing import Any
 
 import pytest
 
-from tests.manifests.crd_schema import CRDS_ENV, crds_dir
+from tests.manifests.crd_schema import crds_dir, require_crds
 from tests.manifests.validate import findings
 from tests.unit.pulumi_render import render_stack
 
 CRDS = crds_dir()
-needs_crds = pytest.mark.skipif(
-    not CRDS.is_dir(), reason=f"CRDs not found at {CRDS} (set {CRDS_ENV}); negative test skipped"
-)
+
+
+@pytest.fixture
+def needs_crds() -> None:
+    require_crds("negative test of a custom object")
 
 
 def rendered(kind: str) -> dict[str, Any]:
@@ -23,7 +25,7 @@ def errors_of(manifest: dict[str, Any]) -> list[str]:
     return findings(manifest, CRDS).errors
 
 
-@needs_crds
+@pytest.mark.usefixtures("needs_crds")
 @pytest.mark.parametrize("kind", ["AgentgatewayBackend", "Gateway", "HTTPRoute"])
 def test_the_rendered_objects_themselves_are_clean(kind: str) -> None:
     # The baseline each negative test mutates: clean, with every rule actually evaluated.
@@ -32,7 +34,7 @@ def test_the_rendered_objects_themselves_are_clean(kind: str) -> None:
     assert result.unevaluable == []
 
 
-@needs_crds
+@pytest.mark.usefixtures("needs_crds")
 def test_namespace_inside_secret_ref_is_rejected() -> None:
     backend = rendered("AgentgatewayBackend")
     backend["spec"]["policies"]["auth"]["secretRef"]["namespace"] = "other"
@@ -43,7 +45,7 @@ def test_namespace_inside_secret_ref_is_rejected() -> None:
     ), errors
 
 
-@needs_crds
+@pytest.mark.usefixtures("needs_crds")
 def test_backend_ref_without_group_and_kind_is_rejected() -> None:
     route = rendered("HTTPRoute")
     (ref,) = route["spec"]["rules"][0]["backendRefs"]
@@ -54,7 +56,7 @@ def test_backend_ref_without_group_and_kind_is_rejected() -> None:
     ]
 
 
-@needs_crds
+@pytest.mark.usefixtures("needs_crds")
 @pytest.mark.parametrize(
     "api_version", ["agentgateway.dev/v1alpha1", "gateway.networking.k8s.io/v1"]
 )
@@ -65,7 +67,7 @@ def test_an_airoute_kind_is_rejected(api_version: str) -> None:
     assert errors == [f"no CRD serves {api_version} AIRoute under {CRDS}"]
 
 
-@needs_crds
+@pytest.mark.usefixtures("needs_crds")
 def test_both_ai_and_static_backends_are_rejected() -> None:
     backend = rendered("AgentgatewayBackend")
     backend["spec"]["static"] = {"host": "api.openai.com", "port": 443}
@@ -76,7 +78,7 @@ def test_both_ai_and_static_backends_are_rejected() -> None:
     ), errors
 
 
-@needs_crds
+@pytest.mark.usefixtures("needs_crds")
 def test_host_without_port_is_rejected() -> None:
     backend = rendered("AgentgatewayBackend")
     backend["spec"]["ai"]["provider"]["host"] = "api.groq.com"

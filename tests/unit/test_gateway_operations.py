@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from proxy.fingerprint import key_fingerprint
-from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack
+from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack, without
 
 
 def by_identity(result: Rendered) -> dict[tuple[str, str], dict[str, Any]]:
@@ -69,13 +69,21 @@ def test_kill_switch_removes_only_the_route_and_scales_the_proxy_to_zero(stack: 
 
 
 def test_restoring_after_the_kill_switch_renders_the_original_again() -> None:
-    live = render_stack("prod")
+    never_killed = render_stack("prod", overrides=without("killSwitch"))
+    killed = render_stack("prod", overrides={"killSwitch": True})
     restored = render_stack("prod", overrides={"killSwitch": False})
-    assert render_stack("prod", overrides={"killSwitch": True}).of_kind("HTTPRoute") == []
-    assert diff(live, restored) == {}
+    # Restoring undoes exactly what the kill switch did...
+    assert diff(killed, restored) == {
+        ("kubernetes:apps/v1:Deployment", "llm-gateway-proxy"): ["spec.replicas"],
+        ("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", "llm-gateway-route"): ["<added>"],
+        ("llm-gateway:index:AIRoute", "llm-gateway-route"): ["<added>"],
+    }
+    assert restored.one("Deployment").inputs["spec"]["replicas"] == 3
+    # ...and leaves the stack as if it had never been killed.
+    assert diff(never_killed, restored) == {}
+    assert restored.outputs == never_killed.outputs
 
 
 def test_kill_switch_with_only_the_proxy_enabled_still_scales_it_down() -> None:
     killed = render_stack("dev", overrides={"killSwitch": True, "agentgateway.enabled": False})
     assert killed.one("Deployment").inputs["spec"]["replicas"] == 0
-    assert killed.of_kind("HTTPRoute") == []
