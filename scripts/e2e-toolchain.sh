@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# Build (once) the real tools the e2e suite drives, from pinned Go modules, into a cache
-# outside the repo. Prints the bin directory as the last line of stdout; logs go to stderr.
+# Build (once) the real tools the e2e suite and `make demo` drive, from pinned Go modules,
+# into a cache outside the repo. Prints the bin directory as the last line of stdout; logs
+# (what is being built, how long it took) go to stderr.
 #
-#   scripts/e2e-toolchain.sh            # build what is missing, print the bin dir
+#   scripts/e2e-toolchain.sh            # build what is missing or stale, print the bin dir
 #   BIN=$(scripts/e2e-toolchain.sh | tail -n1)
 #
-# Pins (each tools module under scripts/e2e/ holds the exact go.mod/go.sum):
+# Pins (each tools module under scripts/e2e/ holds the exact go.mod/go.sum; tests/e2e/README.md
+# lists them with the reasons for each substitution):
 #   pulumi CLI                 github.com/pulumi/pulumi/pkg/v3            v3.274.1
-#   pulumi-language-python     scripts/e2e/langhost (our minimal host; upstream's module
-#                              sdk/python/cmd/pulumi-language-python/v3 is not served by
-#                              the Go module proxy: 403 for @v/list, v3.274.1, v3.274.0)
+#   pulumi-language-python     scripts/e2e/langhost (our minimal host; upstream's module is
+#                              not served by the Go module proxy)
 #   pulumi-resource-kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4
-#                              v4.0.0-20260115033456-f47bc2d6f199 (the only revision the
-#                              proxy serves; tags v4.34.2/v4.34.1 are refused), stamped
-#                              as 4.34.2 to match the pulumi-kubernetes Python package
-#   kube-apiserver,
-#   kube-controller-manager    k8s.io/kubernetes v1.36.3 (staging modules at v0.36.3)
+#                              v4.0.0-20260115033456-f47bc2d6f199, stamped 4.34.2
 #   etcd                       go.etcd.io/etcd/server/v3 v3.6.16
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
+#                              k8s.io/kubernetes v1.36.3 (staging modules at v0.36.3)
+#   coredns                    scripts/e2e/coredns on github.com/coredns/coredns v1.15.0
+#   agentgateway-controller    ../shared/agentgateway/agentgateway-v1.4.1-controller-src.tar.gz
+#                              (skipped with a note when the tarball is absent)
 #
-# A tool already on PATH (e.g. a user's own pulumi) is used instead of building it, unless
-# LLM_GATEWAY_E2E_BUILD_ALL=1. Cache root: LLM_GATEWAY_E2E_CACHE (~/.cache/llm-gateway-e2e).
+# Each tool is rebuilt when its inputs change (its module's go.mod/go.sum/*.go, the pins and
+# ldflags, or the tarball's sha256): the stamp NAME.inputs beside it records them. A tool
+# already on PATH (e.g. a user's own pulumi or kubectl) is used instead of building it,
+# unless LLM_GATEWAY_E2E_BUILD_ALL=1. Cache root: LLM_GATEWAY_E2E_CACHE (~/.cache/llm-gateway-e2e).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,19 +33,26 @@ PULUMI_VERSION=3.274.1
 KUBERNETES_PROVIDER_VERSION=4.34.2
 KUBE_VERSION=1.36.3
 ETCD_VERSION=3.6.16
+AGENTGATEWAY_VERSION=1.4.1
+agentgateway_src="${LLM_GATEWAY_AGENTGATEWAY_SRC:-$here/../../shared/agentgateway/agentgateway-v${AGENTGATEWAY_VERSION}-controller-src.tar.gz}"
 
 log() { echo "e2e-toolchain: $*" >&2; }
 
 command -v go >/dev/null || { log "go is required (https://go.dev/doc/install)"; exit 1; }
 
-# The key changes whenever a pin or one of our tool sources changes, so a stale cache is never reused.
-sources_hash="$(cd "$tools" && cat ./*/go.mod ./*/go.sum ./*/*.go ./langhost/shim.py | sha256sum | cut -c1-10)"
-key="pulumi-${PULUMI_VERSION}_k8sprov-${KUBERNETES_PROVIDER_VERSION}_kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}_${sources_hash}"
-root="${LLM_GATEWAY_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-gateway-e2e}/$key"
-bin="$root/bin"
+cache="${LLM_GATEWAY_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-gateway-e2e}"
+bin="$cache/bin"
 mkdir -p "$bin"
+began=$(date +%s)
 
 export GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+
+# inputs_of DIR EXTRA...: a hash of a tools module's sources plus the build's other inputs.
+inputs_of() {
+    local dir="$1"
+    shift
+    { cat "$dir"/go.mod "$dir"/go.sum "$dir"/*.go "$dir"/*.py 2>/dev/null || true; echo "$*"; } | sha256sum | cut -c1-16
+}
 
 # use_path NAME: link an existing NAME from PATH into the cache bin; 0 when done.
 use_path() {
@@ -53,20 +64,27 @@ use_path() {
     log "$name: using $found from PATH"
 }
 
-# build NAME DIR [go build args...]: build into the cache bin unless already there.
+# fresh NAME INPUTS: 0 when the cached NAME was built from INPUTS.
+fresh() {
+    [[ -x "$bin/$1" && "$(cat "$bin/$1.inputs" 2>/dev/null)" == "$2" ]]
+}
+
+# build NAME DIR [go build args...]: build into the cache bin unless fresh there.
 build() {
-    local name="$1" dir="$2" start
+    local name="$1" dir="$2" inputs start
     shift 2
-    if [[ -x "$bin/$name" ]]; then
+    inputs="$(inputs_of "$dir" "$@")"
+    if fresh "$name" "$inputs"; then
         log "$name: cached"
         return
     fi
     use_path "$name" && return
     start=$(date +%s)
-    log "$name: building (cold builds take minutes on 2 cores)"
+    log "$name: building (cold: minutes on 2 cores; $(($(date +%s) - began))s into this run)"
     (cd "$dir" && go build -trimpath -o "$bin/$name.tmp" "$@")
     mv "$bin/$name.tmp" "$bin/$name"
-    echo "$name $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$root/build-times.txt"
+    echo "$inputs" >"$bin/$name.inputs"
+    echo "$name $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
     log "$name: built in $(($(date +%s) - start))s"
 }
 
@@ -78,8 +96,10 @@ build pulumi-language-python "$tools/langhost" -ldflags "-X main.version=${PULUM
 # The provider's main package embeds a schema file that upstream generates at release time
 # and that the module download lacks; build our wrapper (kubernetes-provider/main.go) in a
 # staging dir next to the module's schema.json and terraform-mapping.json.
-if [[ ! -x "$bin/pulumi-resource-kubernetes" ]] && ! use_path pulumi-resource-kubernetes; then
-    stage="$root/src/kubernetes-provider"
+provider_ldflags="-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${KUBERNETES_PROVIDER_VERSION}"
+if ! fresh pulumi-resource-kubernetes "$(inputs_of "$tools/kubernetes-provider" -ldflags "$provider_ldflags" .)" &&
+    ! use_path pulumi-resource-kubernetes; then
+    stage="$cache/src/kubernetes-provider"
     rm -rf "$stage" && mkdir -p "$stage"
     cp "$tools/kubernetes-provider/"{go.mod,go.sum,main.go} "$stage/"
     # `go list -m` does not download; `go mod download -json` does and reports the directory.
@@ -88,22 +108,46 @@ if [[ ! -x "$bin/pulumi-resource-kubernetes" ]] && ! use_path pulumi-resource-ku
     [[ -d "$moddir" ]] || { log "cannot locate the provider module's source"; exit 1; }
     cp "$moddir/cmd/pulumi-resource-kubernetes/"{schema.json,terraform-mapping.json} "$stage/"
     chmod u+w "$stage"/*
-    LLM_GATEWAY_E2E_BUILD_ALL=1 build pulumi-resource-kubernetes "$stage" \
-        -ldflags "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${KUBERNETES_PROVIDER_VERSION}" .
+    LLM_GATEWAY_E2E_BUILD_ALL=1 build pulumi-resource-kubernetes "$stage" -ldflags "$provider_ldflags" .
 fi
 
 build etcd "$tools/etcd" go.etcd.io/etcd/server/v3
-# Stamp the version the API server reports (/version); an unstamped build says v0.0.0-master.
+# Stamp the version the components report (/version, the Node's kubeletVersion); an
+# unstamped build says v0.0.0-master.
 kube_ldflags="-X k8s.io/component-base/version.gitVersion=v${KUBE_VERSION}"
 kube_ldflags+=" -X k8s.io/component-base/version.gitMajor=${KUBE_VERSION%%.*}"
 kube_ldflags+=" -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
-build kube-apiserver "$tools/kube" -ldflags "$kube_ldflags" k8s.io/kubernetes/cmd/kube-apiserver
-build kube-controller-manager "$tools/kube" -ldflags "$kube_ldflags" k8s.io/kubernetes/cmd/kube-controller-manager
+for component in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+    build "$component" "$tools/kube" -ldflags "$kube_ldflags" "k8s.io/kubernetes/cmd/$component"
+done
+build coredns "$tools/coredns" .
 
-# Each key holds ~1 GB of binaries; drop the ones an older pin or tool source left behind
-# (rebuilding one is a relink while Go's build cache is warm).
-for old in "$(dirname "$root")"/*/; do
-    [[ "${old%/}" == "$root" ]] || rm -rf "${old%/}"
+# The agentgateway controller: its module is not served by the Go module proxy, so its
+# source comes from ../shared (its dependencies are served). Keyed on the tarball's sha256.
+if [[ -f "$agentgateway_src" ]]; then
+    src_sum="$(sha256sum "$agentgateway_src" | cut -c1-64)"
+    if fresh agentgateway-controller "$src_sum"; then
+        log "agentgateway-controller: cached"
+    else
+        start=$(date +%s)
+        log "agentgateway-controller: building v${AGENTGATEWAY_VERSION} ($(($(date +%s) - began))s into this run)"
+        stage="$cache/src/agentgateway"
+        rm -rf "$stage" && mkdir -p "$stage"
+        tar -xzf "$agentgateway_src" -C "$stage"
+        (cd "$stage"/agentgateway-* && go build -trimpath -o "$bin/agentgateway-controller.tmp" ./controller/cmd/agentgateway)
+        mv "$bin/agentgateway-controller.tmp" "$bin/agentgateway-controller"
+        echo "$src_sum" >"$bin/agentgateway-controller.inputs"
+        echo "agentgateway-controller $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
+        log "agentgateway-controller: built in $(($(date +%s) - start))s"
+    fi
+else
+    log "agentgateway-controller: no source at $agentgateway_src; the controller scenarios will be skipped"
+fi
+
+# The layout before per-tool stamps kept one ~1 GB directory per pin set: drop those.
+for old in "$cache"/pulumi-*_k8sprov-*/; do
+    if [[ -d "$old" ]]; then rm -rf "$old"; fi
 done
 
+log "ready in $(($(date +%s) - began))s"
 echo "$bin"
