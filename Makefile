@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: venv test lint unit up preview e2e bench clean
+.PHONY: venv test lint unit up preview e2e demo demo-shell demo-down bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt proxy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,21 @@ up: venv
 preview: venv
 	STACK=$(STACK) scripts/pulumi-stack.sh preview --diff
 
-## make e2e: build the real toolchain (cached), start a local kube-apiserver, run the scenarios.
+## make e2e: build the real toolchain (cached), start a local single-node cluster, run the scenarios.
 e2e: venv
 	scripts/e2e.sh
+
+## make demo: a local node built here, the proxy image, `pulumi up` of dev, the smoke test.
+demo: venv
+	scripts/demo.sh up
+
+## make demo-shell: a shell inside the demo node's network namespace (kubectl, pulumi ready).
+demo-shell:
+	scripts/demo.sh shell
+
+## make demo-down: `pulumi destroy` the demo stack, stop the node, remove its state.
+demo-down:
+	scripts/demo.sh down
 
 ## make bench: proxy vs direct, side by side (results in bench/RESULTS.md).
 bench: venv

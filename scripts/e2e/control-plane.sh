@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# A throwaway Kubernetes control plane on loopback for the e2e suite: etcd, kube-apiserver
-# (client-cert auth, RBAC, a service-account signing key) and kube-controller-manager running
-# only the namespace controller (deleted namespaces finish terminating) and the garbage
-# collector (it clears the foregroundDeletion finalizer that Pulumi's default Foreground
-# deletes put on every object; without it each delete hangs). No scheduler, no kubelet:
-# pods never run, which is why the e2e stacks set `skipAwait: true`.
+# A throwaway Kubernetes control plane on loopback for the e2e suite and `make demo`: etcd,
+# kube-apiserver (client-cert auth, RBAC, a service-account signing key), and
+# kube-controller-manager with its default controllers plus kube-scheduler. The garbage
+# collector matters even without pods: it clears the foregroundDeletion finalizer that
+# Pulumi's default Foreground deletes put on every object (without it each delete hangs).
+# scripts/e2e/cluster.sh runs this inside its network namespace and adds the node.
 #
 #   scripts/e2e/control-plane.sh up          STATE_DIR BIN_DIR  # etcd + API server, kubeconfig
 #   (apply the CRDs: scripts/e2e/apply_crds.py STATE_DIR/kubeconfig CRDS_DIR)
@@ -116,7 +116,9 @@ up() {
         --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
         --service-account-issuer https://kubernetes.default.svc \
         --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-        --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true --profiling=false
+        --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true --profiling=false \
+        --kubelet-preferred-address-types InternalIP \
+        --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key"
     kubeconfig "$state/kubeconfig" admin
     wait_for kube-apiserver 120 curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
         "https://127.0.0.1:$api_port/readyz"
@@ -135,16 +137,19 @@ controllers() {
         return 1
     fi
     start kube-controller-manager "$bin/kube-controller-manager" \
-        --kubeconfig "$state/kubeconfig" --controllers namespace-controller,garbage-collector-controller \
-        --leader-elect=false --secure-port 0 --use-service-account-credentials=false
-    log "controllers: namespace-controller, garbage-collector-controller"
+        --kubeconfig "$state/kubeconfig" --leader-elect=false --secure-port 0 \
+        --use-service-account-credentials=false \
+        --service-account-private-key-file "$state/pki/sa.key" --root-ca-file "$state/pki/ca.crt"
+    start kube-scheduler "$bin/kube-scheduler" \
+        --kubeconfig "$state/kubeconfig" --leader-elect=false --secure-port 0
+    log "controllers: kube-controller-manager (default controllers), kube-scheduler"
 }
 
 down() {
     state="$1"
     local pidfile pid
     # Reverse start order: controllers first, etcd last.
-    for name in kube-controller-manager kube-apiserver etcd; do
+    for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do
         pidfile="$state/pids/$name"
         [[ -f "$pidfile" ]] || continue
         pid=$(cat "$pidfile")

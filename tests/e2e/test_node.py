@@ -1,0 +1,161 @@
+"""The proxy plane on a real node: the image runs, `pulumi up` awaits it, the smoke output works.
+
+scripts/e2e/cluster.sh runs a kubelet with containerd inside the test's network namespace,
+the proxy image built here sits in the node's registry, and a fake OpenAI API on the node
+records the fingerprint of every key that reaches it. The tests run in file order on one
+stack, `node`, with the proxy plane on, the agentgateway plane off and no skipAwait.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client
+
+from proxy.fingerprint import key_fingerprint
+from tests.e2e.e2e_kube import Kube
+from tests.e2e.e2e_pulumi import FAKE_KEY, Workspace, write_stack_file
+
+pytestmark = pytest.mark.e2e
+
+STACK = "node"
+NS = "llm-gateway-node"
+PROXY = "llm-proxy"
+NODE_ENV = (
+    "LLM_GATEWAY_NODE_NAME",
+    "LLM_GATEWAY_NODE_PROXY_IMAGE",
+    "LLM_GATEWAY_NODE_UPSTREAM_URL",
+    "LLM_GATEWAY_NODE_UPSTREAM_RECORD",
+)
+SMOKE_TIMEOUT_S = 180
+
+facts: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def node() -> dict[str, str]:
+    missing = [name for name in NODE_ENV if not os.environ.get(name)]
+    if missing:
+        pytest.skip(f"no local node ({', '.join(missing)} unset): run `make e2e`")
+    return {name: os.environ[name] for name in NODE_ENV}
+
+
+def upstream_calls(record: str, since: float) -> list[dict[str, Any]]:
+    """What the node's fake upstream saw since `since` (one JSON object per request)."""
+    path = Path(record)
+    if not path.exists():
+        return []
+    calls = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [call for call in calls if call["time"] >= since]
+
+
+def proxy_pods(kube: Kube) -> list[Any]:
+    pods = kube.core.list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/name={PROXY}")
+    return list(pods.items)
+
+
+def test_the_node_is_ready_with_the_versions_built_here(kube: Kube, node: dict[str, str]) -> None:
+    found = kube.core.read_node(node["LLM_GATEWAY_NODE_NAME"])
+    ready = {c.type: c.status for c in found.status.conditions}["Ready"]
+    assert ready == "True"
+    info = found.status.node_info
+    assert info.kubelet_version == "v1.36.3"
+    assert info.container_runtime_version.startswith("containerd://")
+
+
+def test_up_returns_once_the_proxy_is_available(
+    workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
+) -> None:
+    write_stack_file(
+        workspace,
+        STACK,
+        NS,
+        {
+            "proxy": {"image": node["LLM_GATEWAY_NODE_PROXY_IMAGE"]},
+            "agentgateway": {"enabled": False},
+        },
+    )
+    workspace.run("stack", "init", STACK, "--secrets-provider", "passphrase")
+    workspace.run("config", "set", "--stack", STACK, "kubeconfig", kubeconfig)
+    workspace.run(
+        "config", "set", "--stack", STACK, "openaiBaseUrl", node["LLM_GATEWAY_NODE_UPSTREAM_URL"]
+    )
+    workspace.set_secret("openaiKey", FAKE_KEY, STACK)
+    started = time.monotonic()
+    workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+    facts["up_seconds"] = time.monotonic() - started
+
+    # Awaited for real: when `pulumi up` returns the Deployment is Available and the
+    # Service has a ready endpoint, with nothing polled after the fact.
+    deployment = kube.apps.read_namespaced_deployment(PROXY, NS)
+    assert "pulumi.com/skipAwait" not in (deployment.metadata.annotations or {})
+    assert deployment.status.available_replicas == deployment.spec.replicas == 1
+    available = {c.type: c.status for c in deployment.status.conditions}["Available"]
+    assert available == "True"
+    slices = client.DiscoveryV1Api(kube.api).list_namespaced_endpoint_slice(
+        NS, label_selector=f"kubernetes.io/service-name={PROXY}"
+    )
+    ready = [
+        endpoint
+        for item in slices.items
+        for endpoint in item.endpoints or []
+        if endpoint.conditions and endpoint.conditions.ready
+    ]
+    assert len(ready) == 1
+    (pod,) = proxy_pods(kube)
+    assert pod.spec.containers[0].image == node["LLM_GATEWAY_NODE_PROXY_IMAGE"]
+    assert pod.status.container_statuses[0].restart_count == 0
+
+
+def test_the_pod_runs_unprivileged_and_reports_the_stack_fingerprint(
+    workspace: Workspace, kube: Kube, node: dict[str, str]
+) -> None:
+    expected = workspace.run("stack", "output", "keyFingerprint", "--stack", STACK).stdout.strip()
+    assert expected == key_fingerprint(FAKE_KEY)
+    (pod,) = proxy_pods(kube)
+    # The test runs inside the node's namespace, so pod IPs are reachable from here.
+    readyz = httpx.get(f"http://{pod.status.pod_ip}:8080/readyz", timeout=5).json()
+    assert readyz == {"status": "ready", "keyFingerprint": expected}
+    status = pod.status.container_statuses[0]
+    assert status.ready is True
+    assert status.image_id.endswith(node["LLM_GATEWAY_NODE_PROXY_IMAGE"].split("@")[1])
+
+
+def test_the_smoke_output_runs_as_the_readme_says_and_the_key_reaches_the_upstream(
+    workspace: Workspace, node: dict[str, str]
+) -> None:
+    smoke = workspace.run("stack", "output", "smokeTest", "--stack", STACK).stdout.strip()
+    assert smoke.startswith("kubectl "), smoke
+    began = time.time()
+    # Exactly what the README tells users to run, from the node's namespace.
+    done = subprocess.run(
+        ["bash", "-ec", smoke],
+        env=workspace.env(),
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT_S,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert FAKE_KEY not in output
+    assert done.returncode == 0, output[-3000:]
+    assert "pong" in output
+    calls = upstream_calls(node["LLM_GATEWAY_NODE_UPSTREAM_RECORD"], began)
+    chats = [call for call in calls if call["path"].endswith("/chat/completions")]
+    assert chats, f"the upstream saw no chat completion since the smoke started: {calls}"
+    # The key that `pulumi config set --secret openaiKey` set, from a pod on the node.
+    assert {call["keyFingerprint"] for call in chats} == {key_fingerprint(FAKE_KEY)}
+    assert all(call["client"].startswith("10.244.") for call in chats), chats
+
+
+def test_destroy_removes_everything_the_stack_made(workspace: Workspace, kube: Kube) -> None:
+    workspace.run("destroy", "--yes", "--skip-preview", "--stack", STACK)
+    assert kube.wait_gone("Namespace", NS, timeout=120)
+    assert proxy_pods(kube) == []
