@@ -33,13 +33,20 @@ def _missing() -> str | None:
     return None
 
 
+# A real `pulumi up` that awaits pods (image pull, readiness) outlasts the suite's default
+# per-test limit; each pulumi command has its own deadline (e2e_pulumi.COMMAND_TIMEOUT_S).
+E2E_TEST_TIMEOUT_S = 900
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     reason = _missing()
-    if reason is None:
-        return
     for item in items:
-        if item.get_closest_marker("e2e"):
+        if not item.get_closest_marker("e2e"):
+            continue
+        if reason is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
+        elif not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(E2E_TEST_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
