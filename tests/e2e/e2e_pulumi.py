@@ -164,11 +164,16 @@ def init_stack(ws: Workspace, stack: str, kubeconfig: str, key: str | None = FAK
     """Create `stack` (passphrase secrets) and point it at the e2e API server.
 
     The stack file in the copy already holds the repo's settings for `stack` (if any);
-    only skipAwait (no kubelet here), the kubeconfig and the key are added.
+    only skipAwait (these scenarios are about the API objects; tests/e2e/test_node.py and
+    test_live_traffic.py await real pods), the kubeconfig, the image and the key are added.
     """
     ws.run("stack", "init", stack, "--secrets-provider", "passphrase")
     ws.run("config", "set", "--stack", stack, "skipAwait", "true")
     ws.run("config", "set", "--stack", stack, "kubeconfig", kubeconfig)
+    # The stack files name no image (none is published): the one built for the node, or
+    # any well-formed reference when there is no node (nothing runs it under skipAwait).
+    image = os.environ.get("LLM_GATEWAY_NODE_PROXY_IMAGE", "registry.invalid/llm-proxy:e2e")
+    ws.run("config", "set", "--path", "--stack", stack, "proxy.image", image)
     if key is not None:
         ws.set_secret("openaiKey", key, stack)
 
