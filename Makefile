@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: venv test lint unit up preview e2e demo demo-shell demo-down bench clean
+.PHONY: venv test lint unit up preview e2e demo demo-shell demo-down image bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt proxy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ demo-shell:
 ## make demo-down: `pulumi destroy` the demo stack, stop the node, remove its state.
 demo-down:
 	scripts/demo.sh down
+
+## make image: build the proxy image here (Debian base + buildah, cached); last line: its digest.
+image:
+	scripts/image/build.sh
 
 ## make bench: proxy vs direct, side by side (results in bench/RESULTS.md).
 bench: venv
