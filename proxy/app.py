@@ -25,7 +25,7 @@ class ProxyState:
     def __init__(self, settings: Settings, log_stream: TextIO) -> None:
         self.settings = settings
         self.log = EventLog(log_stream)
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.allowed_models)
         self.keys = KeySource(settings.key_file, settings.key_poll_interval, self._key_changed)
         self.forwarder = Forwarder(settings, self.keys, self.metrics, self.log)
         self.metrics.in_flight_source = lambda: self.forwarder.in_flight
@@ -73,8 +73,9 @@ class ProxyState:
             return web.json_response(body, status=503)
         return web.json_response({"status": "ready", "keyFingerprint": fingerprint})
 
-    def open(self) -> None:
-        """Open the upstream pool and start the key watcher (inside the running loop)."""
+    async def open(self) -> None:
+        """Read the key, open the upstream pool and start the key watcher."""
+        await self.keys.load()
         self.forwarder.open_session()
         self._watcher = asyncio.create_task(self.keys.watch())
 

@@ -73,20 +73,74 @@ def body_too_large(limit: int) -> ProxyError:
 
 
 def malformed_json(detail: str) -> ProxyError:
-    return ProxyError(400, f"Request body is not valid JSON: {detail}", "invalid_json")
+    """`detail` comes from the proxy's own scanner: a reason and an offset, never input."""
+    return ProxyError(400, f"Request body is not valid JSON: {detail}.", "invalid_json")
 
 
-def model_not_allowed(model: str, allowed: tuple[str, ...]) -> ProxyError:
+def model_not_allowed(shown: str, allowed: tuple[str, ...]) -> ProxyError:
+    """`shown` is already bounded and escaped (json_scan.shown_name)."""
     return ProxyError(
         403,
-        f"Model {model!r} is not allowed by this proxy; allowed models: {', '.join(allowed)}.",
+        f"Model '{shown}' is not allowed by this proxy; allowed models: {', '.join(allowed)}.",
         "model_not_allowed",
         "permission_error",
     )
 
 
+def model_undetermined(reason: str) -> ProxyError:
+    return ProxyError(
+        400,
+        f"This proxy allows only listed models and could not determine this request's model "
+        f"({reason}); send a JSON object body with a string `model`, or a `model` form field.",
+        "model_required",
+    )
+
+
+def unpoliced_path(label: str) -> ProxyError:
+    return ProxyError(
+        403,
+        f"This proxy restricts models and cannot check which model calls to {label} use "
+        "(files, batches, assistants, fine-tuning and unknown endpoints are refused while "
+        "an allowlist is set; the operator can allow them with "
+        "LLM_PROXY_ALLOW_UNPOLICED_PATHS).",
+        "path_not_allowed",
+        "permission_error",
+    )
+
+
+def bad_path(reason: str) -> ProxyError:
+    return ProxyError(400, f"Request path refused: {reason}.", "invalid_path")
+
+
+def method_not_allowed(allowed: str) -> ProxyError:
+    return ProxyError(
+        405, f"Method not allowed; this proxy forwards {allowed}.", "method_not_allowed"
+    )
+
+
+def body_timeout(seconds: float) -> ProxyError:
+    return ProxyError(
+        408, f"The request body did not arrive within {seconds:g} s.", "request_timeout"
+    )
+
+
+def bad_http(status: int) -> ProxyError:
+    """aiohttp could not parse the request; its message may quote the input, so not used."""
+    return ProxyError(status, "The request is not valid HTTP/1.1.", "invalid_request")
+
+
+def upstream_protocol(reason: str) -> ProxyError:
+    return ProxyError(
+        502,
+        f"The upstream sent an unusable response: {reason}.",
+        "upstream_bad_response",
+        "server_error",
+    )
+
+
 def not_found(path: str) -> ProxyError:
-    return ProxyError(404, f"No route for {path!r}: the proxy forwards /v1/... only.", "not_found")
+    shown = path if len(path) <= 64 else path[:64] + "…"
+    return ProxyError(404, f"No route for {shown!r}: the proxy forwards /v1/... only.", "not_found")
 
 
 def upstream_timeout(phase: str) -> ProxyError:

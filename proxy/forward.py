@@ -1,86 +1,35 @@
 """The request path: receive → check → forward → stream back → record.
 
 One `Forwarder.handle` per /v1 call. It answers the checks it owns itself
-(disabled, overloaded, no key, too large, malformed, model not allowed) with
-OpenAI-shaped errors, otherwise sends the request upstream with the live key
-and copies the response back chunk by chunk as the upstream produces it.
+(disabled, overloaded, no key, bad method or path, too large, too slow,
+malformed, model not allowed) with OpenAI-shaped errors, otherwise sends the
+request upstream with the live key and copies the response back chunk by chunk
+as the upstream produces it.
 """
 
 import asyncio
-import contextlib
-import json
-import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from proxy import errors
 from proxy.egress import egress_proxy_for
 from proxy.errors import ProxyError
+from proxy.headers import client_headers, upstream_headers
+from proxy.json_scan import shown_name
 from proxy.keysource import KeySource
+from proxy.model_check import is_json_type, read_models_off_loop
 from proxy.observability import CallRecord, EventLog, Metrics
+from proxy.routes import Policy, Route, classify
 from proxy.settings import Settings
+from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_path, check_upstream
 from proxy.usage import UsageTail
 
-# Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never the message.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# Never forwarded upstream: hop-by-hop, values aiohttp recomputes, and every client
-# credential (the proxy injects its own). aiohttp's server inflates a compressed
-# request body as it reads it, so the body goes upstream without Content-Encoding.
-_REQUEST_DROP = _HOP_BY_HOP | {
-    "host",
-    "content-length",
-    "content-encoding",
-    "accept-encoding",
-    "expect",
-    "authorization",
-    "api-key",
-    "x-api-key",
-}
-# Never copied back: hop-by-hop, and the body framing the proxy sets itself
-# (aiohttp decodes gzip/deflate so usage can be read; the client gets identity).
-_RESPONSE_DROP = _HOP_BY_HOP | {"content-length", "content-encoding"}
-# Encodings aiohttp can always decode without optional packages.
-_UPSTREAM_ACCEPT_ENCODING = "gzip, deflate"
-
-
-def upstream_headers(incoming: CIMultiDictProxy[str], authorization: str) -> CIMultiDict[str]:
-    """The client's headers minus hop-by-hop and credentials, plus the proxy's key."""
-    drop = _REQUEST_DROP
-    listed = incoming.get("Connection")
-    if listed:
-        drop = drop | {token.strip().lower() for token in listed.split(",")}
-    headers = CIMultiDict((k, v) for k, v in incoming.items() if k.lower() not in drop)
-    headers["Authorization"] = authorization
-    headers["Accept-Encoding"] = _UPSTREAM_ACCEPT_ENCODING
-    return headers
-
-
-def client_headers(upstream: aiohttp.ClientResponse) -> tuple[CIMultiDict[str], int | None]:
-    """Response headers for the client and the body length when it is still exact."""
-    headers = CIMultiDict(
-        (k, v) for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_DROP
-    )
-    headers["X-Accel-Buffering"] = "no"  # tell nginx-style ingresses not to buffer streams
-    encoded = "Content-Encoding" in upstream.headers
-    length = None if encoded else upstream.content_length
-    return headers, length
+_ALLOWED_METHODS_TEXT = ", ".join(sorted(ALLOWED_METHODS))
 
 
 class _CoalescedResponse(web.StreamResponse):
@@ -93,56 +42,51 @@ class _CoalescedResponse(web.StreamResponse):
     _send_headers_immediately = False
 
 
-def is_json(content_type: str) -> bool:
-    return content_type == "application/json" or content_type.endswith("+json")
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    """How much of a request body may arrive, and by when (loop time)."""
+
+    max_bytes: int
+    seconds: float
+    deadline: float
+
+    def too_slow(self) -> ProxyError:
+        return errors.body_timeout(self.seconds)
 
 
-# A part named exactly `model` (its `name` parameter in any position), then its value.
-_FORM_MODEL = re.compile(
-    rb"content-disposition:[ \t]*form-data[^\r\n]*?;[ \t]*"
-    rb'name=(?:"model"|model)[ \t]*(?:;[^\r\n]*)?\r\n'
-    rb"(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n",
-    re.IGNORECASE,
-)
+async def read_bounded(content: aiohttp.StreamReader, limit: BodyLimit) -> bytearray:
+    """A whole body, refused with 413 past its size and 408 past its deadline.
 
-
-def multipart_models(body: bytes) -> list[str]:
-    """Every `model` form field of a multipart body, in order."""
-    return [value.decode("utf-8", "replace") for value in _FORM_MODEL.findall(body)]
-
-
-def json_model(body: bytes) -> str | None:
-    """The `model` of a JSON object body; 400 when the body is not JSON."""
-    if not body:
-        return None
+    Kept in one bytearray (no list of chunks joined at the end): one copy of the
+    body in memory, which aiohttp then sends as it is.
+    """
+    body = bytearray()
     try:
-        document = json.loads(body)
-    except ValueError as exc:
-        raise errors.malformed_json(str(exc)) from exc
-    model = document.get("model") if isinstance(document, dict) else None
-    return model if isinstance(model, str) else None
-
-
-async def read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes:
-    """A whole (JSON) body, refused with 413 as soon as it passes `limit`."""
-    chunks = []
-    size = 0
-    while chunk := await content.readany():
-        size += len(chunk)
-        if size > limit:
-            raise errors.body_too_large(limit)
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        async with asyncio.timeout_at(limit.deadline):
+            while chunk := await content.readany():
+                if len(body) + len(chunk) > limit.max_bytes:
+                    raise errors.body_too_large(limit.max_bytes)
+                body += chunk
+    except TimeoutError:
+        raise limit.too_slow() from None
+    return body
 
 
 async def bounded_stream(
-    content: aiohttp.StreamReader, limit: int, call: CallRecord
+    content: aiohttp.StreamReader, limit: BodyLimit, call: CallRecord
 ) -> AsyncIterator[bytes]:
-    """Pass a non-JSON body (e.g. a file upload) through as it arrives, up to `limit`."""
-    async for chunk in content.iter_any():
+    """Pass a body (e.g. a file upload) through as it arrives, within its limit."""
+    while True:
+        try:
+            async with asyncio.timeout_at(limit.deadline):
+                chunk = await content.readany()
+        except TimeoutError:
+            raise limit.too_slow() from None
+        if not chunk:
+            return
         call.bytes_in += len(chunk)
-        if call.bytes_in > limit:
-            raise errors.body_too_large(limit)
+        if call.bytes_in > limit.max_bytes:
+            raise errors.body_too_large(limit.max_bytes)
         yield chunk
 
 
@@ -161,8 +105,13 @@ class Forwarder:
         self.metrics = metrics
         self.log = log
         self.allowed_models = frozenset(settings.allowed_models)
+        self.target = UpstreamTarget(check_upstream(settings.upstream))
         self.egress_proxy = egress_proxy_for(settings.upstream)
         self.in_flight = 0
+        self.tasks: set[asyncio.Task[object]] = set()  # handlers running, cancelled at drain end
+        self.stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.session: aiohttp.ClientSession | None = None
 
     def open_session(self) -> None:
@@ -185,17 +134,26 @@ class Forwarder:
             await self.session.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        call = CallRecord(request.method, request.path)
+        route = classify(request.method, request.path)
+        call = CallRecord(request.method, request.path, route.label)
         if self.in_flight >= self.settings.max_in_flight:
             return self._answer(call, errors.overloaded(self.settings.max_in_flight))
         self.in_flight += 1
+        self._idle.clear()
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
         try:
-            return await self._forward(request, call)
+            return await self._forward(request, call, route)
         except ProxyError as exc:
             call.status, call.error = exc.status, exc.code
+            if exc.status in (408, 413) and request.protocol is not None:
+                # Stop reading (and inflating) the rest of the body: the connection
+                # closes after this answer; what the client still sends is discarded.
+                request.protocol.close()
             return exc.to_response()
         except asyncio.CancelledError:
-            call.error = "client_disconnected"
+            call.error = "drain_timeout" if self.stopping else "client_disconnected"
             call.status = call.status or 499
             raise
         except Exception as exc:
@@ -206,7 +164,15 @@ class Forwarder:
             return errors.internal().to_response()
         finally:
             self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
+            if task is not None:
+                self.tasks.discard(task)
             self._record(call)
+
+    async def wait_idle(self) -> None:
+        """Until nothing is in flight (drain puts a deadline around it)."""
+        await self._idle.wait()
 
     def _answer(self, call: CallRecord, error: ProxyError) -> web.Response:
         call.status, call.error = error.status, error.code
@@ -218,22 +184,37 @@ class Forwarder:
         self.metrics.record(call, duration)
         self.log.call(call, duration)
 
-    async def _forward(self, request: web.BaseRequest, call: CallRecord) -> web.StreamResponse:
+    def _check_request(self, request: web.BaseRequest, route: Route) -> URL:
+        """Method, path and (with an allowlist) route policy; the upstream URL."""
+        if request.method not in ALLOWED_METHODS:
+            raise errors.method_not_allowed(_ALLOWED_METHODS_TEXT)
+        rel_url = request.rel_url
+        check_path(rel_url.path, rel_url.raw_path)
+        if self.allowed_models:
+            if route.policy is Policy.UNPOLICED and not self.settings.allow_unpoliced_paths:
+                raise errors.unpoliced_path(route.label)
+            if rel_url.raw_query_string:
+                self._check_query(rel_url)
+        return self.target.url_for(rel_url)
+
+    def _check_query(self, rel_url: URL) -> None:
+        """A `model` query parameter (some upstreams read one) must be allowed too."""
+        for name, value in rel_url.query.items():
+            if name.casefold() == "model" and value not in self.allowed_models:
+                raise errors.model_not_allowed(shown_name(value), self.settings.allowed_models)
+
+    async def _forward(
+        self, request: web.BaseRequest, call: CallRecord, route: Route
+    ) -> web.StreamResponse:
         settings = self.settings
         if settings.disabled:
             raise errors.disabled()
+        url = self._check_request(request, route)
         key = self.keys.current
         if key is None:
             raise errors.key_unavailable()
-        body = await self._read_body(request, call)
-        model = call.model
-        if self.allowed_models and model is not None and model not in self.allowed_models:
-            raise errors.model_not_allowed(model, settings.allowed_models)
+        body = await self._read_body(request, call, route)
         assert self.session is not None, "session opens at app startup"
-        target = request.raw_path  # path and query exactly as the client sent them
-        if not target.startswith("/"):  # absolute-form: `GET http://host/v1/... HTTP/1.1`
-            target = request.rel_url.raw_path_qs
-        url = URL(settings.upstream + target[3:], encoded=True)
         try:
             upstream = await self.session.request(
                 request.method,
@@ -253,7 +234,7 @@ class Forwarder:
                 raise exc.__cause__ from None
             raise errors.upstream_unreachable(type(exc).__name__) from exc
         try:
-            response = await self._stream_back(request, upstream, call)
+            response = await self._stream_back(request, upstream, call, key.value)
         except BaseException:
             upstream.close()  # client gone or cancelled: drop the upstream request too
             raise
@@ -264,51 +245,70 @@ class Forwarder:
         return response
 
     async def _read_body(
-        self, request: web.BaseRequest, call: CallRecord
-    ) -> bytes | AsyncIterator[bytes] | None:
-        limit = self.settings.max_body_bytes
+        self, request: web.BaseRequest, call: CallRecord, route: Route
+    ) -> bytearray | AsyncIterator[bytes] | None:
+        settings = self.settings
+        checked = bool(self.allowed_models) and route.policy is Policy.MODEL
         length = request.content_length
-        if length is not None and length > limit:
-            raise errors.body_too_large(limit)
+        if length is not None and length > settings.max_body_bytes:
+            raise errors.body_too_large(settings.max_body_bytes)
         if not request.body_exists:
+            if checked:
+                raise errors.model_undetermined("the request has no body")
             return None
-        if request.headers.get("Expect", "").lower() == "100-continue":
+        expect = request.headers.get("Expect", "")
+        if expect.lower() == "100-continue" and request.version >= (1, 1):
             # curl asks for this before large uploads; the low-level server leaves it to us.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        declared_json = is_json(request.content_type)
-        if not declared_json and not self.allowed_models:
+        limit = BodyLimit(
+            settings.max_body_bytes,
+            settings.body_timeout,
+            asyncio.get_running_loop().time() + settings.body_timeout,
+        )
+        content_type = request.content_type
+        if not is_json_type(content_type) and not checked:
             return bounded_stream(request.content, limit, call)
-        # JSON, or any body while an allowlist is set: read it (bounded) to find the model.
+        # JSON, or a model call while an allowlist is set: read it (bounded) to find the model.
         body = await read_bounded(request.content, limit)
         call.bytes_in = len(body)
-        if declared_json:
-            call.model = json_model(body)
-        elif request.content_type == "multipart/form-data":  # e.g. audio transcriptions
-            models = multipart_models(body)
-            # Servers differ on which repeated field wins: every one must be allowed.
-            refused = [model for model in models if model not in self.allowed_models]
-            call.model = next(iter(refused or models), None)
-        else:
-            # Upstreams may parse it as JSON anyway (FastAPI does when Content-Type is
-            # missing), so its model is checked too; a body that is not JSON goes as is.
-            with contextlib.suppress(ProxyError):
-                call.model = json_model(body)
+        found = await read_models_off_loop(
+            content_type, request.headers.get("Content-Type", ""), body
+        )
+        if found.models:
+            call.model = found.models[0].shown
+        if self.allowed_models:
+            for model in found.models:
+                if model.name is None or model.name not in self.allowed_models:
+                    call.model = model.shown
+                    raise errors.model_not_allowed(model.shown, settings.allowed_models)
+            if checked and not found.models:
+                raise errors.model_undetermined(found.unreadable or "no `model` field found")
         return body
 
     async def _stream_back(
-        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, call: CallRecord
+        self,
+        request: web.BaseRequest,
+        upstream: aiohttp.ClientResponse,
+        call: CallRecord,
+        key: str,
     ) -> web.StreamResponse:
+        if upstream.status < 200:  # e.g. 101 Switching Protocols: nothing to copy back
+            raise errors.upstream_protocol(f"status {upstream.status}")
+        streamed = upstream.content_type == "text/event-stream"
+        # Not a stream: read the first chunk before answering, so an upstream that fails
+        # at once (undecodable gzip, drop) still gets a clean 502 instead of a cut reply.
+        first = b"" if streamed else await _first_chunk(upstream)
         call.status = upstream.status
-        call.streamed = upstream.content_type == "text/event-stream"
-        headers, length = client_headers(upstream)
-        response_class = web.StreamResponse if call.streamed else _CoalescedResponse
+        call.streamed = streamed
+        headers, length = client_headers(upstream, key)
+        response_class = web.StreamResponse if streamed else _CoalescedResponse
         response = response_class(status=upstream.status, reason=upstream.reason, headers=headers)
         if length is not None:
             response.content_length = length
         await response.prepare(request)
         tail = UsageTail()
         try:
-            await self._copy_body(request, upstream, response, call, tail)
+            await self._copy_body(request, upstream, response, call, tail, first)
         finally:
             # Also when the client hangs up right after the last event (SDKs close the
             # stream on `[DONE]`): the usage chunk has been forwarded, so count it.
@@ -322,9 +322,20 @@ class Forwarder:
         response: web.StreamResponse,
         call: CallRecord,
         tail: UsageTail,
+        chunk: bytes,
     ) -> None:
         """Write each upstream chunk to the client as soon as it arrives."""
         while True:
+            if chunk:
+                if call.ttfb is None:
+                    call.ttfb = time.perf_counter() - call.started
+                call.bytes_out += len(chunk)
+                tail.feed(chunk)
+                try:
+                    await response.write(chunk)
+                except ConnectionError:  # incl. aiohttp.ClientConnectionResetError
+                    call.error = "client_disconnected"
+                    return
             try:
                 chunk = await upstream.content.readany()  # whatever arrived, no fixed size
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -337,13 +348,16 @@ class Forwarder:
                 return
             if not chunk:
                 break
-            if call.ttfb is None:
-                call.ttfb = time.perf_counter() - call.started
-            call.bytes_out += len(chunk)
-            tail.feed(chunk)
-            try:
-                await response.write(chunk)
-            except ConnectionError:  # incl. aiohttp.ClientConnectionResetError
-                call.error = "client_disconnected"
-                return
         await response.write_eof()
+
+
+async def _first_chunk(upstream: aiohttp.ClientResponse) -> bytes:
+    """The first body chunk, or the error to answer with while nothing is sent yet."""
+    try:
+        return await upstream.content.readany()
+    except TimeoutError as exc:
+        raise errors.upstream_timeout("read") from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise errors.upstream_protocol("a body it could not decode") from exc
+    except aiohttp.ClientError as exc:
+        raise errors.upstream_unreachable(type(exc).__name__) from exc

@@ -11,6 +11,9 @@ truncates before writing never causes a failed request. Requests read
 
 import asyncio
 import contextlib
+import os
+import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,20 +41,56 @@ class LiveKey:
 ReloadListener = Callable[[LiveKey | None, str], None]
 
 
+MAX_KEY_FILE_BYTES = 64 * 1024  # keys are < 1 KiB; a bigger "file" is not a key file
+READ_TIMEOUT = 5.0  # a read that takes longer (hung mount) counts as a miss
+
+
 def read_key_file(key_file: Path) -> LiveKey | None:
     """The key in `key_file`, or None when there is no usable one.
 
-    Unusable: missing, unreadable, blank, or with inner whitespace or control
-    characters (e.g. a second line), which no Authorization header can carry.
+    Unusable: missing, unreadable, not a regular file (a FIFO or device would block
+    or never end), too big, blank, or with inner whitespace or control characters
+    (e.g. a second line), which no Authorization header can carry.
     """
     try:
-        text = key_file.read_text(encoding="utf-8")
+        fd = os.open(key_file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = os.read(fd, MAX_KEY_FILE_BYTES + 1)
+        text = raw.decode("utf-8") if len(raw) <= MAX_KEY_FILE_BYTES else ""
     except (OSError, UnicodeDecodeError):
         return None
+    finally:
+        os.close(fd)
     value = text.strip()
     if not value or not value.isprintable() or " " in value:
         return None
     return LiveKey.from_text(value)
+
+
+def start_key_read(key_file: Path) -> "asyncio.Future[LiveKey | None]":
+    """`read_key_file` on a daemon thread; the future completes on the loop.
+
+    A daemon thread, not the loop's executor: a read stuck in the kernel (hung NFS)
+    can then neither freeze the loop nor keep the process from exiting.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[LiveKey | None] = loop.create_future()
+
+    def deliver(result: LiveKey | None) -> None:
+        if not done.done():
+            done.set_result(result)
+
+    def read() -> None:
+        result = read_key_file(key_file)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(deliver, result)
+
+    threading.Thread(target=read, name="key-file-read", daemon=True).start()
+    return done
 
 
 class KeySource:
@@ -62,12 +101,20 @@ class KeySource:
         self.poll_interval = poll_interval
         self._on_change = on_change
         self._misses = 0
-        self.current: LiveKey | None = read_key_file(key_file)
-        on_change(self.current, "initial")
+        self._reading: asyncio.Future[LiveKey | None] | None = None
+        self.current: LiveKey | None = None
+
+    async def load(self) -> None:
+        """The first read, at start (off the loop, bounded like every later one)."""
+        self.current = await self._read()
+        self._on_change(self.current, "initial")
 
     def check(self) -> None:
-        """Re-read the file once and adopt what changed (called by `watch`)."""
-        latest = read_key_file(self.key_file)
+        """Re-read the file once (synchronously) and adopt what changed."""
+        self.adopt(read_key_file(self.key_file))
+
+    def adopt(self, latest: LiveKey | None) -> None:
+        """Take one read's result: a new key at once, a miss only the second time."""
         if latest is None:
             self._misses += 1
             if self.current is not None and self._misses >= 2:
@@ -80,8 +127,28 @@ class KeySource:
             self._on_change(latest, "reloaded")
 
     async def watch(self) -> None:
-        """Poll forever; cancel the task to stop."""
+        """Poll forever; cancel the task to stop.
+
+        At most one read is outstanding: while a stuck one has not returned, polls
+        count as misses instead of starting more threads.
+        """
         while True:
             await asyncio.sleep(self.poll_interval)
             with contextlib.suppress(Exception):  # a bad read must never kill the watcher
-                self.check()
+                await self._poll()
+
+    async def _poll(self) -> None:
+        self.adopt(await self._read())
+
+    async def _read(self) -> LiveKey | None:
+        """One read, bounded by READ_TIMEOUT; a stuck read counts as no key this time and
+        is awaited again on the next poll rather than started anew."""
+        if self._reading is None:
+            self._reading = start_key_read(self.key_file)
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                latest = await asyncio.shield(self._reading)
+        except TimeoutError:
+            return None
+        self._reading = None
+        return latest

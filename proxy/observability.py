@@ -25,6 +25,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _TTFB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _MAX_MODEL_LABELS = 64  # beyond this, unknown model names share the label "other"
 _MAX_MODEL_LABEL_CHARS = 128  # real names are far shorter; a longer one is "other" too
+_PRINTABLE = frozenset(map(chr, range(0x21, 0x7F)))
 
 
 @dataclass(slots=True)
@@ -33,6 +34,7 @@ class CallRecord:
 
     method: str
     path: str
+    label: str  # the metric `path` label, from the fixed table in proxy.routes
     started: float = field(default_factory=time.perf_counter)
     model: str | None = None
     status: int = 0
@@ -43,20 +45,6 @@ class CallRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: str | None = None
-
-
-def path_label(path: str) -> str:
-    """A bounded metric label: `/v1` plus up to two id-free segments.
-
-    `/v1/chat/completions` stays, `/v1/responses/resp_9x...` becomes `/v1/responses`.
-    """
-    parts = path.split("/")[2:4]  # ["", "v1", a, b, ...]
-    kept = ["/v1"]
-    for part in parts:
-        if not part or any(ch.isdigit() for ch in part):
-            break
-        kept.append(part)
-    return "/".join(kept)
 
 
 class _Histogram:
@@ -90,7 +78,7 @@ class Metrics:
     prometheus-client metrics.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, allowed_models: tuple[str, ...] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.key_reloads = Counter(
             "llm_proxy_key_reloads",
@@ -106,22 +94,26 @@ class Metrics:
         self._latency: dict[str, _Histogram] = {}
         self._ttfb: dict[str, _Histogram] = {}
         self._tokens: dict[tuple[str, str], int] = {}
-        self._models: set[str] = set()
+        # Allowed models always have their label; other names earn one only when the
+        # upstream accepted them (2xx), so refused or junk names cannot use up the slots.
+        self._models: set[str] = {m for m in allowed_models if _labelable(m)}
+        self._free_slots = _MAX_MODEL_LABELS
         self.registry.register(self)  # a Collector: anything with collect()
 
-    def model_label(self, model: str | None) -> str:
+    def model_label(self, model: str | None, accepted: bool = True) -> str:
         if model is None:
             return ""
         if model in self._models:
             return model
-        if len(self._models) < _MAX_MODEL_LABELS and len(model) <= _MAX_MODEL_LABEL_CHARS:
+        if accepted and self._free_slots > 0 and _labelable(model):
+            self._free_slots -= 1
             self._models.add(model)
             return model
         return "other"
 
     def record(self, call: CallRecord, duration: float) -> None:
-        path = path_label(call.path)
-        model = self.model_label(call.model)
+        path = call.label
+        model = self.model_label(call.model, 200 <= call.status < 300)
         key = (model, path, str(call.status))
         self._requests[key] = self._requests.get(key, 0) + 1
         latency = self._latency.get(path)
@@ -174,6 +166,11 @@ class Metrics:
         yield GaugeMetricFamily(
             "llm_proxy_in_flight", "Calls being served now.", value=self.in_flight_source()
         )
+
+
+def _labelable(model: str) -> bool:
+    """Short printable ASCII only: any other text could break or bloat the exposition."""
+    return len(model) <= _MAX_MODEL_LABEL_CHARS and _PRINTABLE.issuperset(model)
 
 
 class EventLog:

@@ -1,6 +1,7 @@
 """Run the app on a socket: start, report ready, drain on SIGTERM, stop."""
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -10,7 +11,11 @@ from typing import TextIO
 from aiohttp import web
 
 from proxy.app import ProxyState
+from proxy.connections import GuardedServer
 from proxy.settings import Settings
+from proxy.upstream_url import display_upstream
+
+_CUT_SECONDS = 0.5  # after the drain deadline: how long cancelled calls get to unwind
 
 
 @dataclass
@@ -26,13 +31,33 @@ class RunningProxy:
         return f"http://{self.state.settings.host}:{self.port}/v1"
 
     async def stop(self) -> None:
-        """Stop accepting, wait up to drain_timeout for in-flight calls, then close."""
+        """Drain within drain_timeout (+ about a second to cut what is left), then close.
+
+        One bounded wait: /readyz answers "draining" and calls still arriving (while
+        Kubernetes removes the pod from its Services) are served; once nothing is in
+        flight or the deadline passes, the listener closes, calls still running
+        (streams included) are cancelled, and the last log lines are flushed. The
+        pod's terminationGracePeriodSeconds must exceed drain_timeout by a few seconds.
+        """
         state = self.state
+        forwarder = state.forwarder
         state.draining = True
-        state.log.event("draining", inFlight=state.forwarder.in_flight)
-        await self.runner.cleanup()
+        state.log.event("draining", inFlight=forwarder.in_flight)
+        state.log.flush()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(state.settings.drain_timeout):
+                await forwarder.wait_idle()
+        forwarder.stopping = True
+        for site in list(self.runner.sites):
+            await site.stop()  # no new connections from here on
+        running = set(forwarder.tasks)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=_CUT_SECONDS)
+        await self.runner.cleanup()  # idle keep-alive connections; bounded by shutdown_timeout
         await state.close()
-        state.log.event("stopped")
+        state.log.event("stopped", cancelled=len(running))
         state.log.flush()
 
 
@@ -40,13 +65,15 @@ async def start(settings: Settings, log_stream: TextIO) -> RunningProxy:
     """Listen on settings.host:port (port 0 picks a free one)."""
     began = time.perf_counter()
     state = ProxyState(settings, log_stream)
-    state.open()
-    server = web.Server(
+    await state.open()
+    server = GuardedServer(
         state.dispatch,
+        head_timeout=settings.header_timeout,
         handler_cancellation=True,  # a client that goes away cancels its upstream call
         access_log=None,  # the proxy writes its own JSON access log
     )
-    runner = web.ServerRunner(server, shutdown_timeout=settings.drain_timeout)
+    # stop() has drained already; cleanup only closes what is left, quickly.
+    runner = web.ServerRunner(server, shutdown_timeout=_CUT_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
     await site.start()
@@ -56,7 +83,7 @@ async def start(settings: Settings, log_stream: TextIO) -> RunningProxy:
         "listening",
         host=settings.host,
         port=port,
-        upstream=settings.upstream,
+        upstream=display_upstream(settings.upstream),
         allowedModels=list(settings.allowed_models),
         disabled=settings.disabled,
         keyFingerprint=None if key is None else key.fingerprint,

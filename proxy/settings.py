@@ -11,6 +11,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from proxy.upstream_url import check_upstream
+
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"
 DEFAULT_KEY_FILE = Path("/etc/llm-gateway/secret/apiKey")
 
@@ -48,6 +50,16 @@ class Settings(BaseSettings):
         default=20.0, ge=0, description="SIGTERM: wait this long for in-flight."
     )
     key_poll_interval: float = Field(default=0.25, gt=0, description="Key file check period, s.")
+    body_timeout: float = Field(
+        default=60.0, gt=0, description="Whole request body must arrive within this, s (408)."
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Request headers must arrive within this, s (closed)."
+    )
+    allow_unpoliced_paths: bool = Field(
+        default=False,
+        description="With an allowlist: still forward files, batches, assistants... (unchecked).",
+    )
 
     @field_validator("allowed_models", mode="before")
     @classmethod
@@ -62,7 +74,9 @@ class Settings(BaseSettings):
     @field_validator("upstream")
     @classmethod
     def _check_upstream(cls, value: str) -> str:
-        """Require an absolute http(s) URL; a trailing slash is dropped."""
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http(s) URL such as {DEFAULT_UPSTREAM}, got {value!r}")
+        """Require an absolute http(s) URL with a host, no userinfo, query or fragment.
+
+        The message never repeats the value: it may hold a password.
+        """
+        check_upstream(value)
         return value.rstrip("/")

@@ -311,10 +311,9 @@ def test_allowlist_checks_a_json_body_whatever_its_content_type(
     body = b'{"model": "o3", "messages": []}'
     response = httpx.post(proxy.base_url + "/chat/completions", content=body, headers=headers)
     assert_openai_error(response, 403, "model_not_allowed")
-    not_json = httpx.post(proxy.base_url + "/files", content=b"\x00{raw", headers=headers)
-    assert not_json.status_code == 404  # not JSON, not declared JSON: forwarded as it was
-    assert upstream.fake.seen.paths == ["/v1/files"]
-    assert upstream.fake.seen.body_sizes == [len(b"\x00{raw")]
+    not_json = httpx.post(proxy.base_url + "/chat/completions", content=b"\x00{raw", headers=headers)
+    assert_openai_error(not_json, 400, "model_required")  # no model it can read: refused
+    assert upstream.fake.seen.paths == []
 
 
 def test_key_file_with_more_than_one_line_is_unusable_not_a_500(

@@ -96,6 +96,7 @@ def test_a_single_failed_read_keeps_the_live_key(tmp_path: Path) -> None:
     key_file.write_text(FAKE_KEY)
     events: list[tuple[LiveKey | None, str]] = []
     keys = KeySource(key_file, 1.0, lambda key, result: events.append((key, result)))
+    asyncio.run(keys.load())
     key_file.write_text("")  # e.g. a writer that truncates before writing
     keys.check()
     assert keys.current is not None

@@ -9,7 +9,8 @@ import openai
 import pytest
 from prometheus_client import generate_latest
 
-from proxy.observability import CallRecord, Metrics, path_label
+from proxy.observability import CallRecord, Metrics
+from proxy.routes import path_label
 from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
 
@@ -94,7 +95,11 @@ def test_path_label_is_bounded() -> None:
     assert path_label("/v1/chat/completions") == "/v1/chat/completions"
     assert path_label("/v1/responses/resp_67cb71b351908190") == "/v1/responses"
     assert path_label("/v1/models/gpt-4o-mini") == "/v1/models"
-    assert path_label("/v1/a/b/c/d") == "/v1/a/b"
+    assert path_label("/v1/audio/transcriptions") == "/v1/audio/transcriptions"
+    assert path_label("/v1/fine_tuning/jobs/ftjob-1/events") == "/v1/fine_tuning/jobs"
+    assert path_label("/v1/chat/x9") == "/v1/chat"
+    assert path_label("/v1/a/b/c/d") == "other"  # unknown resources share one label
+    assert path_label("/v1/") == "other"
 
 
 def test_readyz_and_healthz(proxy: ProxyHandle) -> None:
@@ -137,7 +142,7 @@ def test_fake_key_never_appears_in_logs_metrics_or_answers(
 
 def test_histogram_buckets_follow_le_semantics() -> None:
     metrics = Metrics()
-    call = CallRecord("POST", "/v1/embeddings", status=200)
+    call = CallRecord("POST", "/v1/embeddings", "/v1/embeddings", status=200)
     for duration in (0.005, 0.0051, 400.0):
         metrics.record(call, duration)
     text = generate_latest(metrics.registry).decode()
@@ -154,7 +159,7 @@ def test_histogram_buckets_follow_le_semantics() -> None:
 def test_an_overlong_model_name_does_not_become_a_label() -> None:
     metrics = Metrics()
     huge = "m" * 1_000_000  # a client's body can be 16 MiB; a label is kept for good
-    metrics.record(CallRecord("POST", "/v1/chat/completions", model=huge, status=400), 0.01)
+    metrics.record(CallRecord("POST", "/v1/chat/completions", "/v1/chat/completions", model=huge, status=200), 0.01)
     text = generate_latest(metrics.registry).decode()
     assert huge not in text
     assert 'model="other"' in text

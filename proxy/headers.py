@@ -1,0 +1,98 @@
+"""Which headers cross the proxy, each way, decided per header.
+
+Upstream (request): hop-by-hop headers and the ones aiohttp recomputes never go;
+neither do client credentials (the proxy injects its own), nor headers that would
+let a keyless app steer what the key's owner pays for or learns:
+`OpenAI-Organization` / `OpenAI-Project` (a user-level key bills the org or
+project named here; the operator picks it by choosing the key), `Cookie` (no
+client's cookies belong on the proxy's account), and `Forwarded`, `X-Forwarded-*`,
+`X-Real-IP` (in-cluster topology; spoofable by any client). Everything else
+(Content-Type, Accept, User-Agent, OpenAI-Beta, Idempotency-Key, X-Stainless-*...)
+passes, as SDK features depend on it.
+
+Client (response): hop-by-hop headers, headers the upstream lists in its own
+`Connection`, body framing the proxy redoes, `Set-Cookie` (see Cookie above), and
+any credential header an upstream might echo back (`Authorization`, `Api-Key`...)
+are dropped; so is any header whose value contains the key, whatever its name.
+"""
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+# Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never the message.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_CREDENTIALS = frozenset({"authorization", "api-key", "x-api-key"})
+# aiohttp's server inflates a compressed request body as it reads it, so the body
+# goes upstream without Content-Encoding.
+_REQUEST_DROP = (
+    _HOP_BY_HOP
+    | _CREDENTIALS
+    | {
+        "host",
+        "content-length",
+        "content-encoding",
+        "accept-encoding",
+        "expect",
+        "openai-organization",
+        "openai-project",
+        "cookie",
+        "forwarded",
+        "x-real-ip",
+    }
+)
+_REQUEST_DROP_PREFIX = "x-forwarded-"
+# aiohttp decodes gzip/deflate so usage can be read; the client gets identity.
+_RESPONSE_DROP = _HOP_BY_HOP | _CREDENTIALS | {"content-length", "content-encoding", "set-cookie"}
+# Encodings aiohttp can always decode without optional packages.
+_UPSTREAM_ACCEPT_ENCODING = "gzip, deflate"
+
+
+def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
+    """Header names a message's own `Connection:` header declares hop-by-hop."""
+    listed: set[str] = set()
+    for value in headers.getall("Connection", ()):
+        listed.update(token.strip().lower() for token in value.split(","))
+    return listed
+
+
+def upstream_headers(incoming: CIMultiDictProxy[str], authorization: str) -> CIMultiDict[str]:
+    """The client's headers minus the dropped ones, plus the proxy's key."""
+    drop = _REQUEST_DROP
+    if "Connection" in incoming:
+        drop = drop | _connection_listed(incoming)
+    headers: CIMultiDict[str] = CIMultiDict(
+        (k, v)
+        for k, v in incoming.items()
+        if (name := k.lower()) not in drop and not name.startswith(_REQUEST_DROP_PREFIX)
+    )
+    headers["Authorization"] = authorization
+    headers["Accept-Encoding"] = _UPSTREAM_ACCEPT_ENCODING
+    return headers
+
+
+def client_headers(
+    upstream: aiohttp.ClientResponse, key: str
+) -> tuple[CIMultiDict[str], int | None]:
+    """Response headers for the client and the body length when it is still exact."""
+    drop = _RESPONSE_DROP
+    if "Connection" in upstream.headers:
+        drop = drop | _connection_listed(upstream.headers)
+    headers: CIMultiDict[str] = CIMultiDict(
+        (k, v) for k, v in upstream.headers.items() if k.lower() not in drop and key not in v
+    )
+    headers["X-Accel-Buffering"] = "no"  # tell nginx-style ingresses not to buffer streams
+    encoded = "Content-Encoding" in upstream.headers
+    length = None if encoded else upstream.content_length
+    return headers, length
