@@ -132,6 +132,8 @@ state = "$d/state"
   sandbox_image = "$REGISTRY/pause:3.10"
   # Root here lacks CAP_SYS_RESOURCE: never try to lower the OOM score below the daemon's.
   restrict_oom_score_adj = true
+  # Pod network namespaces under the state dir, not /run/netns: `down` unmounts them there.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
