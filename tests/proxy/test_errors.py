@@ -311,7 +311,9 @@ def test_allowlist_checks_a_json_body_whatever_its_content_type(
     body = b'{"model": "o3", "messages": []}'
     response = httpx.post(proxy.base_url + "/chat/completions", content=body, headers=headers)
     assert_openai_error(response, 403, "model_not_allowed")
-    not_json = httpx.post(proxy.base_url + "/chat/completions", content=b"\x00{raw", headers=headers)
+    not_json = httpx.post(
+        proxy.base_url + "/chat/completions", content=b"\x00{raw", headers=headers
+    )
     assert_openai_error(not_json, 400, "model_required")  # no model it can read: refused
     assert upstream.fake.seen.paths == []
 

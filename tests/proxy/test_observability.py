@@ -159,7 +159,10 @@ def test_histogram_buckets_follow_le_semantics() -> None:
 def test_an_overlong_model_name_does_not_become_a_label() -> None:
     metrics = Metrics()
     huge = "m" * 1_000_000  # a client's body can be 16 MiB; a label is kept for good
-    metrics.record(CallRecord("POST", "/v1/chat/completions", "/v1/chat/completions", model=huge, status=200), 0.01)
+    metrics.record(
+        CallRecord("POST", "/v1/chat/completions", "/v1/chat/completions", model=huge, status=200),
+        0.01,
+    )
     text = generate_latest(metrics.registry).decode()
     assert huge not in text
     assert 'model="other"' in text

@@ -8,7 +8,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import ValidationError
 
-from proxy.forward import upstream_headers
+from proxy.headers import upstream_headers
 from proxy.settings import DEFAULT_KEY_FILE, DEFAULT_UPSTREAM, Settings
 from proxy.usage import UsageTail, parse_usage
 from tests.proxy.support import ROOT
