@@ -1,4 +1,4 @@
-"""Small pure pieces: settings parsing, header filtering, usage parsing, the image recipe."""
+"""Small pure pieces: settings parsing, header filtering, usage parsing, requirement pins."""
 
 import os
 import re
@@ -105,20 +105,6 @@ def test_usage_is_read_from_json_and_sse_tails() -> None:
     assert tail.tokens() == (1, 2)
 
 
-def test_dockerfile_is_slim_non_root_hashed_and_read_only_friendly() -> None:
-    dockerfile = (ROOT / "proxy" / "Dockerfile").read_text()
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", dockerfile, re.M)
-    assert "--require-hashes" in dockerfile
-    assert "--only-binary :all:" in dockerfile  # nothing compiled, no build tools needed
-    assert "apt-get" not in dockerfile
-    assert re.search(r"^USER 10001:10001$", dockerfile, re.M)
-    assert "PYTHONDONTWRITEBYTECODE=1" in dockerfile  # read-only root filesystem
-    assert "compileall" in dockerfile
-    assert re.search(r'^ENTRYPOINT \["python", "-m", "proxy"\]$', dockerfile, re.M)
-    assert re.search(r"^WORKDIR /app$", dockerfile, re.M)
-    assert re.search(r"^EXPOSE 8080$", dockerfile, re.M)
-
-
 def test_requirements_are_fully_pinned_with_hashes() -> None:
     text = (ROOT / "proxy" / "requirements.txt").read_text()
     requirements = [line for line in text.splitlines() if re.match(r"^[A-Za-z]", line)]
@@ -129,12 +115,3 @@ def test_requirements_are_fully_pinned_with_hashes() -> None:
         assert "==" in line, line
     blocks = re.split(r"\n(?=[A-Za-z])", text.split("\n", 6)[-1])
     assert all("--hash=sha256:" in block for block in blocks if re.match(r"[A-Za-z]", block))
-
-
-def test_dockerfile_run_steps_fail_when_any_command_fails() -> None:
-    dockerfile = (ROOT / "proxy" / "Dockerfile").read_text()
-    steps = re.findall(r"^RUN (?:.*\\\n)*.*$", dockerfile, re.M)
-    assert steps
-    for step in steps:
-        # `a && b || true` runs `true` when *a* fails too: keep `|| true` inside parentheses.
-        assert not re.search(r"&&[^()]*\|\|\s*true\s*$", step), step
