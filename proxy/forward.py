@@ -24,6 +24,7 @@ from proxy.json_scan import shown_name
 from proxy.keysource import KeySource
 from proxy.model_check import is_json_type, read_models_off_loop
 from proxy.observability import CallRecord, EventLog, Metrics
+from proxy.payload import SlicedPayload
 from proxy.routes import Policy, Route, classify
 from proxy.settings import Settings
 from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_path, check_upstream
@@ -54,21 +55,29 @@ class BodyLimit:
         return errors.body_timeout(self.seconds)
 
 
-async def read_bounded(content: aiohttp.StreamReader, limit: BodyLimit) -> bytearray:
+async def read_bounded(
+    content: aiohttp.StreamReader, limit: BodyLimit, length: int | None
+) -> bytearray:
     """A whole body, refused with 413 past its size and 408 past its deadline.
 
-    Kept in one bytearray (no list of chunks joined at the end): one copy of the
-    body in memory, which aiohttp then sends as it is.
+    Kept in one bytearray (no list of chunks joined at the end), allocated once when
+    the Content-Length is known: one copy of the body in memory, never two while it
+    grows, which aiohttp then sends as it is.
     """
-    body = bytearray()
+    body = bytearray(length) if length else bytearray()
+    size = 0
     try:
         async with asyncio.timeout_at(limit.deadline):
             while chunk := await content.readany():
-                if len(body) + len(chunk) > limit.max_bytes:
+                end = size + len(chunk)
+                if end > limit.max_bytes:
                     raise errors.body_too_large(limit.max_bytes)
-                body += chunk
+                body[size:end] = chunk  # in place while within the preallocated length
+                size = end
     except TimeoutError:
         raise limit.too_slow() from None
+    if size != len(body):
+        del body[size:]  # a (compressed) body whose length differs from the header
     return body
 
 
@@ -220,7 +229,7 @@ class Forwarder:
                 request.method,
                 url,
                 headers=upstream_headers(request.headers, key.authorization),
-                data=body,
+                data=SlicedPayload(body) if isinstance(body, bytearray) else body,
                 allow_redirects=False,
                 proxy=self.egress_proxy,
             )
@@ -269,7 +278,7 @@ class Forwarder:
         if not is_json_type(content_type) and not checked:
             return bounded_stream(request.content, limit, call)
         # JSON, or a model call while an allowlist is set: read it (bounded) to find the model.
-        body = await read_bounded(request.content, limit)
+        body = await read_bounded(request.content, limit, length)
         call.bytes_in = len(body)
         found = await read_models_off_loop(
             content_type, request.headers.get("Content-Type", ""), body
