@@ -15,6 +15,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
+[[ "$(id -u)" == 0 ]] || die "run as root (buildah with runc on its own store; mmdebstrap)"
 
 "$root/scripts/ensure-debian-packages.sh" buildah gcc libc6-dev skopeo # skopeo: push.sh
 lock_image_cache

@@ -23,6 +23,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
+[[ "$(id -u)" == 0 ]] || die "run as root (buildah with runc on its own store; mmdebstrap)"
 
 # runc, not crun: crun refuses this machine's cgroup v1/v2 hybrid ("cgroups in hybrid mode
 # not supported"); containerd on the local node runs runc too.
