@@ -31,9 +31,17 @@ _SHORT_NUMBER = (
     rb"-?+(?:0|[1-9][0-9]{0,299}+)(?:\.[0-9]{1,299}+)?+(?:[eE][+-]?+[0-9]{1,299}+)?+(?![0-9])"
 )
 _SCALAR = rb"(?:" + _STRING + rb"|" + _SHORT_NUMBER + rb"|true|false|null)"
-_ARRAY_RUN = re.compile(_SCALAR + rb"(?:" + _WS + rb"," + _WS + _SCALAR + rb")*+" + _WS)
+# Runs are bounded in length so that no single match holds the GIL for long: the
+# scan of a large body runs on a worker thread while the event loop keeps serving.
+_RUN = rb"){0,4096}+"
+_ARRAY_RUN = re.compile(_SCALAR + rb"(?:" + _WS + rb"," + _WS + _SCALAR + _RUN + _WS)
 _MEMBER = _STRING + _WS + rb":" + _WS + _SCALAR
-_MEMBER_RUN = re.compile(_MEMBER + rb"(?:" + _WS + rb"," + _WS + _MEMBER + rb")*+" + _WS)
+_MEMBER_RUN = re.compile(_MEMBER + rb"(?:" + _WS + rb"," + _WS + _MEMBER + _RUN + _WS)
+_PLAIN_KEY_TEXT = rb'"[\x20\x21\x23-\x5b\x5d-\x7e]*+"'  # printable ASCII, no escapes
+# A top-level key written plainly, its ':', and its value when that is a scalar.
+_TOP_MEMBER = re.compile(
+    rb"(" + _PLAIN_KEY_TEXT + rb")" + _WS + rb":" + _WS + rb"(" + _SCALAR + rb")?+" + _WS
+)
 _WS_RE = re.compile(_WS)
 _STRING_RE = re.compile(_STRING)
 _NUMBER_RE = re.compile(_NUMBER)
@@ -42,7 +50,7 @@ _UTF8 = re.compile(
     rb"|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
     rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*+"
 )
-_PLAIN_KEY = re.compile(rb'"[\x20\x21\x23-\x5b\x5d-\x7e]*+"')
+_PLAIN_KEY = re.compile(_PLAIN_KEY_TEXT)
 _LITERALS = (b"true", b"false", b"null")
 # "model" written with every character escaped is 30 bytes; a longer key never equals it.
 _MAX_MODEL_KEY_BYTES = 32
@@ -167,18 +175,40 @@ class _Scanner:
         container starts (False, `pos` at its bracket)."""
         body = self.body
         in_object = stack[-1] == 0x7B
+        top_object = in_object and top and len(stack) == 1
+        closer = 0x7D if in_object else 0x5D
         while True:
-            if in_object:
-                if len(stack) == 1 and top:
-                    self.top_level_key()
+            if top_object:
+                member = _TOP_MEMBER.match(body, self.pos)
+                if member is None:
+                    self.top_level_key()  # escapes or bytes beyond ASCII in the key
+                    self.skip_ws()
+                    if self.peek() != 0x3A:  # ":"
+                        raise self.fail("expected ':' after an object key")
+                    self.pos += 1
+                    self.skip_ws()
                 else:
-                    run = _MEMBER_RUN.match(body, self.pos)
-                    if run is not None:
-                        self.pos = run.end()
-                        if not self.after_run(0x7D):
-                            continue
+                    self.spend()
+                    key = member.group(1)
+                    self._pending_model = len(key) == 7 and key[1:-1].lower() == b"model"
+                    if member.start(2) >= 0:  # the value was a scalar, matched already
+                        if self._pending_model:
+                            self.pos = member.start(2)
+                            self.record_model()
+                            self._pending_model = False
+                        self.pos = member.end()
+                        if self.after_run(closer):
+                            return True
+                        continue
+                    self.pos = member.end()
+            elif in_object:
+                run = _MEMBER_RUN.match(body, self.pos)
+                if run is not None:
+                    self.pos = run.end()
+                    if self.after_run(closer):
                         return True
-                    self.key()
+                    continue
+                self.key()
                 self.skip_ws()
                 if self.peek() != 0x3A:  # ":"
                     raise self.fail("expected ':' after an object key")
@@ -188,17 +218,17 @@ class _Scanner:
                 run = _ARRAY_RUN.match(body, self.pos)
                 if run is not None:
                     self.pos = run.end()
-                    if not self.after_run(0x5D):
-                        continue
-                    return True
+                    if self.after_run(closer):
+                        return True
+                    continue
             first = self.peek()
             if first == 0x7B or first == 0x5B:
                 return False
-            if len(stack) == 1 and top and in_object and self._pending_model:
+            if self._pending_model:
                 self.record_model()
+                self._pending_model = False
             self.scalar()
-            self._pending_model = False
-            if self.after_item(0x7D if in_object else 0x5D):
+            if self.after_item(closer):
                 return True
 
     def after_run(self, closer: int) -> bool:
