@@ -9,7 +9,7 @@ from components import LlmGateway, LlmGatewayArgs, load_config
 
 stack = load_config()  # fails the run, listing every problem, before anything is declared
 gateway = LlmGateway(
-    "llm-gateway", LlmGatewayArgs(config=stack.settings, openai_key=stack.openai_key)
+    "llm-gateway", LlmGatewayArgs(config=stack.config, openai_key=stack.openai_key)
 )
 
 pulumi.export("namespace", gateway.namespace)

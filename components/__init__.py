@@ -3,11 +3,26 @@
 from components import LlmGateway, LlmGatewayArgs, load_config
 
 stack = load_config()                      # validated, or ConfigError listing all problems
-gw = LlmGateway("llm-gateway", LlmGatewayArgs(config=stack.settings, openai_key=stack.openai_key))
+gw = LlmGateway("llm-gateway", LlmGatewayArgs(config=stack.config, openai_key=stack.openai_key))
+
+Naming: "config" is the stack config and its model tree (`LlmGatewayConfig` and one
+`…Config` per section); "settings" is reserved for the proxy process's own environment
+settings (proxy/settings.py). "upstream" is where requests go (`openaiBaseUrl`),
+"endpoint" the in-cluster URL a data plane serves.
 """
 
 from .ai_route import AIRoute
-from .config import ConfigError, ConfigProblem, StackConfig, load_config, validate_settings
+from .config import ConfigError, ConfigProblem, StackConfig, load_config, validate_config
+from .config_model import (
+    AgentgatewayConfig,
+    ClientConfig,
+    GatewayConfig,
+    LlmGatewayConfig,
+    ProxyConfig,
+    QuantitiesConfig,
+    ResourcesConfig,
+    SmokeTestConfig,
+)
 from .key_secret import KeySecret
 from .llm_gateway import LlmGateway, LlmGatewayArgs
 from .llm_proxy import LlmProxy
@@ -17,36 +32,28 @@ from .provider import (
     mark_secret_mutable,
     secret_mutable_provider,
 )
-from .settings import (
-    AgentgatewaySettings,
-    GatewayConfig,
-    GatewaySettings,
-    ProxyResources,
-    ProxySettings,
-    ResourceQuantities,
-    SmokeTestSettings,
-)
 
 __all__ = [
     "AIRoute",
-    "AgentgatewaySettings",
+    "AgentgatewayConfig",
+    "ClientConfig",
     "ConfigError",
     "ConfigProblem",
     "GatewayConfig",
-    "GatewaySettings",
     "KeySecret",
     "LlmGateway",
     "LlmGatewayArgs",
+    "LlmGatewayConfig",
     "LlmProxy",
     "OpenAIBackend",
-    "ProxyResources",
-    "ProxySettings",
-    "ResourceQuantities",
+    "ProxyConfig",
+    "QuantitiesConfig",
+    "ResourcesConfig",
     "SecretMutabilityError",
-    "SmokeTestSettings",
+    "SmokeTestConfig",
     "StackConfig",
     "load_config",
     "mark_secret_mutable",
     "secret_mutable_provider",
-    "validate_settings",
+    "validate_config",
 ]

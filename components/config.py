@@ -1,8 +1,9 @@
-"""Reading the stack config: raw `pulumi.Config` values → validated `GatewayConfig`.
+"""Reading the stack config: raw `pulumi.Config` values → validated `LlmGatewayConfig`.
 
 Runs before any resource is declared. Every problem is collected, then reported together,
-each naming the config key, what is wrong with it and a command that sets a good value.
-The provider key is never copied into the model: it stays a Pulumi secret output.
+each naming the config key, what is wrong with it and a command that sets a good value
+(the commands come from the model's examples, see config_reference.py). The provider key
+is never copied into the model: it stays a Pulumi secret output.
 """
 
 import difflib
@@ -16,7 +17,8 @@ from typing import Any
 import pulumi
 from pydantic import ValidationError
 
-from .settings import GatewayConfig
+from . import config_reference
+from .config_model import LlmGatewayConfig, RuleViolations
 
 CONFIG_NAMESPACE = "llm-gateway"
 
@@ -42,63 +44,19 @@ class ConfigError(pulumi.RunError):
         super().__init__(f"stack config has {len(problems)} problem(s):\n{lines}")
 
 
-def _set(path: str, value: str, *, secret: bool = False) -> str:
-    flags = " --secret" if secret else ""
-    flags += " --path" if "." in path or "[" in path else ""
-    return f"pulumi config set{flags} {path} {value}"
-
-
-OPENAI_KEY_COMMAND = _set("openaiKey", "sk-...", secret=True)
+OPENAI_KEY = config_reference.OPENAI_KEY
 MISSING_KEY = (
     "is required but not set (leave the value off the command and pulumi prompts for it, "
     "or pipe it on stdin: either keeps the key out of shell history)"
 )
-
-# A good value per key, shown with every problem on that key.
-EXAMPLES: dict[str, str] = {
-    "openaiKey": OPENAI_KEY_COMMAND,
-    "namespace": _set("namespace", "llm-gateway"),
-    "createNamespace": _set("createNamespace", "false"),
-    "secretName": _set("secretName", "openai-api-key"),
-    "model": _set("model", "gpt-4o-mini"),
-    "openaiBaseUrl": _set("openaiBaseUrl", "https://api.openai.com/v1"),
-    "gateway": _set("gateway.port", "80"),
-    "gateway.name": _set("gateway.name", "llm-gateway"),
-    "gateway.className": _set("gateway.className", "agentgateway"),
-    "gateway.port": _set("gateway.port", "80"),
-    "gateway.pathPrefix": _set("gateway.pathPrefix", "/openai"),
-    "agentgateway": _set("agentgateway.enabled", "true"),
-    "agentgateway.enabled": _set("agentgateway.enabled", "true"),
-    "proxy": _set("proxy.enabled", "true"),
-    "proxy.enabled": _set("proxy.enabled", "true"),
-    "proxy.image": _set("proxy.image", "ghcr.io/acme/llm-proxy:0.1.0"),
-    "proxy.imageDigest": _set("proxy.imageDigest", "sha256:<64 hex chars from docker push>"),
-    "proxy.imagePullPolicy": _set("proxy.imagePullPolicy", "IfNotPresent"),
-    "proxy.replicas": _set("proxy.replicas", "2"),
-    "proxy.resources": _set("proxy.resources.limits.memory", "256Mi"),
-    "proxy.resources.requests": _set("proxy.resources.requests.memory", "64Mi"),
-    "proxy.resources.limits": _set("proxy.resources.limits.memory", "256Mi"),
-    "proxy.resources.requests.cpu": _set("proxy.resources.requests.cpu", "50m"),
-    "proxy.resources.requests.memory": _set("proxy.resources.requests.memory", "64Mi"),
-    "proxy.resources.limits.cpu": _set("proxy.resources.limits.cpu", "500m"),
-    "proxy.resources.limits.memory": _set("proxy.resources.limits.memory", "256Mi"),
-    "proxy.allowedModels": _set("'proxy.allowedModels[0]'", "gpt-4o-mini"),
-    "proxy.maxInFlight": _set("proxy.maxInFlight", "256"),
-    "proxy.maxBodyBytes": _set("proxy.maxBodyBytes", "16777216"),
-    "proxy.connectTimeout": _set("proxy.connectTimeout", "5"),
-    "proxy.readTimeout": _set("proxy.readTimeout", "600"),
-    "proxy.egressProxy": _set("proxy.egressProxy", "http://egress.internal:3128"),
-    "proxy.noProxy": _set("'proxy.noProxy[0]'", ".internal.example.com"),
-    "killSwitch": _set("killSwitch", "true"),
-    "smokeTest": _set("smokeTest.model", "gpt-4o-mini"),
-    "smokeTest.model": _set("smokeTest.model", "gpt-4o-mini"),
-    "kubeconfig": _set("kubeconfig", "~/.kube/config"),
-    "context": _set("context", "kind-llm"),
-    "skipAwait": _set("skipAwait", "false"),
-}
-
-_OBJECT_KEYS = ("gateway", "agentgateway", "proxy", "smokeTest")
-_KNOWN_KEYS = {f.alias or name for name, f in GatewayConfig.model_fields.items()} | {"openaiKey"}
+# A command that sets a good value, per key; shown with every problem on that key.
+EXAMPLES: dict[str, str] = config_reference.examples()
+OPENAI_KEY_COMMAND = EXAMPLES[OPENAI_KEY]
+_STRUCTURED_KEYS = config_reference.top_level_structured_keys()
+_KNOWN_KEYS = {f.alias or name for name, f in LlmGatewayConfig.model_fields.items()} | {OPENAI_KEY}
+# Values that may carry credentials (URL userinfo or query, an inline kubeconfig): a
+# problem with them never quotes the value. Keys stored with --secret are not quoted either.
+_NEVER_QUOTED = config_reference.sensitive_keys()
 
 
 def _unknown_key(key: str) -> ConfigProblem:
@@ -127,15 +85,23 @@ def _key_of(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-# Values that may carry credentials (URL userinfo or query, an inline kubeconfig): a
-# problem with them never quotes the value. Keys stored with --secret are not quoted either.
-_NEVER_QUOTED = frozenset({"openaiBaseUrl", "kubeconfig", "proxy.egressProxy"})
+def _rule_problems(prefix: str, rules: RuleViolations) -> list[ConfigProblem]:
+    problems = []
+    for rule in rules.violations:
+        key = f"{prefix}.{rule.key}" if prefix else rule.key
+        fix = config_reference.set_command(*rule.fix) if rule.fix else _example(key)
+        problems.append(ConfigProblem(key, rule.message, fix))
+    return problems
 
 
 def _problems_from(error: ValidationError, unquoted: Collection[str]) -> list[ConfigProblem]:
     problems = []
     for item in error.errors():
         key = _key_of(item["loc"])
+        rules = item.get("ctx", {}).get("error")
+        if isinstance(rules, RuleViolations):
+            problems += _rule_problems(key, rules)
+            continue
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             problems.append(_unknown_key(key))
@@ -147,63 +113,31 @@ def _problems_from(error: ValidationError, unquoted: Collection[str]) -> list[Co
     return problems
 
 
-def cross_field_problems(cfg: GatewayConfig) -> list[ConfigProblem]:
-    """Checks that involve more than one key; run once every key is valid on its own."""
-    problems = []
-    if not cfg.agentgateway.enabled and not cfg.proxy.enabled:
-        problems.append(
-            ConfigProblem(
-                "agentgateway.enabled",
-                "both data planes are disabled (agentgateway.enabled and proxy.enabled are "
-                "false); enable at least one",
-                EXAMPLES["proxy.enabled"],
-            )
-        )
-    allowed = cfg.proxy.allowed_models
-    if cfg.proxy.enabled and allowed:
-        if cfg.model is not None and cfg.model not in allowed:
-            problems.append(
-                ConfigProblem(
-                    "model",
-                    f"{cfg.model!r} is not in proxy.allowedModels {allowed}; the proxy would "
-                    "refuse the model the gateway is pinned to",
-                    _set("model", allowed[0]),
-                )
-            )
-        if cfg.smoke_test.model not in allowed:
-            problems.append(
-                ConfigProblem(
-                    "smokeTest.model",
-                    f"{cfg.smoke_test.model!r} is not in proxy.allowedModels {allowed}; the "
-                    "smoke test through the proxy would get 403",
-                    _set("smokeTest.model", allowed[0]),
-                )
-            )
-    return problems
-
-
 @dataclass(frozen=True)
 class StackConfig:
-    """The validated settings plus the key, which only ever exists as a secret output."""
+    """The validated config plus the key, which only ever exists as a secret output."""
 
-    settings: GatewayConfig
+    config: LlmGatewayConfig
     openai_key: pulumi.Output[str]
+
+
+_NOT_STRUCTURED = "must be an object (a YAML map) or, for a list key, a YAML list"
 
 
 def _raw_values(config: pulumi.Config) -> tuple[dict[str, Any], list[ConfigProblem]]:
     raw: dict[str, Any] = {}
     problems: list[ConfigProblem] = []
-    for key in sorted(_KNOWN_KEYS - {"openaiKey"}):
+    for key in sorted(_KNOWN_KEYS - {OPENAI_KEY}):
         # Read raw: a key stored with --secret (e.g. an inline kubeconfig) would make
         # Config.get warn; secrecy is restored where the value is used.
         value = pulumi.runtime.get_config(f"{config.name}:{key}")
         if value is None:
             continue
-        if key in _OBJECT_KEYS:
+        if key in _STRUCTURED_KEYS:
             try:
                 raw[key] = json.loads(value)
             except json.JSONDecodeError:
-                problems.append(ConfigProblem(key, "must be an object (a YAML map)", _example(key)))
+                problems.append(ConfigProblem(key, _NOT_STRUCTURED, _example(key)))
                 continue
         else:
             raw[key] = value
@@ -244,24 +178,24 @@ def _provider_key_problems(raw: dict[str, Any]) -> list[ConfigProblem]:
 def _key_problems(config: pulumi.Config) -> list[ConfigProblem]:
     # get_config reads the decrypted value without a "use get_secret" warning; the value
     # is only tested here, never echoed.
-    raw_key = pulumi.runtime.get_config(f"{config.name}:openaiKey")
+    raw_key = pulumi.runtime.get_config(f"{config.name}:{OPENAI_KEY}")
     if raw_key is None:
-        return [ConfigProblem("openaiKey", MISSING_KEY, OPENAI_KEY_COMMAND)]
+        return [ConfigProblem(OPENAI_KEY, MISSING_KEY, OPENAI_KEY_COMMAND)]
     problems = []
     if not isinstance(raw_key, str) or not raw_key.strip():
-        problems.append(ConfigProblem("openaiKey", "is empty", OPENAI_KEY_COMMAND))
+        problems.append(ConfigProblem(OPENAI_KEY, "is empty", OPENAI_KEY_COMMAND))
     elif any(ch.isspace() for ch in raw_key.strip()):
         problems.append(
             ConfigProblem(
-                "openaiKey",
+                OPENAI_KEY,
                 "contains whitespace inside the key (a paste error?)",
                 OPENAI_KEY_COMMAND,
             )
         )
-    if _stored_in_plaintext(config, "openaiKey"):
+    if _stored_in_plaintext(config, OPENAI_KEY):
         problems.append(
             ConfigProblem(
-                "openaiKey",
+                OPENAI_KEY,
                 "is stored in plaintext in the stack file; store it encrypted",
                 OPENAI_KEY_COMMAND,
             )
@@ -291,19 +225,18 @@ def _stored_in_plaintext(config: pulumi.Config, key: str) -> bool:
     return "PULUMI_CONFIG_SECRET_KEYS" in os.environ
 
 
-def validate_settings(
+def validate_config(
     raw: dict[str, Any], *, secret_keys: Collection[str] = ()
-) -> tuple[GatewayConfig | None, list[ConfigProblem]]:
-    """Turn raw camelCase values into a GatewayConfig, or the list of what is wrong.
+) -> tuple[LlmGatewayConfig | None, list[ConfigProblem]]:
+    """Turn raw camelCase values into an LlmGatewayConfig, or the list of what is wrong.
 
     Problems quote the value they found, except under `secret_keys` (top-level keys
     stored encrypted) and keys whose values may carry credentials.
     """
     try:
-        settings = GatewayConfig.model_validate(raw)
+        return LlmGatewayConfig.model_validate(raw), []
     except ValidationError as error:
         return None, _problems_from(error, _NEVER_QUOTED | set(secret_keys))
-    return settings, cross_field_problems(settings)
 
 
 def load_config(config: pulumi.Config | None = None) -> StackConfig:
@@ -314,8 +247,8 @@ def load_config(config: pulumi.Config | None = None) -> StackConfig:
     problems += _provider_key_problems(raw)
     problems += _key_problems(config)
     secret_keys = {key for key in raw if _stored_encrypted(config, key)}
-    settings, setting_problems = validate_settings(raw, secret_keys=secret_keys)
-    problems += setting_problems
-    if problems or settings is None:
+    validated, model_problems = validate_config(raw, secret_keys=secret_keys)
+    problems += model_problems
+    if problems or validated is None:
         raise ConfigError(problems)
-    return StackConfig(settings=settings, openai_key=config.require_secret("openaiKey"))
+    return StackConfig(config=validated, openai_key=config.require_secret(OPENAI_KEY))

@@ -1,8 +1,9 @@
 """LlmGateway: one Secret, two optional data planes, one kill switch.
 
-Composes the namespace, KeySecret, the agentgateway side (Gateway, OpenAIBackend,
-AIRoute) and the proxy side (LlmProxy). Usable as a library: give it a validated
-GatewayConfig and the key; it makes its own secret-mutable provider unless handed one.
+Composes the namespace, KeySecret, the agentgateway side (Gateway, its NetworkPolicy,
+OpenAIBackend, AIRoute) and the proxy side (LlmProxy). Usable as a library: give it an
+LlmGatewayConfig (valid by construction) and the key; it makes its own secret-mutable
+provider unless handed one.
 """
 
 from dataclasses import dataclass
@@ -11,15 +12,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .ai_route import AIRoute
-from .config import ConfigError, cross_field_problems
+from .config_model import LlmGatewayConfig
 from .custom_resource import declare_custom_resource
 from .key_secret import KeySecret
 from .llm_proxy import PROXY_NAME, LlmProxy
 from .openai_backend import OpenAIBackend
 from .provider import check_secret_mutable, secret_mutable_provider
-from .settings import GatewayConfig
 from .shapes import gateway as gateway_shape
 from .shapes import namespace as namespace_shape
+from .shapes import network_policy
 from .shapes import service as service_shape
 from .smoke import smoke_test_command
 
@@ -37,7 +38,7 @@ class LlmGatewayArgs:
     if any, else makes one from `config.kubeconfig`/`config.context`.
     """
 
-    config: GatewayConfig
+    config: LlmGatewayConfig
     openai_key: pulumi.Input[str]
     provider: k8s.Provider | None = None
 
@@ -57,9 +58,6 @@ class LlmGateway(pulumi.ComponentResource):
         self, name: str, args: LlmGatewayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         cfg = args.config
-        # load_config already ran these; a library caller may have built cfg directly.
-        if problems := cross_field_problems(cfg):
-            raise ConfigError(problems)
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self.kubernetes_provider = self._kubernetes_provider(name, args)
         child = pulumi.ResourceOptions(
@@ -126,28 +124,28 @@ class LlmGateway(pulumi.ComponentResource):
         )
 
     def _declare_namespace(
-        self, name: str, cfg: GatewayConfig, child: pulumi.ResourceOptions
+        self, name: str, cfg: LlmGatewayConfig, child: pulumi.ResourceOptions
     ) -> pulumi.Input[str]:
         """The namespace name; when we create it, an output so children wait for it."""
         self.namespace_resource: k8s.core.v1.Namespace | None = None
         if not cfg.create_namespace:
             return cfg.namespace
         manifest = namespace_shape.namespace(cfg.namespace, skip_await=cfg.skip_await)
-        self.namespace_resource = k8s.core.v1.Namespace(
-            f"{name}-ns", metadata=manifest["metadata"], opts=child
-        )
+        self.namespace_resource = k8s.core.v1.Namespace(f"{name}-ns", opts=child, **manifest)
         return self.namespace_resource.metadata.apply(lambda m: m.name or cfg.namespace)
 
     def _agentgateway_side(
         self,
         name: str,
-        cfg: GatewayConfig,
+        cfg: LlmGatewayConfig,
         namespace: pulumi.Input[str],
         child: pulumi.ResourceOptions,
         after_secret: pulumi.ResourceOptions,
     ) -> str | None:
-        """Gateway + OpenAIBackend + AIRoute (no route under the kill switch); its URL."""
+        """Gateway + its NetworkPolicy + OpenAIBackend + AIRoute (no route under the kill
+        switch); its URL."""
         self.gateway: k8s.apiextensions.CustomResource | None = None
+        self.gateway_policy: k8s.networking.v1.NetworkPolicy | None = None
         self.backend: OpenAIBackend | None = None
         self.route: AIRoute | None = None
         if not cfg.agentgateway.enabled:
@@ -160,11 +158,24 @@ class LlmGateway(pulumi.ComponentResource):
             skip_await=cfg.skip_await,
         )
         self.gateway = declare_custom_resource(f"{name}-gateway", manifest, child)
+        policy = network_policy.gateway_policy(
+            cfg.gateway.name,
+            namespace,
+            pod_labels=gateway_shape.data_plane_selector(cfg.gateway.name),
+            listener_port=cfg.gateway.port,
+            metrics_port=gateway_shape.METRICS_PORT,
+            clients=cfg.allowed_clients,
+            scraper=cfg.metrics_scraper,
+            skip_await=cfg.skip_await,
+        )
+        self.gateway_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-gateway-netpol", opts=child, **policy
+        )
         self.backend = OpenAIBackend(
             f"{name}-backend",
             namespace=namespace,
             secret_name=cfg.secret_name,
-            base_url=cfg.openai_base_url,
+            upstream_url=cfg.openai_base_url,
             model=cfg.model,
             skip_await=cfg.skip_await,
             opts=after_secret,
@@ -182,14 +193,14 @@ class LlmGateway(pulumi.ComponentResource):
                     child, pulumi.ResourceOptions(depends_on=[self.gateway, self.backend])
                 ),
             )
-        return gateway_shape.service_base_url(
+        return gateway_shape.endpoint(
             cfg.gateway.name, cfg.namespace, cfg.gateway.port, cfg.gateway.path_prefix
         )
 
     def _proxy_side(
         self,
         name: str,
-        cfg: GatewayConfig,
+        cfg: LlmGatewayConfig,
         namespace: pulumi.Input[str],
         after_secret: pulumi.ResourceOptions,
     ) -> str | None:
@@ -200,11 +211,13 @@ class LlmGateway(pulumi.ComponentResource):
         self.proxy = LlmProxy(
             f"{name}-proxy",
             namespace=namespace,
-            settings=cfg.proxy,
+            config=cfg.proxy,
             replicas=0 if cfg.kill_switch else cfg.proxy.replicas,
             upstream_url=cfg.openai_base_url,
             secret_name=cfg.secret_name,
+            clients=cfg.allowed_clients,
+            scraper=cfg.metrics_scraper,
             skip_await=cfg.skip_await,
             opts=after_secret,
         )
-        return service_shape.service_base_url(PROXY_NAME, cfg.namespace)
+        return service_shape.endpoint(PROXY_NAME, cfg.namespace)

@@ -1,10 +1,14 @@
-"""LlmProxy: the bundled proxy as ServiceAccount + Deployment + Service (+ PDB)."""
+"""LlmProxy: the bundled proxy as ServiceAccount + Deployment + Service (+ PDB), and the
+NetworkPolicy that limits who reaches it and where it may connect."""
+
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .settings import ProxySettings
-from .shapes import deployment, pod_disruption_budget, service, service_account
+from .config_model import ClientConfig, ProxyConfig
+from .shapes import deployment, network_policy, pod_disruption_budget, service, service_account
+from .shapes.meta import selector
 
 COMPONENT_TYPE = "llm-gateway:index:LlmProxy"
 PROXY_NAME = "llm-proxy"
@@ -12,7 +16,7 @@ PROXY_NAME = "llm-proxy"
 
 class LlmProxy(pulumi.ComponentResource):
     """The proxy side. `replicas` is the effective count (0 under the kill switch); the
-    PDB follows the configured `settings.replicas`, so the kill switch touches nothing
+    PDB follows the configured `config.replicas`, so the kill switch touches nothing
     but the Deployment's replica count."""
 
     def __init__(
@@ -20,10 +24,12 @@ class LlmProxy(pulumi.ComponentResource):
         name: str,
         *,
         namespace: pulumi.Input[str],
-        settings: ProxySettings,
+        config: ProxyConfig,
         replicas: int,
         upstream_url: str,
         secret_name: str,
+        clients: Sequence[ClientConfig],
+        scraper: ClientConfig,
         skip_await: bool = False,
         proxy_name: str = PROXY_NAME,
         opts: pulumi.ResourceOptions | None = None,
@@ -32,16 +38,28 @@ class LlmProxy(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         account = service_account.service_account(proxy_name, namespace, skip_await=skip_await)
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata=account["metadata"],
-            automount_service_account_token=account["automountServiceAccountToken"],
-            opts=child,
+        self.service_account = k8s.core.v1.ServiceAccount(f"{name}-sa", opts=child, **account)
+        # Declared before the pods, so they never run unfenced.
+        upstream_ports = [network_policy.url_port(upstream_url)]
+        if config.egress_proxy is not None:
+            upstream_ports.append(network_policy.url_port(config.egress_proxy))
+        policy = network_policy.proxy_policy(
+            proxy_name,
+            namespace,
+            pod_labels=selector(proxy_name),
+            port=deployment.CONTAINER_PORT,
+            clients=clients,
+            scraper=scraper,
+            upstream_ports=upstream_ports,
+            skip_await=skip_await,
+        )
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol", opts=child, **policy
         )
         workload = deployment.deployment(
             proxy_name,
             namespace,
-            settings=settings,
+            config=config,
             replicas=replicas,
             upstream_url=upstream_url,
             secret_name=secret_name,
@@ -50,20 +68,17 @@ class LlmProxy(pulumi.ComponentResource):
         )
         self.deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=workload["metadata"],
-            spec=workload["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_account]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.service_account, self.network_policy]
+            ),
+            **workload,
         )
         front = service.service(proxy_name, namespace, skip_await=skip_await)
-        self.service = k8s.core.v1.Service(
-            f"{name}-svc", metadata=front["metadata"], spec=front["spec"], opts=child
-        )
+        self.service = k8s.core.v1.Service(f"{name}-svc", opts=child, **front)
         self.pdb: k8s.policy.v1.PodDisruptionBudget | None = None
-        if settings.replicas > 1:
+        if config.replicas > 1:
             budget = pod_disruption_budget.pod_disruption_budget(
                 proxy_name, namespace, skip_await=skip_await
             )
-            self.pdb = k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"], opts=child
-            )
+            self.pdb = k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", opts=child, **budget)
         self.register_outputs({"serviceName": proxy_name, "replicas": replicas})

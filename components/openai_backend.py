@@ -20,7 +20,7 @@ class OpenAIBackend(pulumi.ComponentResource):
         *,
         namespace: pulumi.Input[str],
         secret_name: str,
-        base_url: str,
+        upstream_url: str,
         model: str | None = None,
         skip_await: bool = False,
         backend_name: str = BACKEND_NAME,
@@ -31,7 +31,7 @@ class OpenAIBackend(pulumi.ComponentResource):
             backend_name,
             namespace,
             secret_name=secret_name,
-            base_url=base_url,
+            upstream_url=upstream_url,
             model=model,
             skip_await=skip_await,
         )

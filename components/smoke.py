@@ -3,14 +3,36 @@
 Each runs the proxy image's smoke client inside the cluster, with no credentials,
 against that plane's in-cluster base URL; it prints the reply and exits non-zero on
 failure (`kubectl run -i --rm --restart=Never` passes the pod's exit code through).
+The pods carry the client label, so the NetworkPolicies let them in.
 """
 
 import json
 import os
+import re
 import shlex
+from collections.abc import Mapping
+from typing import Any
 
-from .settings import GatewayConfig
+from .config_model import CLIENT_LABEL, LlmGatewayConfig
 from .shapes.deployment import container_security_context, pod_security_context
+
+# Without an image there is nothing to run the smoke client with; say so when run.
+NO_IMAGE = (
+    "echo 'smokeTest: no proxy.image set (the smoke client runs in the proxy image); "
+    "build one with make image and set proxy.image' >&2; exit 1"
+)
+
+
+def _camel(value: Any) -> Any:
+    """The SDK's snake_case typed-dict keys as the API spells them (kubectl reads JSON)."""
+    if isinstance(value, Mapping):
+        return {
+            re.sub(r"_([a-z])", lambda m: m[1].upper(), key): _camel(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_camel(item) for item in value]
+    return value
 
 
 def _hardening_overrides(pod: str) -> str:
@@ -20,8 +42,8 @@ def _hardening_overrides(pod: str) -> str:
         "apiVersion": "v1",
         "spec": {
             "automountServiceAccountToken": False,
-            "securityContext": pod_security_context(),
-            "containers": [{"name": pod, "securityContext": container_security_context()}],
+            "securityContext": _camel(pod_security_context()),
+            "containers": [{"name": pod, "securityContext": _camel(container_security_context())}],
         },
     }
     return json.dumps(overrides, separators=(",", ":"), sort_keys=True)
@@ -36,7 +58,10 @@ def _kubeconfig_file(kubeconfig: str | None) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def _kubectl_run(cfg: GatewayConfig, pod: str, url: str) -> str:
+def _kubectl_run(cfg: LlmGatewayConfig, pod: str, url: str) -> str:
+    image = cfg.proxy.image_ref
+    if image is None:
+        return NO_IMAGE
     argv = ["kubectl"]
     if kubeconfig := _kubeconfig_file(cfg.kubeconfig):
         argv += ["--kubeconfig", kubeconfig]
@@ -50,8 +75,9 @@ def _kubectl_run(cfg: GatewayConfig, pod: str, url: str) -> str:
         "--rm",
         "-i",
         "--restart=Never",
+        f"--labels={CLIENT_LABEL}=true",
         "--image",
-        cfg.proxy.image_ref,
+        image,
         "--override-type=strategic",
         f"--overrides={_hardening_overrides(pod)}",
         "--command",
@@ -69,7 +95,7 @@ def _kubectl_run(cfg: GatewayConfig, pod: str, url: str) -> str:
 
 
 def smoke_test_command(
-    cfg: GatewayConfig, *, gateway_endpoint: str | None, proxy_endpoint: str | None
+    cfg: LlmGatewayConfig, *, gateway_endpoint: str | None, proxy_endpoint: str | None
 ) -> str:
     """Newline-separated commands, gateway first; each one stands alone."""
     commands = []

@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from .meta import object_meta
+from .meta import CustomObject, object_meta
 from .secret import KEY_FIELD
 
 API_VERSION = "agentgateway.dev/v1alpha1"
 KIND = "AgentgatewayBackend"
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-OPENAI_DEFAULT_BASE_PATH = "/v1"
+# Where agentgateway's `openai` provider goes when host/port/pathPrefix are not set.
+OPENAI_URL = "https://api.openai.com/v1"
+OPENAI_BASE_PATH = "/v1"
 
 # Suffix (ends-with match) → request type. `*` keeps other OpenAI paths working as-is.
 AI_ROUTES = {
@@ -36,7 +37,7 @@ AI_ROUTES = {
 
 @dataclass(frozen=True)
 class Upstream:
-    """Where an OpenAI-compatible base URL points, in the CRD's terms."""
+    """Where an OpenAI-compatible upstream URL points, in the CRD's terms."""
 
     host: str
     port: int
@@ -44,20 +45,20 @@ class Upstream:
     tls: bool
 
     @classmethod
-    def from_base_url(cls, base_url: str) -> "Upstream":
-        parts = urlsplit(base_url)
+    def from_url(cls, upstream_url: str) -> "Upstream":
+        parts = urlsplit(upstream_url)
         tls = parts.scheme == "https"
         assert parts.hostname is not None  # validated by the config model
         return cls(
             host=parts.hostname,
             port=parts.port or (443 if tls else 80),
-            base_path=parts.path.rstrip("/") or OPENAI_DEFAULT_BASE_PATH,
+            base_path=parts.path.rstrip("/") or OPENAI_BASE_PATH,
             tls=tls,
         )
 
     @property
     def is_openai_default(self) -> bool:
-        return self == Upstream.from_base_url(OPENAI_DEFAULT_BASE_URL)
+        return self == Upstream.from_url(OPENAI_URL)
 
 
 def _provider(upstream: Upstream, model: str | None) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def _provider(upstream: Upstream, model: str | None) -> dict[str, Any]:
     if not upstream.is_openai_default:
         provider["host"] = upstream.host
         provider["port"] = upstream.port
-        if upstream.base_path != OPENAI_DEFAULT_BASE_PATH:
+        if upstream.base_path != OPENAI_BASE_PATH:
             provider["pathPrefix"] = upstream.base_path
     return provider
 
@@ -86,14 +87,14 @@ def agentgateway_backend(
     namespace: pulumi.Input[str],
     *,
     secret_name: str,
-    base_url: str,
+    upstream_url: str,
     model: str | None,
     skip_await: bool,
-) -> dict[str, Any]:
+) -> CustomObject:
     """The backend the HTTPRoute points at; the key is referenced, never copied."""
-    upstream = Upstream.from_base_url(base_url)
+    upstream = Upstream.from_url(upstream_url)
     return {
-        "apiVersion": API_VERSION,
+        "api_version": API_VERSION,
         "kind": KIND,
         "metadata": object_meta(name, namespace, component="agentgateway", skip_await=skip_await),
         "spec": {

@@ -5,16 +5,13 @@ kubelet swaps the file in place; subPath mounts and env vars never see updates) 
 pod template carries nothing derived from the key, so a new key never rolls pods.
 """
 
-from typing import Any
-
 import pulumi
+import pulumi_kubernetes as k8s
 
-from ..settings import ProxySettings
+from ..config_model import ProxyConfig
 from .meta import labels, object_meta, selector
 from .secret import KEY_FIELD
 
-API_VERSION = "apps/v1"
-KIND = "Deployment"
 CONTAINER_PORT = 8080
 PORT_NAME = "http"
 KEY_MOUNT_DIR = "/etc/llm-gateway/secret"
@@ -29,103 +26,107 @@ DRAIN_TIMEOUT_SECONDS = 20
 TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + DRAIN_TIMEOUT_SECONDS + 5
 
 
-def _env(settings: ProxySettings, upstream_url: str) -> list[dict[str, str]]:
+def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsDict]:
     values = {
         "LLM_PROXY_HOST": "0.0.0.0",  # noqa: S104 - listening on the pod IP is the point
         "LLM_PROXY_PORT": str(CONTAINER_PORT),
         "LLM_PROXY_UPSTREAM": upstream_url,
         "LLM_PROXY_KEY_FILE": f"{KEY_MOUNT_DIR}/{KEY_FIELD}",
-        "LLM_PROXY_ALLOWED_MODELS": ",".join(settings.allowed_models),
-        "LLM_PROXY_MAX_IN_FLIGHT": str(settings.max_in_flight),
-        "LLM_PROXY_MAX_BODY_BYTES": str(settings.max_body_bytes),
-        "LLM_PROXY_CONNECT_TIMEOUT": str(settings.connect_timeout),
-        "LLM_PROXY_READ_TIMEOUT": str(settings.read_timeout),
+        "LLM_PROXY_ALLOWED_MODELS": ",".join(config.allowed_models),
+        "LLM_PROXY_MAX_IN_FLIGHT": str(config.max_in_flight),
+        "LLM_PROXY_MAX_BODY_BYTES": str(config.max_body_bytes),
+        "LLM_PROXY_CONNECT_TIMEOUT": str(config.connect_timeout),
+        "LLM_PROXY_READ_TIMEOUT": str(config.read_timeout),
         "LLM_PROXY_DRAIN_TIMEOUT": str(DRAIN_TIMEOUT_SECONDS),
     }
-    if settings.egress_proxy is not None:
+    if config.egress_proxy is not None:
         # The standard variables: the proxy resolves them once at start (proxy/egress.py).
-        values["HTTPS_PROXY"] = settings.egress_proxy
-        values["HTTP_PROXY"] = settings.egress_proxy
-        values["NO_PROXY"] = ",".join(settings.no_proxy)
+        values["HTTPS_PROXY"] = config.egress_proxy
+        values["HTTP_PROXY"] = config.egress_proxy
+        values["NO_PROXY"] = ",".join(config.no_proxy)
     return [{"name": name, "value": value} for name, value in values.items()]
 
 
-def _resources(settings: ProxySettings) -> dict[str, dict[str, str]]:
-    resources = settings.resources.model_dump(exclude_none=True)
-    return {side: quantities for side, quantities in resources.items() if quantities}
+def _resources(config: ProxyConfig) -> k8s.core.v1.ResourceRequirementsArgsDict:
+    resources: k8s.core.v1.ResourceRequirementsArgsDict = {}
+    if requests := config.resources.requests.model_dump(exclude_none=True):
+        resources["requests"] = requests
+    if limits := config.resources.limits.model_dump(exclude_none=True):
+        resources["limits"] = limits
+    return resources
 
 
-def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+def _probe(path: str, *, period: int, failures: int) -> k8s.core.v1.ProbeArgsDict:
     return {
-        "httpGet": {"path": path, "port": PORT_NAME},
-        "periodSeconds": period,
-        "timeoutSeconds": 2,
-        "failureThreshold": failures,
+        "http_get": {"path": path, "port": PORT_NAME},
+        "period_seconds": period,
+        "timeout_seconds": 2,
+        "failure_threshold": failures,
     }
 
 
-def container_security_context() -> dict[str, Any]:
+def container_security_context() -> k8s.core.v1.SecurityContextArgsDict:
     """Pod Security "restricted" for a container of the proxy image (also the smoke pod)."""
     return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
+        "allow_privilege_escalation": False,
+        "read_only_root_filesystem": True,
+        "run_as_non_root": True,
+        "run_as_user": RUN_AS,
+        "run_as_group": RUN_AS,
         "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
+        "seccomp_profile": {"type": "RuntimeDefault"},
     }
 
 
-def pod_security_context() -> dict[str, Any]:
+def pod_security_context() -> k8s.core.v1.PodSecurityContextArgsDict:
     """Pod-level half of the same: non-root uid/gid of the image, RuntimeDefault seccomp."""
     return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "fsGroup": RUN_AS,
-        "seccompProfile": {"type": "RuntimeDefault"},
+        "run_as_non_root": True,
+        "run_as_user": RUN_AS,
+        "run_as_group": RUN_AS,
+        "fs_group": RUN_AS,
+        "seccomp_profile": {"type": "RuntimeDefault"},
     }
 
 
-def _container(settings: ProxySettings, upstream_url: str) -> dict[str, Any]:
+def _container(config: ProxyConfig, upstream_url: str) -> k8s.core.v1.ContainerArgsDict:
     return {
         "name": "proxy",
-        "image": settings.image_ref,
-        "imagePullPolicy": settings.image_pull_policy,
+        "image": config.image_ref,
+        "image_pull_policy": config.image_pull_policy,
         "command": ["python", "-m", "proxy", "serve"],
-        "ports": [{"name": PORT_NAME, "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
-        "env": _env(settings, upstream_url),
-        "resources": _resources(settings),
-        "startupProbe": _probe("/healthz", period=2, failures=30),
-        "livenessProbe": _probe("/healthz", period=10, failures=3),
-        "readinessProbe": _probe("/readyz", period=5, failures=2),
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},
-        "securityContext": container_security_context(),
-        "volumeMounts": [
-            {"name": KEY_VOLUME, "mountPath": KEY_MOUNT_DIR, "readOnly": True},
-            {"name": TMP_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - a private emptyDir
+        "ports": [{"name": PORT_NAME, "container_port": CONTAINER_PORT, "protocol": "TCP"}],
+        "env": _env(config, upstream_url),
+        "resources": _resources(config),
+        "startup_probe": _probe("/healthz", period=2, failures=30),
+        "liveness_probe": _probe("/healthz", period=10, failures=3),
+        "readiness_probe": _probe("/readyz", period=5, failures=2),
+        "lifecycle": {"pre_stop": {"exec_": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},
+        "security_context": container_security_context(),
+        "volume_mounts": [
+            {"name": KEY_VOLUME, "mount_path": KEY_MOUNT_DIR, "read_only": True},
+            {"name": TMP_VOLUME, "mount_path": "/tmp"},  # noqa: S108 - a private emptyDir
         ],
     }
 
 
 def _pod_spec(
-    settings: ProxySettings, upstream_url: str, secret_name: str, service_account: str
-) -> dict[str, Any]:
+    config: ProxyConfig, upstream_url: str, secret_name: str, service_account: str
+) -> k8s.core.v1.PodSpecArgsDict:
     return {
-        "serviceAccountName": service_account,
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-        "securityContext": pod_security_context(),
-        "containers": [_container(settings, upstream_url)],
+        "service_account_name": service_account,
+        "automount_service_account_token": False,
+        "enable_service_links": False,
+        "termination_grace_period_seconds": TERMINATION_GRACE_SECONDS,
+        "security_context": pod_security_context(),
+        "containers": [_container(config, upstream_url)],
         "volumes": [
             {
                 "name": KEY_VOLUME,
                 # 0440 + fsGroup: readable by the proxy's group only.
-                "secret": {"secretName": secret_name, "defaultMode": 0o440, "optional": False},
+                "secret": {"secret_name": secret_name, "default_mode": 0o440, "optional": False},
             },
-            {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}},
+            {"name": TMP_VOLUME, "empty_dir": {"size_limit": "16Mi"}},
         ],
     }
 
@@ -134,29 +135,27 @@ def deployment(
     name: str,
     namespace: pulumi.Input[str],
     *,
-    settings: ProxySettings,
+    config: ProxyConfig,
     replicas: int,
     upstream_url: str,
     secret_name: str,
     service_account: str,
     skip_await: bool,
-) -> dict[str, Any]:
+) -> k8s.apps.v1.DeploymentArgsDict:
     """The proxy Deployment; `replicas` is 0 under the kill switch."""
     return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
         "metadata": object_meta(name, namespace, component=name, skip_await=skip_await),
         "spec": {
             "replicas": replicas,
-            "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": selector(name)},
+            "revision_history_limit": 5,
+            "selector": {"match_labels": selector(name)},
             "strategy": {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+                "rolling_update": {"max_unavailable": 0, "max_surge": 1},
             },
             "template": {
                 "metadata": {"labels": labels(name)},
-                "spec": _pod_spec(settings, upstream_url, secret_name, service_account),
+                "spec": _pod_spec(config, upstream_url, secret_name, service_account),
             },
         },
     }

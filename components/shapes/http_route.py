@@ -12,7 +12,7 @@ import pulumi
 
 from . import agentgateway_backend
 from . import gateway as gateway_shape
-from .meta import object_meta
+from .meta import CustomObject, object_meta
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
@@ -47,10 +47,10 @@ def http_route(
     backend_name: str,
     path_prefix: str,
     skip_await: bool,
-) -> dict[str, Any]:
+) -> CustomObject:
     """The route from the Gateway's HTTP listener to the backend."""
     return {
-        "apiVersion": API_VERSION,
+        "api_version": API_VERSION,
         "kind": KIND,
         "metadata": object_meta(name, namespace, component="agentgateway", skip_await=skip_await),
         "spec": {

@@ -1,11 +1,14 @@
-"""ObjectMeta shared by every object: explicit stable names, labels, await annotation."""
+"""ObjectMeta shared by every object: explicit stable names, labels, await annotations."""
 
-from typing import Any
+from typing import Any, TypedDict
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 PART_OF = "llm-gateway"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+# pulumi-kubernetes ≥ 4.18 waits for what this names (kubectl-wait syntax) on create/update.
+WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 
 
 def selector(component: str) -> dict[str, str]:
@@ -28,11 +31,24 @@ def object_meta(
     *,
     component: str,
     skip_await: bool,
-) -> dict[str, Any]:
-    """metadata for one object; skip_await only for API servers without controllers."""
-    meta: dict[str, Any] = {"name": name, "labels": labels(component)}
+    wait_for: str | None = None,
+) -> k8s.meta.v1.ObjectMetaArgsDict:
+    """metadata for one object. skip_await only for API servers without controllers; it
+    also drops `wait_for` (a readiness condition that nothing would ever set there)."""
+    meta: k8s.meta.v1.ObjectMetaArgsDict = {"name": name, "labels": labels(component)}
     if namespace is not None:
         meta["namespace"] = namespace
     if skip_await:
         meta["annotations"] = {SKIP_AWAIT_ANNOTATION: "true"}
+    elif wait_for is not None:
+        meta["annotations"] = {WAIT_FOR_ANNOTATION: wait_for}
     return meta
+
+
+class CustomObject(TypedDict):
+    """A CRD-kind object (no SDK typed dict exists for it): spec as the CRD spells it."""
+
+    api_version: str
+    kind: str
+    metadata: k8s.meta.v1.ObjectMetaArgsDict
+    spec: dict[str, Any]

@@ -1,17 +1,12 @@
 """core/v1 Namespace."""
 
-from typing import Any
+import pulumi_kubernetes as k8s
 
 from .meta import object_meta
 
-API_VERSION = "v1"
-KIND = "Namespace"
 
-
-def namespace(name: str, *, skip_await: bool) -> dict[str, Any]:
+def namespace(name: str, *, skip_await: bool) -> k8s.core.v1.NamespaceArgsDict:
     """The namespace every other object lives in."""
     return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
         "metadata": object_meta(name, None, component="llm-gateway", skip_await=skip_await),
     }

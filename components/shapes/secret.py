@@ -7,14 +7,12 @@ the provider's enableSecretMutable, a new key is an in-place update.
 """
 
 import base64
-from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from .meta import object_meta
 
-API_VERSION = "v1"
-KIND = "Secret"
 TYPE = "Opaque"
 KEY_FIELD = "apiKey"
 
@@ -30,11 +28,9 @@ def key_secret(
     encoded_key: pulumi.Input[str],
     *,
     skip_await: bool,
-) -> dict[str, Any]:
+) -> k8s.core.v1.SecretArgsDict:
     """The Secret; `encoded_key` must already be base64 (see encode_key) and secret."""
     return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
         "metadata": object_meta(name, namespace, component="llm-gateway", skip_await=skip_await),
         "type": TYPE,
         "data": {KEY_FIELD: encoded_key},

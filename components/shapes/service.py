@@ -1,22 +1,19 @@
 """core/v1 Service in front of the proxy: port 80 → container port `http` (8080)."""
 
-from typing import Any
-
 import pulumi
+import pulumi_kubernetes as k8s
 
 from .deployment import PORT_NAME
 from .meta import object_meta, selector
 
-API_VERSION = "v1"
-KIND = "Service"
 SERVICE_PORT = 80
 
 
-def service(name: str, namespace: pulumi.Input[str], *, skip_await: bool) -> dict[str, Any]:
+def service(
+    name: str, namespace: pulumi.Input[str], *, skip_await: bool
+) -> k8s.core.v1.ServiceArgsDict:
     """A ClusterIP Service selecting the proxy pods."""
     return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
         "metadata": object_meta(name, namespace, component=name, skip_await=skip_await),
         "spec": {
             "type": "ClusterIP",
@@ -25,7 +22,7 @@ def service(name: str, namespace: pulumi.Input[str], *, skip_await: bool) -> dic
                 {
                     "name": PORT_NAME,
                     "port": SERVICE_PORT,
-                    "targetPort": PORT_NAME,
+                    "target_port": PORT_NAME,
                     "protocol": "TCP",
                 }
             ],
@@ -33,6 +30,6 @@ def service(name: str, namespace: pulumi.Input[str], *, skip_await: bool) -> dic
     }
 
 
-def service_base_url(name: str, namespace: str) -> str:
+def endpoint(name: str, namespace: str) -> str:
     """In-cluster OpenAI base URL (as the SDK's base_url) of the proxy."""
     return f"http://{name}.{namespace}.svc.cluster.local/v1"

@@ -33,6 +33,10 @@ _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _ENV_KEYS = ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS", "PULUMI_K8S_ENABLE_SECRET_MUTABLE")
 
 
+# What a user sets with `pulumi config set --path proxy.image …`; the stack files name none.
+TEST_IMAGE = "registry.example.com/llm-proxy:test"
+
+
 def fake_key(label: str) -> str:
     """A recognisable fake provider key; never a real-looking one."""
     return f"sk-test-FAKEKEY-{label}"
@@ -299,11 +303,18 @@ def render(
 
 
 def stack_config(
-    stack: str, *, key: str | None = None, overrides: Mapping[str, Any] | None = None
+    stack: str,
+    *,
+    key: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    image: str | None = TEST_IMAGE,
 ) -> dict[str, Any]:
-    """A stack file's config plus a fake secret key and dotted-path overrides."""
+    """A stack file's config plus a fake secret key, the proxy image a user would set
+    (None: leave it unset) and dotted-path overrides."""
     config = copy.deepcopy(stack_file_config(stack))
     config["openaiKey"] = key if key is not None else fake_key(stack)
+    if image is not None:
+        config.setdefault("proxy", {}).setdefault("image", image)
     for dotted, value in (overrides or {}).items():
         _set_path(config, dotted, value)
     return config
@@ -315,7 +326,8 @@ def render_stack(
     key: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     expect_error: bool = False,
+    image: str | None = TEST_IMAGE,
 ) -> Rendered:
-    """Render stacks/Pulumi.<stack>.yaml as `pulumi up` would see it."""
-    config = stack_config(stack, key=key, overrides=overrides)
+    """Render stacks/Pulumi.<stack>.yaml as `pulumi up` would see it (plus a proxy image)."""
+    config = stack_config(stack, key=key, overrides=overrides, image=image)
     return render(config, stack=stack, expect_error=expect_error)

@@ -6,7 +6,7 @@ import pytest
 
 from components import ConfigError
 from components.config import MISSING_KEY
-from tests.unit.pulumi_render import fake_key, render, render_stack, without
+from tests.unit.pulumi_render import TEST_IMAGE, fake_key, render, render_stack, without
 
 SET = "pulumi config set"
 
@@ -228,9 +228,9 @@ def test_a_base_url_carrying_credentials_is_refused_without_echoing_them() -> No
 
 
 def test_a_value_stored_as_secret_is_never_echoed() -> None:
-    # e.g. the key pasted into the wrong setting with --secret
-    pasted = fake_key("WRONG-SETTING")
-    config = {"openaiKey": fake_key("x"), "secretName": pasted}
+    # e.g. the key pasted into the wrong key with --secret
+    pasted = fake_key("WRONG-KEY")
+    config = {"openaiKey": fake_key("x"), "secretName": pasted, "proxy": {"image": TEST_IMAGE}}
     result = render(config, secret_keys=("openaiKey", "secretName"), expect_error=True)
     assert isinstance(result.error, ConfigError)
     assert [p.key for p in result.error.problems] == ["secretName"]
@@ -276,7 +276,11 @@ def test_all_problems_are_collected_not_just_the_first() -> None:
 def test_the_kubernetes_providers_own_config_key_is_not_silently_ignored(key: str) -> None:
     # Our explicit provider never reads kubernetes:*; without this the stack would go to
     # the ambient kubeconfig's current cluster.
-    config = {"openaiKey": fake_key("x"), f"kubernetes:{key}": "prod-cluster"}
+    config = {
+        "openaiKey": fake_key("x"),
+        f"kubernetes:{key}": "prod-cluster",
+        "proxy": {"image": TEST_IMAGE},
+    }
     result = render(config, expect_error=True)
     assert isinstance(result.error, ConfigError)
     assert [p.key for p in result.error.problems] == [key]
@@ -288,20 +292,25 @@ def test_the_kubernetes_providers_own_config_key_is_not_silently_ignored(key: st
 
 
 def test_the_kubernetes_providers_key_is_fine_alongside_ours() -> None:
-    config = {"openaiKey": fake_key("x"), "kubernetes:context": "a", "context": "a"}
+    config = {
+        "openaiKey": fake_key("x"),
+        "kubernetes:context": "a",
+        "context": "a",
+        "proxy": {"image": TEST_IMAGE},
+    }
     assert render(config).outputs["smokeTest"].startswith("kubectl --context a run ")
 
 
 def test_object_keys_must_be_maps() -> None:
-    result = render({"openaiKey": fake_key("x"), "gateway": "port 80"}, expect_error=True)
+    config = {"openaiKey": fake_key("x"), "gateway": "port 80", "proxy": {"image": TEST_IMAGE}}
+    result = render(config, expect_error=True)
     assert isinstance(result.error, ConfigError)
-    assert [(p.key, p.problem) for p in result.error.problems] == [
-        ("gateway", "must be an object (a YAML map)")
-    ]
+    assert [p.key for p in result.error.problems] == ["gateway"]
+    assert result.error.problems[0].problem.startswith("must be an object (a YAML map)")
 
 
-def test_defaults_alone_are_a_valid_config() -> None:
-    result = render({"openaiKey": fake_key("defaults")})
+def test_defaults_and_an_image_are_a_valid_config() -> None:
+    result = render({"openaiKey": fake_key("defaults"), "proxy": {"image": TEST_IMAGE}})
     assert result.outputs["namespace"] == "llm-gateway"
     assert (
         result.outputs["gatewayEndpoint"] == "http://llm-gateway.llm-gateway.svc.cluster.local/v1"

@@ -7,19 +7,25 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+from pydantic import ValidationError
 
 from components import (
-    ConfigError,
-    GatewayConfig,
     LlmGateway,
     LlmGatewayArgs,
+    LlmGatewayConfig,
+    ProxyConfig,
     SecretMutabilityError,
     mark_secret_mutable,
     secret_mutable_provider,
 )
-from tests.unit.pulumi_render import Rendered, fake_key, render, render_stack, without
+from tests.unit.pulumi_render import TEST_IMAGE, Rendered, fake_key, render, render_stack, without
 
 KEY = fake_key("library")
+
+
+def library_config() -> LlmGatewayConfig:
+    """Defaults plus the one key without a default while the proxy is on: its image."""
+    return LlmGatewayConfig(proxy=ProxyConfig(image=TEST_IMAGE))
 
 
 def run_library(
@@ -34,7 +40,7 @@ def run_library(
         provider = build_provider()
         LlmGateway(
             "app-llm",
-            LlmGatewayArgs(config=GatewayConfig(), openai_key=KEY, provider=provider),
+            LlmGatewayArgs(config=library_config(), openai_key=KEY, provider=provider),
         )
 
     return render({}, env=env, expect_error=expect_error, program=program)
@@ -55,7 +61,7 @@ def test_secret_mutable_provider_is_accepted_and_used_for_every_object() -> None
     assert provider.inputs["enableSecretMutable"] == "true"
     assert provider.inputs["context"] == "kind-llm"
     objects = result.k8s_objects()
-    assert len(objects) == 8
+    assert len(objects) == 10
     assert all(obj.provider.startswith(provider.urn + "::") for obj in objects)
 
 
@@ -87,7 +93,7 @@ def run_with_provider_in_opts(
 
     def program() -> None:
         opts = build_opts(build_provider())
-        LlmGateway("app-llm", LlmGatewayArgs(config=GatewayConfig(), openai_key=KEY), opts=opts)
+        LlmGateway("app-llm", LlmGatewayArgs(config=library_config(), openai_key=KEY), opts=opts)
 
     return render({}, expect_error=expect_error, program=program)
 
@@ -154,7 +160,7 @@ def test_resource_options_pass_through_to_every_child() -> None:
     def program() -> None:
         LlmGateway(
             "protected",
-            LlmGatewayArgs(config=GatewayConfig(), openai_key=KEY),
+            LlmGatewayArgs(config=library_config(), openai_key=KEY),
             opts=pulumi.ResourceOptions(protect=True),
         )
 
@@ -167,7 +173,7 @@ def test_resource_options_pass_through_to_every_child() -> None:
 
 def test_the_key_input_is_made_secret_even_when_passed_as_plain_text() -> None:
     def program() -> None:
-        LlmGateway("plain-key", LlmGatewayArgs(config=GatewayConfig(), openai_key=KEY))
+        LlmGateway("plain-key", LlmGatewayArgs(config=library_config(), openai_key=KEY))
 
     result = render({}, program=program)
     assert result.one("Secret").secret_paths == ("data",)
@@ -183,8 +189,10 @@ def test_image_digest_pins_the_proxy_image_everywhere() -> None:
     digest = "sha256:" + "a" * 64
     result = render_stack("prod", overrides={"proxy.imageDigest": digest})
     (container,) = result.one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == f"ghcr.io/llm-gateway/llm-proxy@{digest}"
-    assert result.outputs["smokeTest"].count(f"--image ghcr.io/llm-gateway/llm-proxy@{digest}") == 2
+    assert container["image"] == f"registry.example.com/llm-proxy@{digest}"
+    assert (
+        result.outputs["smokeTest"].count(f"--image registry.example.com/llm-proxy@{digest}") == 2
+    )
 
 
 def test_only_the_proxy_plane_declares_no_agentgateway_objects() -> None:
@@ -200,6 +208,7 @@ def test_only_the_gateway_plane_declares_no_proxy_objects() -> None:
     result = render_stack("dev", overrides={"proxy.enabled": False})
     kinds = {r.kind for r in result.k8s_objects()}
     assert kinds.isdisjoint({"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"})
+    assert [p.object_name for p in result.of_kind("NetworkPolicy")] == ["llm-gateway"]
     assert result.outputs["proxyEndpoint"] is None
     assert result.outputs["smokeTest"].splitlines()[0].startswith("kubectl run llm-smoke-gateway")
 
@@ -245,14 +254,11 @@ def test_openai_base_url_sets_backend_host_port_path_and_tls(
     assert env["LLM_PROXY_UPSTREAM"] == base_url
 
 
-def test_cross_field_checks_also_guard_library_callers() -> None:
-    def program() -> None:
-        config = GatewayConfig.model_validate(
+def test_a_config_built_in_code_is_checked_across_keys_too() -> None:
+    # Valid by construction: the cross-key rules are model validators, not a later pass.
+    with pytest.raises(ValidationError, match="enable at least one"):
+        LlmGatewayConfig.model_validate(
             {"agentgateway": {"enabled": False}, "proxy": {"enabled": False}}
         )
-        LlmGateway("nothing", LlmGatewayArgs(config=config, openai_key=KEY))
-
-    result = render({}, program=program, expect_error=True)
-    assert isinstance(result.error, ConfigError)
-    assert "enable at least one" in str(result.error)
-    assert result.resources == []
+    with pytest.raises(ValidationError, match="make image"):
+        LlmGatewayConfig()

@@ -7,10 +7,17 @@ from functools import cache
 
 import pytest
 
+from proxy import settings as proxy_settings
 from proxy.egress import egress_proxy_for
 from proxy.fingerprint import key_fingerprint
-from proxy.settings import Settings as ProxyRuntimeSettings
-from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack, stack_file_config
+from tests.unit.pulumi_render import (
+    STACKS,
+    TEST_IMAGE,
+    Rendered,
+    fake_key,
+    render_stack,
+    stack_file_config,
+)
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
 
@@ -37,6 +44,8 @@ def test_every_stack_declares_the_full_resource_set(stack: str) -> None:
         ("Gateway", "llm-gateway"),
         ("HTTPRoute", "llm-gateway"),
         ("Namespace", stack_file_config(stack)["namespace"]),
+        ("NetworkPolicy", "llm-gateway"),
+        ("NetworkPolicy", "llm-proxy"),
         ("Secret", "openai-api-key"),
         ("Service", "llm-proxy"),
         ("ServiceAccount", "llm-proxy"),
@@ -67,9 +76,16 @@ def test_components_use_the_package_type_tokens_and_parent_every_child(stack: st
         "Gateway": "llm-gateway:index:LlmGateway",
         "Namespace": "llm-gateway:index:LlmGateway",
     }
+    expected_parent_of_policy = {
+        "llm-proxy": "llm-gateway:index:LlmProxy",
+        "llm-gateway": "llm-gateway:index:LlmGateway",
+    }
     for obj in result.k8s_objects():
         ancestors = result.ancestors(obj)
-        assert ancestors[0] == expected_parent[str(obj.kind)], obj.name
+        if obj.kind == "NetworkPolicy":
+            assert ancestors[0] == expected_parent_of_policy[str(obj.object_name)]
+        else:
+            assert ancestors[0] == expected_parent[str(obj.kind)], obj.name
         assert ancestors[-1] == "llm-gateway:index:LlmGateway", obj.name
     (top,) = result.of_type("llm-gateway:index:LlmGateway")
     assert "::pulumi:pulumi:Stack::" in top.parent_urn
@@ -146,7 +162,7 @@ def test_smoke_test_runs_the_proxy_image_against_each_plane_without_credentials(
     stack: str,
 ) -> None:
     result = rendered(stack)
-    image = stack_file_config(stack)["proxy"]["image"]
+    image = TEST_IMAGE
     lines = result.outputs["smokeTest"].splitlines()
     assert len(lines) == 2
     for line, url_output in zip(lines, ("gatewayEndpoint", "proxyEndpoint"), strict=True):
@@ -299,13 +315,13 @@ def test_every_proxy_env_var_is_one_the_proxy_reads(stack: str, monkeypatch) -> 
         rendered(stack).one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
     )
     env = {e["name"]: e["value"] for e in container["env"]}
-    fields = set(ProxyRuntimeSettings.model_fields)
+    fields = set(proxy_settings.Settings.model_fields)
     for name in env:
         assert name.startswith("LLM_PROXY_"), name  # standard *_PROXY only when configured
         assert name.removeprefix("LLM_PROXY_").lower() in fields, name
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    loaded = ProxyRuntimeSettings()
+    loaded = proxy_settings.Settings()
     assert list(loaded.allowed_models) == cfg["proxy"]["allowedModels"]
     assert loaded.max_in_flight == cfg["proxy"]["maxInFlight"]
     assert str(loaded.key_file) == "/etc/llm-gateway/secret/apiKey"

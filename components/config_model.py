@@ -1,0 +1,533 @@
+"""The config model tree: what each `llm-gateway:` key may hold, its default, an example
+and what it means. The one place a key is defined.
+
+Pure pydantic, no Pulumi. A key that is wrong on its own fails in its field validator;
+rules across keys are model validators raising `RuleViolations`, so a config built in
+code is as valid as one read from a stack. `config.py` reads raw Pulumi config into this
+tree and formats the errors; `config_reference.py` derives the examples and the README
+table from it.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from .shapes.agentgateway_backend import OPENAI_URL
+
+# In-cluster and loopback destinations never go through the egress proxy.
+DEFAULT_NO_PROXY = ("localhost", "127.0.0.1", ".svc", ".cluster.local")
+# The label a namespace (or a pod in the gateway's own namespace) carries to be let in.
+CLIENT_LABEL = "llm-gateway/client"
+# Ports the agentgateway data plane keeps for itself (metrics, readiness, admin).
+AGENTGATEWAY_RESERVED_PORTS = (15000, 15020, 15021)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+# registry/path[:tag][@sha256:digest], the shape `docker pull` accepts (lowercase path).
+_IMAGE_REF = re.compile(
+    r"^(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?"
+    r"(?P<path>[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+
+
+@dataclass(frozen=True)
+class RuleViolation:
+    """One broken cross-key rule: the key to fix (relative to the model that checks it),
+    what is wrong, and optionally another key/value whose setting fixes it."""
+
+    key: str
+    message: str
+    fix: tuple[str, Any] | None = None
+
+
+class RuleViolations(ValueError):
+    """Raised by a model validator; pydantic keeps it in the error's ctx for config.py."""
+
+    def __init__(self, violations: list[RuleViolation]) -> None:
+        self.violations = violations
+        super().__init__("; ".join(f"{v.key}: {v.message}" for v in violations))
+
+
+def _check_dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError("must be a DNS-1123 label: lowercase letters, digits and '-', ≤ 63 chars")
+    return value
+
+
+def _check_quantity(value: str | None) -> str | None:
+    if value is not None and not _QUANTITY.match(value):
+        raise ValueError("must be a Kubernetes quantity such as 100m, 0.5, 128Mi or 1Gi")
+    return value
+
+
+def _check_labels(value: Mapping[str, str]) -> Mapping[str, str]:
+    for key, label in value.items():
+        prefix, _, name = key.rpartition("/")
+        if (prefix and not _DNS_SUBDOMAIN.match(prefix)) or not _LABEL_NAME.match(name):
+            raise ValueError(f"{key!r} is not a Kubernetes label key (prefix/name)")
+        if label and not _LABEL_NAME.match(label):
+            raise ValueError(f"{label!r} (for {key}) is not a Kubernetes label value")
+    return value
+
+
+def _label_value(value: Any) -> Any:
+    """YAML's unquoted `true` is a bool; a label value is the string "true"."""
+    return str(value).lower() if isinstance(value, bool) else value
+
+
+Labels = dict[str, Annotated[str, BeforeValidator(_label_value)]]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class GatewayConfig(_Strict):
+    """The agentgateway Gateway (key `gateway`): name, class, listener port, route prefix."""
+
+    name: str = Field(
+        default="llm-gateway",
+        description="Gateway name; the agentgateway controller names its Service after it",
+        examples=["llm-gateway"],
+    )
+    class_name: str = Field(
+        default="agentgateway",
+        alias="className",
+        min_length=1,
+        description="GatewayClass",
+        examples=["agentgateway"],
+    )
+    port: int = Field(default=80, ge=1, le=65535, description="HTTP listener port", examples=[80])
+    path_prefix: str = Field(
+        default="/",
+        alias="pathPrefix",
+        description="route prefix; a non-root prefix is stripped before the backend",
+        examples=["/openai"],
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _check_dns_label(value)
+
+    @field_validator("port")
+    @classmethod
+    def _check_port(cls, value: int) -> int:
+        if value in AGENTGATEWAY_RESERVED_PORTS:
+            raise ValueError(
+                f"is reserved by the agentgateway data plane (ports {AGENTGATEWAY_RESERVED_PORTS})"
+            )
+        return value
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _check_path_prefix(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        if len(value) > 1 and value.endswith("/"):
+            raise ValueError("must not end with '/' (except the root prefix '/')")
+        if any(ch in value for ch in "?#% \t") or "//" in value:
+            raise ValueError("must be a plain URL path without '//', spaces, '%', '?' or '#'")
+        return value
+
+
+class AgentgatewayConfig(_Strict):
+    """Whether to declare the agentgateway data plane (needs its controller and CRDs)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="declare Gateway, AgentgatewayBackend and HTTPRoute",
+        examples=[True],
+    )
+
+
+class QuantitiesConfig(_Strict):
+    """CPU and memory for one side (requests or limits) of the proxy container."""
+
+    cpu: str | None = Field(default=None, description="CPU quantity", examples=["50m"])
+    memory: str | None = Field(default=None, description="memory quantity", examples=["64Mi"])
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _check_quantities(cls, value: str | None) -> str | None:
+        return _check_quantity(value)
+
+
+class ResourcesConfig(_Strict):
+    """Container requests/limits; small by default, the proxy only streams bytes."""
+
+    requests: QuantitiesConfig = Field(
+        default=QuantitiesConfig(cpu="50m", memory="64Mi"),
+        description="container requests",
+        examples=[{"memory": "64Mi"}],
+    )
+    limits: QuantitiesConfig = Field(
+        default=QuantitiesConfig(cpu="500m", memory="256Mi"),
+        description="container limits",
+        examples=[{"memory": "256Mi"}],
+    )
+
+
+class ProxyConfig(_Strict):
+    """The bundled llm-proxy Deployment (key `proxy`); it runs the image you build."""
+
+    enabled: bool = Field(
+        default=True,
+        description="declare the llm-proxy Deployment, Service, ServiceAccount (and PDB)",
+        examples=[True],
+    )
+    image: str | None = Field(
+        default=None,
+        description="proxy image your cluster can pull (no public one is published; "
+        "`make image` builds it); required while the proxy is enabled; the smokeTest pods "
+        "use it too",
+        examples=["registry.example.com/llm-proxy:0.1.0"],
+    )
+    image_digest: str | None = Field(
+        default=None,
+        alias="imageDigest",
+        description="pin the image by digest (`repo@sha256:…`)",
+        examples=["sha256:<64 hex chars from docker push>"],
+    )
+    image_pull_policy: str = Field(
+        default="IfNotPresent",
+        alias="imagePullPolicy",
+        description="Always, IfNotPresent or Never",
+        examples=["IfNotPresent"],
+    )
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        description="pod count; a PodDisruptionBudget (maxUnavailable 1) when > 1",
+        examples=[2],
+    )
+    resources: ResourcesConfig = Field(
+        default=ResourcesConfig(),
+        description="container requests and limits",
+        examples=[{"limits": {"memory": "256Mi"}}],
+    )
+    allowed_models: list[str] = Field(
+        default_factory=list,
+        alias="allowedModels",
+        description="model allowlist (403 for others); empty allows every model",
+        examples=[["gpt-4o-mini"]],
+    )
+    max_in_flight: int = Field(
+        default=256,
+        alias="maxInFlight",
+        ge=1,
+        description="concurrent calls per pod; beyond: 503 + Retry-After",
+        examples=[256],
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        alias="maxBodyBytes",
+        ge=1,
+        description="request body cap (413)",
+        examples=[16777216],
+    )
+    connect_timeout: float = Field(
+        default=5.0,
+        alias="connectTimeout",
+        gt=0,
+        description="upstream connect timeout, seconds (504)",
+        examples=[5],
+    )
+    read_timeout: float = Field(
+        default=600.0,
+        alias="readTimeout",
+        gt=0,
+        description="upstream read timeout, seconds (504)",
+        examples=[600],
+    )
+    egress_proxy: str | None = Field(
+        default=None,
+        alias="egressProxy",
+        description="http(s) egress proxy for the upstream, no credentials "
+        "(HTTPS_PROXY/HTTP_PROXY in the pods; its port is opened in the NetworkPolicy)",
+        examples=["http://egress.internal:3128"],
+        json_schema_extra={"sensitive": True},
+    )
+    no_proxy: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_NO_PROXY),
+        alias="noProxy",
+        description="NO_PROXY with egressProxy",
+        examples=[[".internal.example.com"]],
+    )
+
+    @field_validator("egress_proxy")
+    @classmethod
+    def _check_egress_proxy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://egress.internal:3128")
+        if parts.username or parts.password:
+            # The Deployment's env is plain text in the cluster and in Pulumi state.
+            raise ValueError(
+                "must not carry credentials (they would sit in plain text in the Deployment)"
+            )
+        return value
+
+    @field_validator("no_proxy")
+    @classmethod
+    def _check_no_proxy(cls, value: list[str]) -> list[str]:
+        if any(not entry.strip() or "," in entry or " " in entry for entry in value):
+            raise ValueError("entries must be host names, domains (.example.com) or IPs")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _check_image(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE_REF.match(value):
+            raise ValueError("is not a well-formed image reference (registry/repo:tag)")
+        return value
+
+    @field_validator("image_digest")
+    @classmethod
+    def _check_digest(cls, value: str | None) -> str | None:
+        if value is not None and not _DIGEST.match(value):
+            raise ValueError("must be 'sha256:' followed by 64 lowercase hex characters")
+        return value
+
+    @field_validator("image_pull_policy")
+    @classmethod
+    def _check_pull_policy(cls, value: str) -> str:
+        if value not in ("Always", "IfNotPresent", "Never"):
+            raise ValueError("must be one of Always, IfNotPresent, Never")
+        return value
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _check_models(cls, value: list[str]) -> list[str]:
+        if any(not m.strip() or "," in m for m in value):
+            raise ValueError("entries must be non-empty model names without commas")
+        return value
+
+    @property
+    def image_ref(self) -> str | None:
+        """The reference the kubelet pulls: pinned by digest when one is configured."""
+        if self.image is None or self.image_digest is None:
+            return self.image
+        match = _IMAGE_REF.match(self.image)
+        assert match is not None  # validated above
+        registry = f"{match['registry']}/" if match["registry"] else ""
+        return f"{registry}{match['path']}@{self.image_digest}"
+
+
+class ClientConfig(_Strict):
+    """Pods let through the NetworkPolicies: those in namespaces matching `namespaceLabels`
+    ({} = every namespace), and of those only the ones matching `podLabels` when set."""
+
+    namespace_labels: Labels = Field(
+        alias="namespaceLabels",
+        description="labels the client's namespace carries ({} = every namespace)",
+        examples=[{CLIENT_LABEL: "true"}],
+    )
+    pod_labels: Labels | None = Field(
+        default=None,
+        alias="podLabels",
+        description="labels the client pods carry (unset = every pod in those namespaces)",
+        examples=[{"app": "chat"}],
+    )
+
+    @field_validator("namespace_labels", "pod_labels")
+    @classmethod
+    def _check_label_maps(cls, value: Labels | None) -> Labels | None:
+        if value is not None:
+            _check_labels(value)
+        return value
+
+
+class SmokeTestConfig(_Strict):
+    """What the `smokeTest` output command sends."""
+
+    model: str = Field(
+        default="gpt-4o-mini",
+        min_length=1,
+        description="model the smoke command asks for (must be allowed by the proxy)",
+        examples=["gpt-4o-mini"],
+    )
+
+
+class LlmGatewayConfig(_Strict):
+    """Everything LlmGateway needs except the key (which stays a Pulumi secret)."""
+
+    namespace: str = Field(
+        default="llm-gateway", description="namespace for every object", examples=["llm-gateway"]
+    )
+    create_namespace: bool = Field(
+        default=True,
+        alias="createNamespace",
+        description="create the namespace (false: use an existing one)",
+        examples=[False],
+    )
+    secret_name: str = Field(
+        default="openai-api-key",
+        alias="secretName",
+        description="the key Secret (data key `apiKey`)",
+        examples=["openai-api-key"],
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="agentgateway model override; must be in proxy.allowedModels when both set",
+        examples=["gpt-4o-mini"],
+    )
+    openai_base_url: str = Field(
+        default=OPENAI_URL,
+        alias="openaiBaseUrl",
+        description="OpenAI-compatible upstream for both planes (with its API base path)",
+        examples=[OPENAI_URL],
+        json_schema_extra={"sensitive": True},
+    )
+    gateway: GatewayConfig = Field(
+        default=GatewayConfig(), description="the Gateway", examples=[{"port": 80}]
+    )
+    agentgateway: AgentgatewayConfig = Field(
+        default=AgentgatewayConfig(),
+        description="the agentgateway data plane",
+        examples=[{"enabled": True}],
+    )
+    proxy: ProxyConfig = Field(
+        default=ProxyConfig(), description="the bundled proxy", examples=[{"enabled": True}]
+    )
+    allowed_clients: list[ClientConfig] = Field(
+        default_factory=lambda: [ClientConfig(namespaceLabels={CLIENT_LABEL: "true"})],
+        alias="allowedClients",
+        description=f"who may call either plane (NetworkPolicy ingress); pods labelled "
+        f"{CLIENT_LABEL}=true in the gateway's own namespace (the smoke pods) always may",
+        examples=[[{"namespaceLabels": {"team": "ai"}}]],
+    )
+    metrics_scraper: ClientConfig = Field(
+        default=ClientConfig(
+            namespaceLabels={"kubernetes.io/metadata.name": "monitoring"},
+            podLabels={"app.kubernetes.io/name": "prometheus"},
+        ),
+        alias="metricsScraper",
+        description="who may scrape metrics (proxy port 8080, agentgateway port 15020)",
+        examples=[{"namespaceLabels": {"team": "observability"}}],
+    )
+    kill_switch: bool = Field(
+        default=False,
+        alias="killSwitch",
+        description="true: no HTTPRoute, proxy at 0 replicas",
+        examples=[True],
+    )
+    smoke_test: SmokeTestConfig = Field(
+        default=SmokeTestConfig(),
+        alias="smokeTest",
+        description="the smokeTest output",
+        examples=[{"model": "gpt-4o-mini"}],
+    )
+    kubeconfig: str | None = Field(
+        default=None,
+        description="provider kubeconfig, path or inline (kept secret in state)",
+        examples=["~/.kube/config"],
+        json_schema_extra={"sensitive": True},
+    )
+    context: str | None = Field(
+        default=None, description="kubeconfig context", examples=["kind-llm"]
+    )
+    skip_await: bool = Field(
+        default=False,
+        alias="skipAwait",
+        description="no readiness waits (API servers without kubelet/controllers)",
+        examples=[False],
+    )
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        return _check_dns_label(value)
+
+    @field_validator("secret_name")
+    @classmethod
+    def _check_secret_name(cls, value: str) -> str:
+        if not _DNS_SUBDOMAIN.match(value):
+            raise ValueError("must be a DNS-1123 subdomain: lowercase letters, digits, '-', '.'")
+        return value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.path.rstrip("/") == "":
+            raise ValueError("must include the API base path, as the OpenAI SDK's base_url does")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must not carry a query, fragment or credentials")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError("has an invalid port") from exc
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_rules_across_keys(self) -> "LlmGatewayConfig":
+        violations = [*self._plane_violations(), *self._allowlist_violations()]
+        if violations:
+            raise RuleViolations(violations)
+        return self
+
+    def _plane_violations(self) -> list[RuleViolation]:
+        if not self.agentgateway.enabled and not self.proxy.enabled:
+            return [
+                RuleViolation(
+                    "agentgateway.enabled",
+                    "both data planes are disabled (agentgateway.enabled and proxy.enabled "
+                    "are false); enable at least one",
+                    fix=("proxy.enabled", True),
+                )
+            ]
+        if self.proxy.enabled and self.proxy.image is None:
+            return [
+                RuleViolation(
+                    "proxy.image",
+                    "is not set, and no public llm-proxy image is published: build and push "
+                    "one (`make image`) and set it, or run everything locally with `make demo`"
+                    " (or set proxy.enabled false)",
+                )
+            ]
+        return []
+
+    def _allowlist_violations(self) -> list[RuleViolation]:
+        allowed = self.proxy.allowed_models
+        if not (self.proxy.enabled and allowed):
+            return []
+        violations = []
+        if self.model is not None and self.model not in allowed:
+            violations.append(
+                RuleViolation(
+                    "model",
+                    f"{self.model!r} is not in proxy.allowedModels {allowed}; the proxy would "
+                    "refuse the model the gateway is pinned to",
+                    fix=("model", allowed[0]),
+                )
+            )
+        if self.smoke_test.model not in allowed:
+            violations.append(
+                RuleViolation(
+                    "smokeTest.model",
+                    f"{self.smoke_test.model!r} is not in proxy.allowedModels {allowed}; the "
+                    "smoke test through the proxy would get 403",
+                    fix=("smokeTest.model", allowed[0]),
+                )
+            )
+        return violations
