@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Build the local node's pause (pod sandbox) image: pause.c, static, in an image from scratch.
 #
 #   scripts/image/build-pause.sh      progress on stderr; last stdout line: sha256:<digest>
@@ -11,7 +12,6 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=lib.sh
 source "$here/lib.sh"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Build the llm-proxy image from proxy/Dockerfile, here, from Debian packages only.
 #
 #   scripts/image/build.sh            progress on stderr; last stdout line: sha256:<digest>
@@ -16,10 +17,8 @@
 #   LLM_GATEWAY_BUILD_CA_BUNDLE=FILE   CA bundle bind-mounted read-only into the build's RUN
 #                                      steps for pip's TLS (default: the host's); never in a layer
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=lib.sh
 source "$here/lib.sh"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Push a built image to a plain-HTTP registry, by digest.
 #
 #   scripts/image/push.sh REGISTRY/REPO[:TAG] [IMAGE]
@@ -16,7 +17,6 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=lib.sh
 source "$here/lib.sh"
 
 usage="usage: push.sh REGISTRY/REPO[:TAG] [llm-proxy|pause]"
