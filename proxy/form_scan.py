@@ -20,6 +20,7 @@ from proxy.json_scan import MAX_MODEL_BYTES, FoundModel, shown_name
 MAX_PARTS = 1000  # real forms have a handful; beyond this the body is not checkable
 MAX_PART_HEADER_BYTES = 16 * 1024
 MAX_FORM_MODEL_FIELDS = 1000
+MAX_FORM_CANDIDATES = 10_000  # keys that might spell "model"; real forms have a few
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
@@ -28,8 +29,10 @@ _PARAM = re.compile(
     r';[ \t]*([^\s=;]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;]*)',
     re.DOTALL,
 )
-# A urlencoded key that could decode to "model": letters, '+' and %XX only, short.
-_FORM_KEY = re.compile(rb"(?:^|(?<=[&;]))([A-Za-z0-9%+]{5,15})=([^&;]*)")
+# A urlencoded key that could decode to "model" (it starts with m, M or a %XX escape;
+# letters, digits, '+' and '%' only; 5 to 15 bytes), then '='.
+_FORM_KEY = re.compile(rb"(?:^|[&;])([mM%][A-Za-z0-9%+]{4,14})=")
+_WINDOW = 256 * 1024  # the regex runs over windows so no single call holds the GIL long
 
 
 class FormScanError(ValueError):
@@ -122,23 +125,38 @@ def _unquote(value: str) -> str:
 def urlencoded_models(body: bytes | bytearray) -> list[FoundModel]:
     """Every `model` field of an application/x-www-form-urlencoded body, in order."""
     found: list[FoundModel] = []
-    for match in _FORM_KEY.finditer(body):
-        key = urllib.parse.unquote_plus(match.group(1).decode("ascii"))
-        if key.casefold() != "model":
-            continue
-        if len(found) >= MAX_FORM_MODEL_FIELDS:
-            raise FormScanError(f"more than {MAX_FORM_MODEL_FIELDS} model fields")
-        raw = match.group(2)
-        if len(raw) > 3 * MAX_MODEL_BYTES:
-            found.append(FoundModel(None, raw[:64].decode("latin-1") + "…"))
-            continue
-        try:
-            value = urllib.parse.unquote_plus(raw.decode("ascii"), errors="strict")
-        except (UnicodeDecodeError, ValueError):
-            found.append(FoundModel(None, raw[:64].decode("latin-1")))
-            continue
-        found.append(FoundModel(value, shown_name(value)))
+    size = len(body)
+    candidates = 0
+    for start in range(0, size, _WINDOW):
+        # A key starting in this window may end past it: let the match run 16 bytes over.
+        for match in _FORM_KEY.finditer(body, start, min(size, start + _WINDOW + 16)):
+            if match.start() >= start + _WINDOW:
+                break  # the next window finds it
+            candidates += 1
+            if candidates > MAX_FORM_CANDIDATES:
+                raise FormScanError(f"more than {MAX_FORM_CANDIDATES} fields named like model")
+            key = urllib.parse.unquote_plus(match.group(1).decode("ascii"))
+            if key.casefold() != "model":
+                continue
+            if len(found) >= MAX_FORM_MODEL_FIELDS:
+                raise FormScanError(f"more than {MAX_FORM_MODEL_FIELDS} model fields")
+            found.append(_form_value(body, match.end()))
     return found
+
+
+def _form_value(body: bytes | bytearray, start: int) -> FoundModel:
+    """The (percent-decoded) value that starts at `start` and runs to '&', ';' or the end."""
+    limit = min(len(body), start + 3 * MAX_MODEL_BYTES + 1)  # longer is never allowed
+    ends = [at for at in (body.find(b"&", start, limit), body.find(b";", start, limit)) if at >= 0]
+    end = min(ends, default=limit)
+    if end - start > 3 * MAX_MODEL_BYTES:
+        return FoundModel(None, bytes(body[start : start + 64]).decode("latin-1") + "…")
+    raw = bytes(body[start:end])
+    try:
+        value = urllib.parse.unquote_plus(raw.decode("ascii"), errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return FoundModel(None, raw[:64].decode("latin-1"))
+    return FoundModel(value, shown_name(value))
 
 
 def _model_value(value: bytes) -> FoundModel:

@@ -24,7 +24,11 @@ MAX_MODEL_BYTES = 1024  # a model name is short; longer values are never allowed
 SHOWN_CHARS = 64  # how much of a refused value errors and logs repeat
 
 _WS = rb"[ \t\r\n]*+"
-_STRING = rb'"(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+"'
+# String contents in pieces: up to 4 KiB of plain bytes, or one escape. A match takes at
+# most 256 pieces (~1 MiB), so no single regex call holds the GIL for long; longer
+# strings are walked piece-run by piece-run (`_Scanner.skip_string`).
+_PIECES = rb'(?:[^"\\\x00-\x1f]{1,4096}+|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})){0,256}+'
+_STRING = rb'"' + _PIECES + rb'"'
 _NUMBER = rb"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+"
 # In runs, numbers are bounded so an overlong one stops the run and is refused below.
 _SHORT_NUMBER = (
@@ -37,13 +41,13 @@ _RUN = rb"){0,4096}+"
 _ARRAY_RUN = re.compile(_SCALAR + rb"(?:" + _WS + rb"," + _WS + _SCALAR + _RUN + _WS)
 _MEMBER = _STRING + _WS + rb":" + _WS + _SCALAR
 _MEMBER_RUN = re.compile(_MEMBER + rb"(?:" + _WS + rb"," + _WS + _MEMBER + _RUN + _WS)
-_PLAIN_KEY_TEXT = rb'"[\x20\x21\x23-\x5b\x5d-\x7e]*+"'  # printable ASCII, no escapes
+_PLAIN_KEY_TEXT = rb'"[\x20\x21\x23-\x5b\x5d-\x7e]{0,1024}+"'  # printable ASCII, short
 # A top-level key written plainly, its ':', and its value when that is a scalar.
 _TOP_MEMBER = re.compile(
     rb"(" + _PLAIN_KEY_TEXT + rb")" + _WS + rb":" + _WS + rb"(" + _SCALAR + rb")?+" + _WS
 )
 _WS_RE = re.compile(_WS)
-_STRING_RE = re.compile(_STRING)
+_PIECES_RE = re.compile(_PIECES)
 _NUMBER_RE = re.compile(_NUMBER)
 _UTF8 = re.compile(
     rb"(?:[\x00-\x7f]++|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]"
@@ -127,10 +131,7 @@ class _Scanner:
         body, pos = self.body, self.pos
         first = self.peek()
         if first == 0x22:  # '"'
-            match = _STRING_RE.match(body, pos)
-            if match is None:
-                raise self.fail("invalid string")
-            self.pos = match.end()
+            self.pos = self.skip_string(pos)
             return
         if first == 0x2D or 0x30 <= first <= 0x39:  # "-" or a digit
             match = _NUMBER_RE.match(body, pos)
@@ -278,10 +279,21 @@ class _Scanner:
             # `items` closed the parent; loop to pop it.
 
     def key(self) -> None:
-        match = _STRING_RE.match(self.body, self.pos)
-        if match is None:
+        if self.peek() != 0x22:
             raise self.fail("expected a string object key")
-        self.pos = match.end()
+        self.pos = self.skip_string(self.pos)
+
+    def skip_string(self, start: int) -> int:
+        """The end of the string opening at `start`, found ~1 MiB per regex call."""
+        body, at = self.body, start + 1
+        while True:
+            stop = _PIECES_RE.match(body, at).end()  # type: ignore[union-attr]  # {0,n} matches
+            if stop < self.end and body[stop] == 0x22:
+                return stop + 1
+            if stop == at:  # a control character, a bad escape, or the end of the body
+                self.pos = stop
+                raise self.fail("invalid string")
+            at = stop
 
     def spend(self) -> None:
         self.budget -= 1
@@ -312,22 +324,19 @@ class _Scanner:
             self.models.append(FoundModel(None, "<not a string>"))
             return
         body, pos = self.body, self.pos
-        if self.peek() != 0x22:
-            match = _NUMBER_RE.match(body, pos)
-            raw = match.group() if match else bytes(body[pos : pos + 5])
-            self.models.append(FoundModel(None, raw[:SHOWN_CHARS].decode("ascii", "replace")))
+        if self.peek() != 0x22:  # a number, true/false/null or a container: never allowed
+            raw = bytes(body[pos : pos + SHOWN_CHARS]).split(b",")[0].split(b"}")[0]
+            self.models.append(FoundModel(None, raw.decode("ascii", "replace")))
             return
-        match = _STRING_RE.match(body, pos)
-        if match is None:
-            raise self.fail("invalid string")
-        size = match.end() - pos
+        string_end = self.skip_string(pos)
+        size = string_end - pos
         if size - 2 > MAX_MODEL_BYTES:
             shown = bytes(body[pos + 1 : pos + 1 + SHOWN_CHARS]).decode("utf-8", "replace")
             self.models.append(FoundModel(None, shown + "…"))
             return
-        if _UTF8.fullmatch(body, pos + 1, match.end() - 1) is None:
+        if _UTF8.fullmatch(body, pos + 1, string_end - 1) is None:
             raise self.fail("string is not UTF-8")
-        name = json.loads(bytes(body[pos : match.end()]))
+        name = json.loads(bytes(body[pos:string_end]))
         self.models.append(FoundModel(name, shown_name(name)))
 
 

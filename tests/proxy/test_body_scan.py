@@ -60,6 +60,18 @@ def test_scan_agrees_with_a_strict_parser_on_random_and_mutated_documents() -> N
         assert scanned(text) == reference(text), text
 
 
+def test_long_strings_and_many_escapes_are_walked_exactly() -> None:
+    text = ("line\n" * 300_000) + '"quoted"'  # > 1 MiB, > 256 escapes: the piecewise path
+    body = json.dumps({"messages": [{"content": text}], "prompt": text, "model": "m"}).encode()
+    assert names(body) == ["m"]
+    long_model = json.dumps({"model": "x" * 2_000_000}).encode()
+    (found,) = scan_json(long_model).models
+    assert found.name is None
+    assert len(found.shown) < 100
+    with pytest.raises(JsonScanError, match="invalid string"):
+        scan_json(b'{"model": "' + b"a" * 2_000_000 + b'\x01"}')
+
+
 @pytest.mark.parametrize(
     "body",
     [b'{"a":1,}', b"[1,]", b'{"a" 1}', b"01", b"1.", b'{"a":tru}', b'{"a":"\x01"}', b"NaN", b""],
@@ -164,4 +176,8 @@ def test_urlencoded_model_fields_are_found_in_any_spelling() -> None:
     ]  # fmt: skip
     began = time.process_time()
     assert urlencoded_models(b"&" * (16 * 1024 * 1024)) == []
-    assert time.process_time() - began < 2
+    with pytest.raises(ValueError, match="model fields"):
+        urlencoded_models(b"model=x&" * (2 * 1024 * 1024))
+    with pytest.raises(ValueError, match="fields named like model"):
+        urlencoded_models(b"mxxxx=x&" * (2 * 1024 * 1024))
+    assert time.process_time() - began < 4
