@@ -116,12 +116,13 @@ def key_docs() -> list[KeyDoc]:
     return list(_walk(LlmGatewayConfig, LlmGatewayConfig.model_construct(), ""))
 
 
-def _leaves(path: str, value: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict) and value:
-        for key, item in value.items():
-            yield from _leaves(f"{path}.{key}", item)
-    else:
-        yield path, value
+def _part_of(example: Any, relative: str) -> Any:
+    """The value at a dotted path inside a section's example, or None."""
+    for part in relative.split("."):
+        if not isinstance(example, dict) or part not in example:
+            return None
+        example = example[part]
+    return example
 
 
 def examples() -> dict[str, str]:
@@ -133,10 +134,12 @@ def examples() -> dict[str, str]:
     docs = key_docs()
     commands = {OPENAI_KEY: set_command(OPENAI_KEY, "sk-...", secret=True)}
     commands.update({doc.path: set_command(doc.path, doc.example) for doc in docs})
-    for doc in sorted((d for d in docs if d.is_model), key=lambda d: d.path.count(".")):
-        for path, value in _leaves(doc.path, doc.example):
-            if path in commands and path != doc.path:
-                commands[path] = set_command(path, value)
+    for section in sorted((d for d in docs if d.is_model), key=lambda d: d.path.count(".")):
+        for doc in docs:
+            if doc.path.startswith(f"{section.path}."):
+                value = _part_of(section.example, doc.path.removeprefix(f"{section.path}."))
+                if value is not None:
+                    commands[doc.path] = set_command(doc.path, value)
     return commands
 
 

@@ -20,6 +20,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         {"openaiBaseUrl": "http://vllm.models.svc.cluster.local:8000/v1", **without("model")},
     ),
     "port-and-prefix": ("dev", {"gateway.port": 8080, "gateway.pathPrefix": "/llm/openai"}),
+    "clients-and-egress-proxy": (
+        "staging",
+        {
+            "allowedClients": [
+                {"namespaceLabels": {}},
+                {"namespaceLabels": {"team": "ai"}, "podLabels": {"app": "chat"}},
+            ],
+            "metricsScraper": {"namespaceLabels": {"kubernetes.io/metadata.name": "obs"}},
+            "proxy.egressProxy": "http://egress.internal:3128",
+        },
+    ),
+    "no-clients": ("dev", {"allowedClients": []}),
 }
 
 

@@ -55,6 +55,7 @@ class RenderedResource:
     provider: str
     parent_urn: str
     protect: bool
+    dependencies: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str | None:
@@ -191,9 +192,11 @@ class _ParentRecordingMonitor(MockMonitor):
         super().__init__(_Recorder())
         self.parents: dict[tuple[str, str], str] = {}
         self.protected: set[tuple[str, str]] = set()
+        self.dependencies: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         self.parents[(request.type, request.name)] = request.parent
+        self.dependencies[(request.type, request.name)] = tuple(request.dependencies)
         if request.protect:
             self.protected.add((request.type, request.name))
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -265,6 +268,7 @@ def _run_program_in_loop(stack: str, main: Callable[[], None]) -> Rendered:
                 provider=args.provider or "",
                 parent_urn=monitor.parents.get((args.typ, args.name), ""),
                 protect=(args.typ, args.name) in monitor.protected,
+                dependencies=monitor.dependencies.get((args.typ, args.name), ()),
             )
         )
     return Rendered(resources, outputs, secret_outputs, error)

@@ -20,6 +20,7 @@ from tests.unit.pulumi_render import (
 )
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
+WAIT_FOR = "pulumi.com/waitFor"
 
 
 @cache
@@ -112,11 +113,19 @@ def test_real_stacks_keep_awaiting_readiness(stack: str) -> None:
         assert SKIP_AWAIT not in obj.inputs["metadata"].get("annotations", {}), obj.name
 
 
+def test_pulumi_up_waits_until_the_gateway_is_programmed(stack: str) -> None:
+    gateway = rendered(stack).one("Gateway")
+    assert gateway.inputs["metadata"]["annotations"] == {WAIT_FOR: "condition=Programmed"}
+    others = [o for o in rendered(stack).k8s_objects() if o.kind != "Gateway"]
+    assert all(WAIT_FOR not in o.inputs["metadata"].get("annotations", {}) for o in others)
+
+
 def test_skip_await_annotates_every_object() -> None:
     result = render_stack("dev", overrides={"skipAwait": True})
     objects = result.k8s_objects()
     assert objects
     for obj in objects:
+        # Only skipAwait: no waitFor either, since nothing would ever set the condition.
         assert obj.inputs["metadata"]["annotations"] == {SKIP_AWAIT: "true"}, obj.name
 
 
