@@ -6,7 +6,9 @@ let a keyless app steer what the key's owner pays for or learns:
 `OpenAI-Organization` / `OpenAI-Project` (a user-level key bills the org or
 project named here; the operator picks it by choosing the key), `Cookie` (no
 client's cookies belong on the proxy's account), and `Forwarded`, `X-Forwarded-*`,
-`X-Real-IP` (in-cluster topology; spoofable by any client). Everything else
+`X-Real-IP` (in-cluster topology; spoofable by any client), and method or path
+overrides (`X-HTTP-Method-Override`, `X-Original-URL`...) that would make an
+upstream run something other than what the proxy checked. Everything else
 (Content-Type, Accept, User-Agent, OpenAI-Beta, Idempotency-Key, X-Stainless-*...)
 passes, as SDK features depend on it.
 
@@ -50,6 +52,13 @@ _REQUEST_DROP = (
         "cookie",
         "forwarded",
         "x-real-ip",
+        # Frameworks that honour these would run another method or path than the one
+        # the proxy checked.
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-url",
+        "x-rewrite-url",
     }
 )
 _REQUEST_DROP_PREFIX = "x-forwarded-"

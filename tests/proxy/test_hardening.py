@@ -216,6 +216,8 @@ def test_billing_cookie_and_forwarding_headers_stay_behind(
         "X-Forwarded-Host": "evil",
         "Forwarded": "for=10.0.0.1",
         "X-Real-IP": "10.0.0.1",
+        "X-HTTP-Method-Override": "POST",
+        "X-Original-URL": "/v1/files",
         "OpenAI-Beta": "assistants=v2",
         "X-Stainless-Lang": "python",
         "Idempotency-Key": "k1",
@@ -224,7 +226,8 @@ def test_billing_cookie_and_forwarding_headers_stay_behind(
     assert response.status_code == 200
     (seen,) = upstream.fake.seen.headers
     for dropped in ("openai-organization", "openai-project", "cookie", "x-forwarded-for",
-                    "x-forwarded-host", "forwarded", "x-real-ip"):  # fmt: skip
+                    "x-forwarded-host", "forwarded", "x-real-ip", "x-http-method-override",
+                    "x-original-url"):  # fmt: skip
         assert dropped not in seen
     assert seen["openai-beta"] == "assistants=v2"
     assert seen["x-stainless-lang"] == "python"
@@ -339,3 +342,29 @@ def test_slow_heads_do_not_pile_up_connections(start_proxy: Callable[..., ProxyH
     finally:
         for sock in sockets:
             sock.close()
+
+
+def test_the_key_never_shows_in_answers_logs_or_metrics_of_hostile_calls(
+    start_proxy: Callable[..., ProxyHandle],
+) -> None:
+    proxy = start_proxy(allowed_models="gpt-4o-mini", body_timeout=0.5, header_timeout=0.5)
+    url = proxy.base_url + "/models"
+    answers = [
+        httpx.get(url, headers={"x-fake-behaviour": behaviour}).text
+        + str(httpx.get(url, headers={"x-fake-behaviour": behaviour}).headers)
+        for behaviour in ("echo-auth", "bad-gzip", "switch-protocols", "connection-hop")
+    ]
+    answers.append(httpx.request("TRACE", url).text)
+    answers.append(httpx.post(proxy.base_url + "/files", content=b"x").text)
+    answers.append(httpx.post(proxy.base_url + "/chat/completions", json={"Model": "o3"}).text)
+    for raw in (
+        b"GET /v1/../admin HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /v1/models HTTP/1.1\r\nBad\x01: y\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{",
+    ):
+        answers.append(raw_exchange(proxy, raw).decode("latin-1"))
+    answers.append(httpx.get(proxy.root_url + "/metrics").text)
+    exposed = "\n".join([proxy.log.getvalue(), *answers])
+    assert '"event":"call"' in exposed
+    assert FAKE_KEY not in exposed
+    assert "FAKEKEY" not in exposed
