@@ -5,17 +5,21 @@ and process limits we already have (root here cannot raise them: no CAP_SYS_RESO
 """
 
 import resource
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 
 class Podman:
     def __init__(self, store: Path) -> None:
         self.store = store
+        # podman refuses a runroot longer than 50 characters (pytest's tmp paths can be).
+        self.runroot = Path(tempfile.mkdtemp(prefix="podman-run-"))
         self.base = [
             "podman",
             "--root", str(store / "storage"),
-            "--runroot", str(store / "run"),
+            "--runroot", str(self.runroot),
             "--tmpdir", str(store / "tmp"),
             "--storage-driver", "overlay",
             "--runtime", "runc",
@@ -50,3 +54,4 @@ class Podman:
     def reset(self) -> None:
         """Remove every container and image of this store and unmount it."""
         self("system", "reset", "--force", check=False, timeout=120)
+        shutil.rmtree(self.runroot, ignore_errors=True)
