@@ -334,9 +334,11 @@ class _Scanner:
             shown = bytes(body[pos + 1 : pos + 1 + SHOWN_CHARS]).decode("utf-8", "replace")
             self.models.append(FoundModel(None, shown + "…"))
             return
-        if _UTF8.fullmatch(body, pos + 1, string_end - 1) is None:
-            raise self.fail("string is not UTF-8")
-        name = json.loads(bytes(body[pos:string_end]))
+        raw = bytes(body[pos + 1 : string_end - 1])
+        try:
+            name = raw.decode("utf-8") if b"\\" not in raw else json.loads(b'"' + raw + b'"')
+        except UnicodeDecodeError:
+            raise self.fail("string is not UTF-8") from None
         self.models.append(FoundModel(name, shown_name(name)))
 
 
