@@ -19,6 +19,7 @@ cd "$root"
 
 "$root/scripts/ensure-debian-packages.sh" buildah gcc libc6-dev skopeo # skopeo: push.sh
 lock_image_cache
+bh rm --all >/dev/null 2>&1 || true # working containers of a killed build
 
 inputs="$(inputs_hash scripts/image/pause.c scripts/image/build-pause.sh scripts/image/lib.sh \
     "$(gcc --version | head -1)")"

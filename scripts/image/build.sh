@@ -28,6 +28,8 @@ cd "$root"
 # not supported"); containerd on the local node runs runc too.
 "$root/scripts/ensure-debian-packages.sh" buildah runc skopeo # skopeo: push.sh, in a namespace without apt
 lock_image_cache
+# Working containers left by a build that was killed (the store is ours and locked).
+bh rm --all >/dev/null 2>&1 || true
 
 # --- the base: Debian's python3.11, as the image PYTHON_IMAGE names ---
 base_key="$(inputs_hash scripts/image/base-rootfs.sh | cut -c1-16)"
@@ -72,7 +74,7 @@ no_cache=()
 [[ "${LLM_GATEWAY_IMAGE_REBUILD:-}" == 1 ]] && no_cache=(--no-cache)
 
 log "llm-proxy: buildah bud proxy/ (base $base_ref)"
-bh bud --runtime runc --layers "${no_cache[@]}" --pull=never --timestamp 0 --identity-label=false \
+bh bud --runtime runc --layers --force-rm "${no_cache[@]}" --pull=never --timestamp 0 --identity-label=false \
     --format oci --network host --ulimit "$(nofile_ulimit)" "${ca_mount[@]}" \
     --build-arg "PYTHON_IMAGE=$base_ref" --build-arg SOURCE_DATE_EPOCH=1700000000 \
     --tag localhost/llm-gateway/llm-proxy:latest --file proxy/Dockerfile proxy/ >&2
