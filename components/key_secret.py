@@ -34,7 +34,13 @@ class KeySecret(pulumi.ComponentResource):
         key_output = pulumi.Output.from_input(key)
         encoded: pulumi.Output[str] = pulumi.Output.secret(key_output.apply(encode_key))
         shape = key_secret(secret_name, namespace, encoded, skip_await=skip_await)
-        self.secret = k8s.core.v1.Secret(name, opts=pulumi.ResourceOptions(parent=self), **shape)
+        self.secret = k8s.core.v1.Secret(
+            name,
+            metadata=shape["metadata"],
+            type=shape["type"],
+            data=shape["data"],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.secret_name = self.secret.metadata.apply(lambda meta: meta.name or secret_name)
         self.fingerprint = pulumi.Output.unsecret(key_output).apply(key_fingerprint)
         self.register_outputs({"secretName": self.secret_name, "keyFingerprint": self.fingerprint})

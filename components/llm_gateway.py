@@ -131,7 +131,9 @@ class LlmGateway(pulumi.ComponentResource):
         if not cfg.create_namespace:
             return cfg.namespace
         manifest = namespace_shape.namespace(cfg.namespace, skip_await=cfg.skip_await)
-        self.namespace_resource = k8s.core.v1.Namespace(f"{name}-ns", opts=child, **manifest)
+        self.namespace_resource = k8s.core.v1.Namespace(
+            f"{name}-ns", metadata=manifest["metadata"], opts=child
+        )
         return self.namespace_resource.metadata.apply(lambda m: m.name or cfg.namespace)
 
     def _agentgateway_side(
@@ -169,7 +171,7 @@ class LlmGateway(pulumi.ComponentResource):
             skip_await=cfg.skip_await,
         )
         self.gateway_policy = k8s.networking.v1.NetworkPolicy(
-            f"{name}-gateway-netpol", opts=child, **policy
+            f"{name}-gateway-netpol", metadata=policy["metadata"], spec=policy["spec"], opts=child
         )
         self.backend = OpenAIBackend(
             f"{name}-backend",

@@ -38,7 +38,12 @@ class LlmProxy(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         account = service_account.service_account(proxy_name, namespace, skip_await=skip_await)
-        self.service_account = k8s.core.v1.ServiceAccount(f"{name}-sa", opts=child, **account)
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=account["metadata"],
+            automount_service_account_token=account["automount_service_account_token"],
+            opts=child,
+        )
         # Declared before the pods, so they never run unfenced.
         upstream_ports = [network_policy.url_port(upstream_url)]
         if config.egress_proxy is not None:
@@ -54,7 +59,7 @@ class LlmProxy(pulumi.ComponentResource):
             skip_await=skip_await,
         )
         self.network_policy = k8s.networking.v1.NetworkPolicy(
-            f"{name}-netpol", opts=child, **policy
+            f"{name}-netpol", metadata=policy["metadata"], spec=policy["spec"], opts=child
         )
         workload = deployment.deployment(
             proxy_name,
@@ -71,14 +76,19 @@ class LlmProxy(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.service_account, self.network_policy]
             ),
-            **workload,
+            metadata=workload["metadata"],
+            spec=workload["spec"],
         )
         front = service.service(proxy_name, namespace, skip_await=skip_await)
-        self.service = k8s.core.v1.Service(f"{name}-svc", opts=child, **front)
+        self.service = k8s.core.v1.Service(
+            f"{name}-svc", metadata=front["metadata"], spec=front["spec"], opts=child
+        )
         self.pdb: k8s.policy.v1.PodDisruptionBudget | None = None
         if config.replicas > 1:
             budget = pod_disruption_budget.pod_disruption_budget(
                 proxy_name, namespace, skip_await=skip_await
             )
-            self.pdb = k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", opts=child, **budget)
+            self.pdb = k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"], opts=child
+            )
         self.register_outputs({"serviceName": proxy_name, "replicas": replicas})

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Select (or create) a stack on a local file backend with passphrase secrets, then run
-# `pulumi "$@"`. Used by `make up STACK=dev` and `make preview STACK=dev`.
+# Optional convenience: select (or create) stack $STACK, then run `pulumi "$@"`.
+# Plain `pulumi stack select/init` + `pulumi …` does the same; this only fills gaps and
+# never overrides what you already have:
 #
-#   STACK                       stack name (default: dev); config in stacks/Pulumi.$STACK.yaml
-#   PULUMI_BACKEND_URL          state backend (default: file://~/.pulumi-llm-gateway)
-#   PULUMI_CONFIG_PASSPHRASE    or PULUMI_CONFIG_PASSPHRASE_FILE: encrypts secrets (required)
+#   STACK                      stack name (default: dev); config in stacks/Pulumi.$STACK.yaml
+#   backend                    PULUMI_BACKEND_URL if set, else the backend you are logged in
+#                              to (`pulumi whoami`), else a local file backend in
+#                              ~/.pulumi-llm-gateway (only when you have none at all)
+#   secrets provider           only for a new stack: SECRETS_PROVIDER if set (e.g.
+#                              awskms://…, gcpkms://…, passphrase), else Pulumi's default for
+#                              the backend (Pulumi Cloud: service-managed; others: passphrase)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,24 +22,20 @@ if ! command -v pulumi >/dev/null 2>&1; then
     exit 2
 fi
 
-# Set-ness, not emptiness: Pulumi accepts an explicitly empty passphrase.
-if [[ -z "${PULUMI_CONFIG_PASSPHRASE+set}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
-    echo "error: no passphrase for the stack's secrets (the OpenAI key is stored encrypted)." >&2
-    echo "       set one of:" >&2
-    echo "         export PULUMI_CONFIG_PASSPHRASE='<a passphrase you keep>'" >&2
-    echo "         export PULUMI_CONFIG_PASSPHRASE_FILE=~/.config/llm-gateway/passphrase" >&2
-    exit 2
-fi
-
-if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
+if [[ -z "${PULUMI_BACKEND_URL:-}" ]] && ! pulumi whoami >/dev/null 2>&1; then
     state_dir="$HOME/.pulumi-llm-gateway"
     mkdir -p "$state_dir"
     export PULUMI_BACKEND_URL="file://$state_dir"
+    echo "no Pulumi backend configured: using $PULUMI_BACKEND_URL (pulumi login to use another)" >&2
 fi
 
 if ! pulumi stack select "$STACK" >/dev/null 2>&1; then
-    echo "creating stack '$STACK' (backend $PULUMI_BACKEND_URL, passphrase secrets)" >&2
-    pulumi stack init "$STACK" --secrets-provider passphrase
+    init=(pulumi stack init "$STACK")
+    if [[ -n "${SECRETS_PROVIDER:-}" ]]; then
+        init+=(--secrets-provider "$SECRETS_PROVIDER")
+    fi
+    echo "creating stack '$STACK'" >&2
+    "${init[@]}"
 fi
 
 # The selection is remembered per project, so plain `pulumi ...` now targets $STACK.
