@@ -34,7 +34,7 @@ def _as_raw(path: str, value: object) -> dict[str, object]:
     node = raw
     for part in parents:
         node = node.setdefault(part, {})  # type: ignore[assignment]
-    node[leaf] = value  # type: ignore[index]
+    node[leaf] = value
     return raw
 
 

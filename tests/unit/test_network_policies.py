@@ -1,5 +1,7 @@
 """allowedClients/metricsScraper → NetworkPolicies in front of both data planes."""
 
+from typing import Any
+
 import pytest
 
 from tests.unit.pulumi_render import STACKS, Rendered, render_stack
@@ -13,9 +15,10 @@ SCRAPER = {
 DNS = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
 
 
-def policy(result: Rendered, name: str) -> dict:
+def policy(result: Rendered, name: str) -> dict[str, Any]:
     (found,) = [p for p in result.of_kind("NetworkPolicy") if p.object_name == name]
-    return found.inputs["spec"]
+    spec: dict[str, Any] = found.inputs["spec"]
+    return spec
 
 
 @pytest.mark.parametrize("stack", STACKS)
