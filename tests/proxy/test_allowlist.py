@@ -1,5 +1,7 @@
 """With an allowlist the proxy fails closed (issue 12, findings 3, 4, 7, 10)."""
 
+import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -7,6 +9,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from proxy.observability import CallRecord, Metrics
+from tests.proxy.proxy_process import launch
 from tests.proxy.support import FAKE_KEY, ProxyHandle, Upstream
 from tests.proxy.test_errors import assert_openai_error
 
@@ -216,3 +219,32 @@ def test_refusals_never_echo_the_key(guarded: ProxyHandle) -> None:
     response = httpx.post(guarded.base_url + "/files", content=b"x")
     assert FAKE_KEY not in response.text
     assert FAKE_KEY not in guarded.log.getvalue()
+
+
+def test_a_form_built_to_be_slow_to_scan_does_not_block_other_calls(
+    proxy_env: dict[str, str], upstream: Upstream
+) -> None:
+    # 200 KB of this blocked the old regex scan (and /healthz) for seconds. A separate
+    # process: a regex holding the GIL would freeze this test's threads too.
+    process = launch({**proxy_env, "LLM_PROXY_ALLOWED_MODELS": ALLOWED}, ["serve"])
+    try:
+        body = b"--b\r\n" + b"content-disposition:form-data;" * (200_000 // 30)
+        headers = {"content-type": "multipart/form-data; boundary=b"}
+        url = process.root_url + "/v1/audio/transcriptions"
+        results: list[httpx.Response] = []
+
+        def call() -> None:
+            results.append(httpx.post(url, content=body, headers=headers, timeout=60))
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)  # the body is on loopback by now: the scan is running or done
+        began = time.monotonic()
+        assert httpx.get(process.root_url + "/healthz", timeout=10).status_code == 200
+        assert time.monotonic() - began < 1
+        caller.join(timeout=60)
+        assert_openai_error(results[0], 400, "model_required")
+        assert upstream.fake.seen.paths == []
+    finally:
+        process.process.terminate()
+        process.process.wait(timeout=15)
