@@ -69,7 +69,10 @@ def _unknown_key(key: str) -> ConfigProblem:
 
 
 def _example(key: str) -> str:
-    key = re.sub(r"\[\d+\]", "", key)  # proxy.allowedModels[2] → proxy.allowedModels
+    item_key = re.sub(r"\[\d+\]\.", "[].", key)  # allowedClients[1].podLabels → [].podLabels
+    key = re.sub(r"\[\d+\]", "", item_key)  # proxy.allowedModels[2] → proxy.allowedModels
+    if item_key in EXAMPLES:
+        return EXAMPLES[item_key]
     while key not in EXAMPLES and "." in key:
         key = key.rsplit(".", 1)[0]
     return EXAMPLES.get(key, f"see the config reference table in README.md for {key}")

@@ -37,8 +37,9 @@ class KeyDoc:
 
 
 def set_command(path: str, value: Any, *, secret: bool = False) -> str:
-    """`pulumi config set` of one value, `--path` (and quoting) for nested keys."""
-    path, value = _first_leaf(path, value)
+    """`pulumi config set` of one value, `--path` (and quoting) for nested keys; a list
+    item's key (`allowedClients[].podLabels`) is set on the first item."""
+    path, value = _first_leaf(path.replace("[]", "[0]"), value)
     flags = " --secret" if secret else ""
     if "." in path or "[" in path:
         flags += " --path"
@@ -108,7 +109,8 @@ def _walk(model: type[BaseModel], defaults: BaseModel | None, prefix: str) -> It
         inner = _model_of(field.annotation)
         if inner is not None:
             inner_defaults = default if isinstance(default, BaseModel) else None
-            yield from _walk(inner, inner_defaults, f"{path}.")
+            item = "[]" if typing.get_origin(field.annotation) is list else ""
+            yield from _walk(inner, inner_defaults, f"{path}{item}.")
 
 
 def key_docs() -> list[KeyDoc]:

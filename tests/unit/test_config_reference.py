@@ -45,8 +45,8 @@ def test_every_example_is_a_value_the_model_accepts(doc: config_reference.KeyDoc
         assert str(doc.example).startswith("sha256:<")
         return
     section, _, leaf = doc.path.partition(".")
-    if section == "allowedClients" and leaf:
-        raw = _as_raw(section, [{"namespaceLabels": {}, leaf: doc.example}])
+    if section.startswith("allowedClients[]"):
+        raw = _as_raw("allowedClients", [{"namespaceLabels": {}, leaf: doc.example}])
     elif section == "metricsScraper":
         raw = _as_raw(section, {"namespaceLabels": {}, leaf: doc.example})
     else:

@@ -163,6 +163,29 @@ CASES = [
         f"{SET} --path 'proxy.noProxy[0]' .internal.example.com",
     ),
     (
+        {
+            "allowedClients": [
+                {"namespaceLabels": {"team": "ai"}},
+                {"namespaceLabels": {"a b": "x"}},
+            ]
+        },
+        "allowedClients[1].namespaceLabels",
+        "not a Kubernetes label key",
+        f"{SET} --path 'allowedClients[0].namespaceLabels.llm-gateway/client' true",
+    ),
+    (
+        {"metricsScraper": {"podLabels": {"app": "prometheus"}}},
+        "metricsScraper.namespaceLabels",
+        "Field required",
+        f"{SET} --path metricsScraper.namespaceLabels.team observability",
+    ),
+    (
+        {"gateway.port": 15020},
+        "gateway.port",
+        "reserved by the agentgateway data plane",
+        f"{SET} --path gateway.port 80",
+    ),
+    (
         {"agentgateway.enabled": False, "proxy.enabled": False},
         "agentgateway.enabled",
         "enable at least one",
