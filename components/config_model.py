@@ -225,6 +225,13 @@ class ProxyConfig(_Strict):
         description="model allowlist (403 for others); empty allows every model",
         examples=[["gpt-4o-mini"]],
     )
+    allow_unpoliced_paths: bool = Field(
+        default=False,
+        alias="allowUnpolicedPaths",
+        description="with allowedModels set, still forward endpoints whose model the proxy "
+        "cannot check (files, batches, assistants, …); refused by default",
+        examples=[False],
+    )
     max_in_flight: int = Field(
         default=256,
         alias="maxInFlight",

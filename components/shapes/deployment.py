@@ -33,6 +33,7 @@ def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsD
         "LLM_PROXY_UPSTREAM": upstream_url,
         "LLM_PROXY_KEY_FILE": f"{KEY_MOUNT_DIR}/{KEY_FIELD}",
         "LLM_PROXY_ALLOWED_MODELS": ",".join(config.allowed_models),
+        "LLM_PROXY_ALLOW_UNPOLICED_PATHS": str(config.allow_unpoliced_paths).lower(),
         "LLM_PROXY_MAX_IN_FLIGHT": str(config.max_in_flight),
         "LLM_PROXY_MAX_BODY_BYTES": str(config.max_body_bytes),
         "LLM_PROXY_CONNECT_TIMEOUT": str(config.connect_timeout),

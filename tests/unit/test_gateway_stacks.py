@@ -335,6 +335,15 @@ def test_every_proxy_env_var_is_one_the_proxy_reads(stack: str, monkeypatch) -> 
     assert loaded.max_in_flight == cfg["proxy"]["maxInFlight"]
     assert str(loaded.key_file) == "/etc/llm-gateway/secret/apiKey"
     assert loaded.port == 8080
+    assert loaded.allow_unpoliced_paths is False  # the allowlist fails closed by default
+
+
+def test_unpoliced_paths_are_allowed_only_when_the_config_says_so(monkeypatch) -> None:
+    result = render_stack("prod", overrides={"proxy.allowUnpolicedPaths": True})
+    (container,) = result.one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    monkeypatch.setenv("LLM_PROXY_ALLOW_UNPOLICED_PATHS", env["LLM_PROXY_ALLOW_UNPOLICED_PATHS"])
+    assert proxy_settings.Settings().allow_unpoliced_paths is True
 
 
 def test_egress_proxy_reaches_the_proxy_as_the_standard_variables(monkeypatch) -> None:
