@@ -2,11 +2,21 @@
 
 import hashlib
 import json
+import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+def image_cache() -> Path:
+    """scripts/image/lib.sh's IMAGE_CACHE."""
+    root = os.environ.get("LLM_GATEWAY_E2E_CACHE")
+    if not root:
+        cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(cache_home) / "llm-gateway-e2e")
+    return Path(root) / "images"
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.oci import Layout
+from tests.image.oci import Layout, image_cache
 from tests.image.podman import Podman
-from tests.image.test_proxy_image import image_cache
 from tests.proxy.support import ROOT
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(300)]
@@ -52,6 +51,12 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
+def catches_sigterm(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = re.search(r"^SigCgt:\s+([0-9a-f]+)$", status, re.M)
+    return caught is not None and bool(int(caught.group(1), 16) & (1 << (signal.SIGTERM - 1)))
+
+
 def state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
@@ -62,7 +67,9 @@ def pause_in_pid_namespace(pause_binary: Path) -> Iterator[tuple[subprocess.Pope
     unshare = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", str(pause_binary)])
     try:
         deadline = time.monotonic() + 10
-        while not children(unshare.pid):
+        # Ready once its SIGTERM handler is in: PID 1 of a namespace ignores a signal it does
+        # not catch, so a SIGTERM sent earlier would be lost.
+        while not (children(unshare.pid) and catches_sigterm(children(unshare.pid)[0])):
             assert time.monotonic() < deadline, "pause did not start"
             time.sleep(0.02)
         yield unshare, children(unshare.pid)[0]
@@ -122,6 +129,10 @@ def test_runs_as_a_container_and_stops_on_sigterm(pause_layout: Layout, tmp_path
         status = Path(f"/proc/{pid}/status").read_text()
         assert re.search(r"^Uid:\s+65535\s", status, re.M), status
         assert re.search(r"^NSpid:\s+\d+\s+1$", status, re.M), status  # PID 1 in its namespace
+        deadline = time.monotonic() + 10
+        while not catches_sigterm(pid):
+            assert time.monotonic() < deadline, "no SIGTERM handler"
+            time.sleep(0.02)
         started = time.monotonic()
         podman("stop", "--time", "10", name, timeout=30)
         assert time.monotonic() - started < 5  # SIGTERM, not the SIGKILL after 10 s

@@ -32,7 +32,7 @@ import pytest
 from proxy.fingerprint import key_fingerprint
 from tests.fixtures.fake_upstream import FakeUpstream, start_fake_upstream
 from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.image.oci import LayerFile, Layout
+from tests.image.oci import LayerFile, Layout, image_cache
 from tests.image.podman import Podman
 from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, ROOT, SECOND_KEY, LoopThread
 
@@ -43,15 +43,6 @@ SECRET_MOUNT = "/etc/llm-gateway/secret"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")  # this machine's additions to Debian's set
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def image_cache() -> Path:
-    """scripts/image/lib.sh's IMAGE_CACHE."""
-    root = os.environ.get("LLM_GATEWAY_E2E_CACHE")
-    if not root:
-        cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(cache_home) / "llm-gateway-e2e")
-    return Path(root) / "images"
 
 
 def link_or_copy(source: str, target: str) -> None:
