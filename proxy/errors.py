@@ -66,6 +66,16 @@ def overloaded(limit: int) -> ProxyError:
     )
 
 
+def buffers_full(limit: int) -> ProxyError:
+    return ProxyError(
+        503,
+        f"The LLM proxy holds {limit} bytes of request bodies already; retry shortly.",
+        "proxy_overloaded",
+        "server_error",
+        retry_after=1,
+    )
+
+
 def body_too_large(limit: int) -> ProxyError:
     return ProxyError(
         413, f"Request body exceeds the proxy's limit of {limit} bytes.", "request_too_large"

@@ -9,14 +9,16 @@ as the upstream produces it.
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from proxy import errors
+from proxy.buffer_budget import BufferBudget
 from proxy.egress import egress_proxy_for
 from proxy.errors import ProxyError
 from proxy.headers import client_headers, upstream_headers
@@ -56,7 +58,10 @@ class BodyLimit:
 
 
 async def read_bounded(
-    content: aiohttp.StreamReader, limit: BodyLimit, length: int | None
+    content: aiohttp.StreamReader,
+    limit: BodyLimit,
+    length: int | None,
+    reserve: Callable[[int], None],
 ) -> bytearray:
     """A whole body, refused with 413 past its size and 408 past its deadline.
 
@@ -64,7 +69,9 @@ async def read_bounded(
     the Content-Length is known: one copy of the body in memory, never two while it
     grows, which aiohttp then sends as it is.
     """
-    body = bytearray(length) if length else bytearray()
+    reserved = length or 0
+    reserve(reserved)
+    body = bytearray(reserved)
     size = 0
     try:
         async with asyncio.timeout_at(limit.deadline):
@@ -72,6 +79,9 @@ async def read_bounded(
                 end = size + len(chunk)
                 if end > limit.max_bytes:
                     raise errors.body_too_large(limit.max_bytes)
+                if end > reserved:
+                    reserve(end - reserved)
+                    reserved = end
                 body[size:end] = chunk  # in place while within the preallocated length
                 size = end
     except TimeoutError:
@@ -117,6 +127,7 @@ class Forwarder:
         self.target = UpstreamTarget(check_upstream(settings.upstream))
         self.egress_proxy = egress_proxy_for(settings.upstream)
         self.in_flight = 0
+        self.buffers = BufferBudget(settings.max_buffered_bytes)
         self.tasks: set[asyncio.Task[object]] = set()  # handlers running, cancelled at drain end
         self.stopping = False
         self._idle = asyncio.Event()
@@ -156,9 +167,9 @@ class Forwarder:
             return await self._forward(request, call, route)
         except ProxyError as exc:
             call.status, call.error = exc.status, exc.code
-            if exc.status in (408, 413) and request.protocol is not None:
-                # Stop reading (and inflating) the rest of the body: the connection
-                # closes after this answer; what the client still sends is discarded.
+            if request.protocol is not None and not request.content.is_eof():
+                # Refused with part of the body unread: stop reading (and inflating) it.
+                # The connection closes after this answer; the rest is discarded unparsed.
                 request.protocol.close()
             return exc.to_response()
         except asyncio.CancelledError:
@@ -173,11 +184,17 @@ class Forwarder:
             return errors.internal().to_response()
         finally:
             self.in_flight -= 1
+            if call.buffered:
+                self.buffers.give_back(call.buffered)
             if not self.in_flight:
                 self._idle.set()
             if task is not None:
                 self.tasks.discard(task)
             self._record(call)
+
+    def _reserve(self, call: CallRecord, amount: int) -> None:
+        self.buffers.take(call.buffered, amount)
+        call.buffered += amount
 
     async def wait_idle(self) -> None:
         """Until nothing is in flight (drain puts a deadline around it)."""
@@ -278,7 +295,7 @@ class Forwarder:
         if not is_json_type(content_type) and not checked:
             return bounded_stream(request.content, limit, call)
         # JSON, or a model call while an allowlist is set: read it (bounded) to find the model.
-        body = await read_bounded(request.content, limit, length)
+        body = await read_bounded(request.content, limit, length, partial(self._reserve, call))
         call.bytes_in = len(body)
         found = await read_models_off_loop(
             content_type, request.headers.get("Content-Type", ""), body

@@ -45,6 +45,7 @@ class CallRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: str | None = None
+    buffered: int = 0  # body bytes reserved in the buffer budget, given back at the end
 
 
 class _Histogram:

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1, description="Request body cap (413)."
     )
+    max_buffered_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="Request bodies held in memory by all calls together (503 beyond).",
+    )
     connect_timeout: float = Field(
         default=5.0, gt=0, description="Upstream connect timeout, s (504)."
     )

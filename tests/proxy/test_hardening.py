@@ -369,3 +369,31 @@ def test_the_key_never_shows_in_answers_logs_or_metrics_of_hostile_calls(
     assert '"event":"call"' in exposed
     leaked = FAKE_KEY in exposed or "FAKEKEY" in exposed
     assert not leaked, "the key leaked"  # a bool: a failure must not print the key itself
+
+
+# -- 1 (under concurrency): buffered bodies share one memory budget -----------------------
+
+
+def test_buffered_bodies_beyond_the_shared_budget_get_503(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
+) -> None:
+    proxy = start_proxy(max_buffered_bytes=1_000_000, body_timeout=10)
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 900000\r\n\r\n"
+    )
+    body = b'{"model":"gpt-4o-mini","messages":[],"pad":"' + b"x" * (900_000 - 46) + b'"}'
+    assert len(body) == 900_000
+    with socket.create_connection(("127.0.0.1", proxy.running.port), timeout=10) as slow:
+        slow.sendall(head + body[:1000])  # holds 900 kB of budget while it uploads
+        time.sleep(0.3)
+        second = {"model": "gpt-4o-mini", "messages": [], "pad": "y" * 200_000}
+        refused = httpx.post(proxy.base_url + "/chat/completions", json=second)
+        assert_openai_error(refused, 503, "proxy_overloaded")
+        assert refused.headers["retry-after"] == "1"
+        slow.sendall(body[1000:])
+        assert slow.recv(65536).startswith(b"HTTP/1.1 200")
+    accepted = httpx.post(proxy.base_url + "/chat/completions", json=second)
+    assert accepted.status_code == 200  # the budget was given back
+    alone = {"model": "gpt-4o-mini", "messages": [], "pad": "z" * 2_000_000}
+    assert httpx.post(proxy.base_url + "/chat/completions", json=alone).status_code == 200
