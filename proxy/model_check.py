@@ -19,12 +19,15 @@ from proxy.json_scan import FoundModel, JsonScanError, scan_json
 
 THREAD_THRESHOLD = 64 * 1024  # below this, a scan costs less than a thread hop
 
-_JSON_START = frozenset(b"{ \t\r\n")
-
 
 @dataclass(frozen=True, slots=True)
 class BodyModels:
-    """What a body says: the models found, and why none could be read (if so)."""
+    """What a body says: the models found, and why a reading failed (if one did).
+
+    `unreadable` is set when the declared form could not be read (too many parts, no
+    boundary...), or nothing at all could be: with an allowlist either refuses a
+    model call, since what an upstream reads there is unknown.
+    """
 
     models: tuple[FoundModel, ...]
     unreadable: str | None = None

@@ -248,3 +248,14 @@ def test_a_form_built_to_be_slow_to_scan_does_not_block_other_calls(
     finally:
         process.process.terminate()
         process.process.wait(timeout=15)
+
+
+def test_a_form_with_too_many_parts_to_check_is_refused(
+    guarded: ProxyHandle, upstream: Upstream
+) -> None:
+    # What a multipart parser upstream would find past the proxy's part limit is unknown.
+    body = b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-4o-mini\r\n'
+    body += b"--b\r\n\r\nx\r\n" * 1200
+    response = post(guarded, "/audio/transcriptions", body, "multipart/form-data; boundary=b")
+    assert_openai_error(response, 400, "model_required")
+    assert upstream.fake.seen.paths == []
