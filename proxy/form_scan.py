@@ -40,11 +40,13 @@ class FormScanError(ValueError):
 
 
 def boundary_of(content_type_header: str) -> str | None:
-    """The `boundary` parameter of a multipart Content-Type header, if any."""
-    for name, value in _PARAM.findall(";" + content_type_header.partition(";")[2]):
-        if name.lower() == "boundary":
-            return _unquote(value.strip())
-    return None
+    """The one `boundary` of a multipart Content-Type header; None if absent or ambiguous.
+
+    Parsers differ on which of two `boundary` parameters wins, so two is as good as none.
+    """
+    params = _PARAM.findall(";" + content_type_header.partition(";")[2])
+    boundaries = {_unquote(value.strip()) for name, value in params if name.lower() == "boundary"}
+    return boundaries.pop() if len(boundaries) == 1 else None
 
 
 def multipart_models(body: bytes | bytearray, boundary: str) -> list[FoundModel]:

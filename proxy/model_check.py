@@ -57,7 +57,7 @@ def read_models(content_type: str, content_type_header: str, body: bytes | bytea
             if boundary:
                 found += multipart_models(body, boundary)
             else:
-                unreadable = "multipart body without a boundary"
+                unreadable = "multipart body without one clear boundary"
         elif content_type == "application/x-www-form-urlencoded":
             found += urlencoded_models(body)
     except FormScanError as exc:

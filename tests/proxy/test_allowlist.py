@@ -1,5 +1,6 @@
 """With an allowlist the proxy fails closed (issue 12, findings 3, 4, 7, 10)."""
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -258,4 +259,21 @@ def test_a_form_with_too_many_parts_to_check_is_refused(
     body += b"--b\r\n\r\nx\r\n" * 1200
     response = post(guarded, "/audio/transcriptions", body, "multipart/form-data; boundary=b")
     assert_openai_error(response, 400, "model_required")
+    assert upstream.fake.seen.paths == []
+
+
+def test_two_content_types_are_refused_before_any_reading(
+    guarded: ProxyHandle, upstream: Upstream
+) -> None:
+    body = b'{"model":"o1-pro"}'
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", guarded.running.port), timeout=5) as sock:
+        sock.sendall(request)
+        assert sock.recv(65536).split(b" ")[1] in (b"400", b"403")
     assert upstream.fake.seen.paths == []

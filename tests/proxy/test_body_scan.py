@@ -167,6 +167,7 @@ def test_boundary_is_read_from_the_content_type() -> None:
     assert boundary_of('multipart/form-data; boundary="a b"') == "a b"
     assert boundary_of("multipart/form-data; charset=x; BOUNDARY=xyz") == "xyz"
     assert boundary_of("multipart/form-data") is None
+    assert boundary_of("multipart/form-data; boundary=a; boundary=b") is None  # ambiguous
 
 
 def test_urlencoded_model_fields_are_found_in_any_spelling() -> None:
