@@ -41,7 +41,7 @@ if [[ "${LLM_GATEWAY_IMAGE_REFRESH_BASE:-}" == 1 ]]; then
 fi
 if ! bh inspect --type image "$base_ref" >/dev/null 2>&1; then
     if [[ ! -f "$base_tar" ]]; then
-        log "base: mmdebstrap bookworm + python3.11 (about 30-90 s, once per recipe)"
+        log "base: mmdebstrap bookworm + python3.11 (1-3 min, once per recipe)"
         mkdir -p "$(dirname "$base_tar")"
         "$here/base-rootfs.sh" "$base_tar"
     fi
