@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import openai
 import pytest
 from prometheus_client import generate_latest
 
@@ -277,3 +278,34 @@ def test_two_content_types_are_refused_before_any_reading(
         sock.sendall(request)
         assert sock.recv(65536).split(b" ")[1] in (b"400", b"403")
     assert upstream.fake.seen.paths == []
+
+
+def test_sdk_calls_with_allowed_models_all_pass_the_allowlist(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
+) -> None:
+    proxy = start_proxy(allowed_models="gpt-4o-mini,text-embedding-3-small,whisper-1")
+    client = openai.OpenAI(base_url=proxy.base_url, api_key="dummy", max_retries=0)
+    chat = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+    )
+    assert chat.choices[0].message.content == "pong"
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "x"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    assert [c.usage.completion_tokens for c in stream if c.usage] == [5]
+    client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    assert client.responses.create(model="gpt-4o-mini", input="x").output_text == "pong"
+    assert "gpt-4o-mini" in {m.id for m in client.models.list()}
+    with pytest.raises(openai.NotFoundError):  # reached the fake, which has no audio endpoint
+        client.audio.transcriptions.create(model="whisper-1", file=("a.wav", b"RIFF"))
+    assert len(upstream.fake.seen.paths) == 6
+    calls = proxy.calls(6)
+    assert [c["model"] for c in calls][:3] == [
+        "gpt-4o-mini",
+        "gpt-4o-mini",
+        "text-embedding-3-small",
+    ]
+    assert calls[1]["completionTokens"] == 5
