@@ -47,6 +47,7 @@ _TOP_MEMBER = re.compile(
     rb"(" + _PLAIN_KEY_TEXT + rb")" + _WS + rb":" + _WS + rb"(" + _SCALAR + rb")?+" + _WS
 )
 _WS_RE = re.compile(_WS)
+_WS_BYTES = b" \t\r\n"
 _PIECES_RE = re.compile(_PIECES)
 _NUMBER_RE = re.compile(_NUMBER)
 _UTF8 = re.compile(
@@ -101,7 +102,13 @@ class _Scanner:
         return JsonScanError(f"{what} at byte {self.pos}")
 
     def skip_ws(self) -> None:
-        match = _WS_RE.match(self.body, self.pos)
+        body, pos = self.body, self.pos
+        if pos >= self.end or body[pos] not in _WS_BYTES:
+            return  # compact JSON: no regex call
+        if pos + 1 >= self.end or body[pos + 1] not in _WS_BYTES:
+            self.pos = pos + 1  # the single space `json.dumps` puts after ',' and ':'
+            return
+        match = _WS_RE.match(body, pos)
         assert match is not None  # `[...]*` always matches
         self.pos = match.end()
 
