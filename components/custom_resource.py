@@ -1,5 +1,7 @@
 """Declaring a CRD-kind object from its shape (see shapes/), the one way we do it."""
 
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -7,7 +9,7 @@ from .shapes.meta import CustomObject
 
 
 def declare_custom_resource(
-    name: str, manifest: CustomObject, opts: pulumi.ResourceOptions
+    name: str, manifest: CustomObject[Any], opts: pulumi.ResourceOptions
 ) -> k8s.apiextensions.CustomResource:
     """A CustomResource whose apiVersion, kind, metadata and spec come from `manifest`."""
     return k8s.apiextensions.CustomResource(

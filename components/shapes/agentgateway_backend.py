@@ -11,7 +11,7 @@ every request is parsed as a chat completion.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 import pulumi
@@ -33,6 +33,55 @@ AI_ROUTES = {
     "/v1/responses": "Responses",
     "*": "Passthrough",
 }
+
+
+class OpenAIProvider(TypedDict, total=False):
+    model: str
+
+
+class _Provider(TypedDict):
+    openai: OpenAIProvider
+
+
+class Provider(_Provider, total=False):
+    host: str
+    port: int
+    pathPrefix: str
+
+
+class AIBackend(TypedDict):
+    provider: Provider
+
+
+class SecretRef(TypedDict):
+    name: str
+    key: str
+
+
+class Auth(TypedDict):
+    secretRef: SecretRef
+
+
+class AIPolicy(TypedDict):
+    routes: dict[str, str]
+
+
+class BackendTLS(TypedDict):
+    sni: str
+
+
+class _Policies(TypedDict):
+    auth: Auth
+    ai: AIPolicy
+
+
+class Policies(_Policies, total=False):
+    tls: BackendTLS
+
+
+class BackendSpec(TypedDict):
+    ai: AIBackend
+    policies: Policies
 
 
 @dataclass(frozen=True)
@@ -61,8 +110,8 @@ class Upstream:
         return self == Upstream.from_url(OPENAI_URL)
 
 
-def _provider(upstream: Upstream, model: str | None) -> dict[str, Any]:
-    provider: dict[str, Any] = {"openai": {"model": model} if model else {}}
+def _provider(upstream: Upstream, model: str | None) -> Provider:
+    provider: Provider = {"openai": {"model": model} if model else {}}
     if not upstream.is_openai_default:
         provider["host"] = upstream.host
         provider["port"] = upstream.port
@@ -71,8 +120,8 @@ def _provider(upstream: Upstream, model: str | None) -> dict[str, Any]:
     return provider
 
 
-def _policies(upstream: Upstream, secret_name: str) -> dict[str, Any]:
-    policies: dict[str, Any] = {
+def _policies(upstream: Upstream, secret_name: str) -> Policies:
+    policies: Policies = {
         "auth": {"secretRef": {"name": secret_name, "key": KEY_FIELD}},
         "ai": {"routes": dict(AI_ROUTES)},
     }
@@ -90,7 +139,7 @@ def agentgateway_backend(
     upstream_url: str,
     model: str | None,
     skip_await: bool,
-) -> CustomObject:
+) -> CustomObject[BackendSpec]:
     """The backend the HTTPRoute points at; the key is referenced, never copied."""
     upstream = Upstream.from_url(upstream_url)
     return {

@@ -90,6 +90,10 @@ def pod_security_context() -> k8s.core.v1.PodSecurityContextArgsDict:
     }
 
 
+def _pre_stop() -> k8s.core.v1.LifecycleArgsDict:
+    return {"pre_stop": {"exec_": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}}
+
+
 def _container(config: ProxyConfig, upstream_url: str) -> k8s.core.v1.ContainerArgsDict:
     return {
         "name": "proxy",
@@ -102,13 +106,26 @@ def _container(config: ProxyConfig, upstream_url: str) -> k8s.core.v1.ContainerA
         "startup_probe": _probe("/healthz", period=2, failures=30),
         "liveness_probe": _probe("/healthz", period=10, failures=3),
         "readiness_probe": _probe("/readyz", period=5, failures=2),
-        "lifecycle": {"pre_stop": {"exec_": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},
+        "lifecycle": _pre_stop(),
         "security_context": container_security_context(),
         "volume_mounts": [
             {"name": KEY_VOLUME, "mount_path": KEY_MOUNT_DIR, "read_only": True},
             {"name": TMP_VOLUME, "mount_path": "/tmp"},  # noqa: S108 - a private emptyDir
         ],
     }
+
+
+def _volumes(secret_name: str) -> list[k8s.core.v1.VolumeArgsDict]:
+    # 0440 + fsGroup: the key is readable by the proxy's group only.
+    key: k8s.core.v1.SecretVolumeSourceArgsDict = {
+        "secret_name": secret_name,
+        "default_mode": 0o440,
+        "optional": False,
+    }
+    return [
+        {"name": KEY_VOLUME, "secret": key},
+        {"name": TMP_VOLUME, "empty_dir": {"size_limit": "16Mi"}},
+    ]
 
 
 def _pod_spec(
@@ -121,15 +138,13 @@ def _pod_spec(
         "termination_grace_period_seconds": TERMINATION_GRACE_SECONDS,
         "security_context": pod_security_context(),
         "containers": [_container(config, upstream_url)],
-        "volumes": [
-            {
-                "name": KEY_VOLUME,
-                # 0440 + fsGroup: readable by the proxy's group only.
-                "secret": {"secret_name": secret_name, "default_mode": 0o440, "optional": False},
-            },
-            {"name": TMP_VOLUME, "empty_dir": {"size_limit": "16Mi"}},
-        ],
+        "volumes": _volumes(secret_name),
     }
+
+
+def _strategy() -> k8s.apps.v1.DeploymentStrategyArgsDict:
+    """Surge one new pod before an old one goes: capacity never dips during a rollout."""
+    return {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}}
 
 
 def deployment(
@@ -144,19 +159,18 @@ def deployment(
     skip_await: bool,
 ) -> k8s.apps.v1.DeploymentArgsDict:
     """The proxy Deployment; `replicas` is 0 under the kill switch."""
+    template: k8s.core.v1.PodTemplateSpecArgsDict = {
+        "metadata": {"labels": labels(name)},
+        "spec": _pod_spec(config, upstream_url, secret_name, service_account),
+    }
+    spec: k8s.apps.v1.DeploymentSpecArgsDict = {
+        "replicas": replicas,
+        "revision_history_limit": 5,
+        "selector": {"match_labels": selector(name)},
+        "strategy": _strategy(),
+        "template": template,
+    }
     return {
         "metadata": object_meta(name, namespace, component=name, skip_await=skip_await),
-        "spec": {
-            "replicas": replicas,
-            "revision_history_limit": 5,
-            "selector": {"match_labels": selector(name)},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rolling_update": {"max_unavailable": 0, "max_surge": 1},
-            },
-            "template": {
-                "metadata": {"labels": labels(name)},
-                "spec": _pod_spec(config, upstream_url, secret_name, service_account),
-            },
-        },
+        "spec": spec,
     }

@@ -7,6 +7,8 @@ that Service is what `endpoint` addresses. Its data-plane pods carry
 controller/pkg/wellknown) and serve Prometheus metrics on 15020.
 """
 
+from typing import TypedDict
+
 import pulumi
 
 from .meta import CustomObject, object_meta
@@ -21,6 +23,22 @@ METRICS_PORT = 15020
 PROGRAMMED = "condition=Programmed"
 
 
+class AllowedRoutes(TypedDict):
+    namespaces: dict[str, str]
+
+
+class Listener(TypedDict):
+    name: str
+    protocol: str
+    port: int
+    allowedRoutes: AllowedRoutes
+
+
+class GatewaySpec(TypedDict):
+    gatewayClassName: str
+    listeners: list[Listener]
+
+
 def gateway(
     name: str,
     namespace: pulumi.Input[str],
@@ -28,7 +46,7 @@ def gateway(
     class_name: str,
     port: int,
     skip_await: bool,
-) -> CustomObject:
+) -> CustomObject[GatewaySpec]:
     """A Gateway accepting HTTPRoutes from its own namespace only; `pulumi up` waits for
     it to be Programmed (unless skip_await)."""
     return {

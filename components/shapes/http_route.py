@@ -6,7 +6,7 @@ are explicit. A non-root path prefix is stripped with a URLRewrite so the backen
 `/v1/...`, the paths `policies.ai.routes` and the upstream expect.
 """
 
-from typing import Any
+from typing import TypedDict
 
 import pulumi
 
@@ -18,8 +18,58 @@ API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
 
 
-def _rule(backend_name: str, path_prefix: str) -> dict[str, Any]:
-    rule: dict[str, Any] = {
+class PathMatch(TypedDict):
+    type: str
+    value: str
+
+
+class RouteMatch(TypedDict):
+    path: PathMatch
+
+
+class BackendRef(TypedDict):
+    group: str
+    kind: str
+    name: str
+
+
+class PathRewrite(TypedDict):
+    type: str
+    replacePrefixMatch: str
+
+
+class URLRewrite(TypedDict):
+    path: PathRewrite
+
+
+class RouteFilter(TypedDict):
+    type: str
+    urlRewrite: URLRewrite
+
+
+class _Rule(TypedDict):
+    matches: list[RouteMatch]
+    backendRefs: list[BackendRef]
+
+
+class Rule(_Rule, total=False):
+    filters: list[RouteFilter]
+
+
+class ParentRef(TypedDict):
+    group: str
+    kind: str
+    name: str
+    sectionName: str
+
+
+class HTTPRouteSpec(TypedDict):
+    parentRefs: list[ParentRef]
+    rules: list[Rule]
+
+
+def _rule(backend_name: str, path_prefix: str) -> Rule:
+    rule: Rule = {
         "matches": [{"path": {"type": "PathPrefix", "value": path_prefix}}],
         "backendRefs": [
             {
@@ -47,7 +97,7 @@ def http_route(
     backend_name: str,
     path_prefix: str,
     skip_await: bool,
-) -> CustomObject:
+) -> CustomObject[HTTPRouteSpec]:
     """The route from the Gateway's HTTP listener to the backend."""
     return {
         "api_version": API_VERSION,

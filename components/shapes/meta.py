@@ -1,11 +1,12 @@
 """ObjectMeta shared by every object: explicit stable names, labels, await annotations."""
 
-from typing import Any, TypedDict
+from typing import Generic, TypedDict, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 PART_OF = "llm-gateway"
+Spec = TypeVar("Spec")
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 # pulumi-kubernetes ≥ 4.18 waits for what this names (kubectl-wait syntax) on create/update.
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
@@ -45,10 +46,11 @@ def object_meta(
     return meta
 
 
-class CustomObject(TypedDict):
-    """A CRD-kind object (no SDK typed dict exists for it): spec as the CRD spells it."""
+class CustomObject(TypedDict, Generic[Spec]):
+    """A CRD-kind object: the SDK has no typed dict for it, so each kind's module types its
+    spec (camelCase, as the CRD spells it and as CustomResource passes it through)."""
 
     api_version: str
     kind: str
     metadata: k8s.meta.v1.ObjectMetaArgsDict
-    spec: dict[str, Any]
+    spec: Spec

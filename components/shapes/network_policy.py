@@ -21,6 +21,8 @@ _SCHEME_PORTS = {"http": 80, "https": 443}
 
 Peer = k8s.networking.v1.NetworkPolicyPeerArgsDict
 Port = k8s.networking.v1.NetworkPolicyPortArgsDict
+Ingress = k8s.networking.v1.NetworkPolicyIngressRuleArgsDict
+Egress = k8s.networking.v1.NetworkPolicyEgressRuleArgsDict
 
 
 def _peer(client: ClientConfig) -> Peer:
@@ -59,17 +61,18 @@ def proxy_policy(
 ) -> k8s.networking.v1.NetworkPolicyArgsDict:
     """Ingress to the proxy pods from clients and the scraper (metrics share the port);
     egress only to DNS and `upstream_ports`."""
+    callers: Ingress = {"from_": [*client_peers(clients), _peer(scraper)], "ports": [_tcp(port)]}
+    dns: Egress = {"ports": [{"port": DNS_PORT, "protocol": "UDP"}, _tcp(DNS_PORT)]}
+    upstream: Egress = {"ports": [_tcp(p) for p in sorted(set(upstream_ports))]}
+    spec: k8s.networking.v1.NetworkPolicySpecArgsDict = {
+        "pod_selector": {"match_labels": pod_labels},
+        "policy_types": ["Ingress", "Egress"],
+        "ingress": [callers],
+        "egress": [dns, upstream],
+    }
     return {
         "metadata": object_meta(name, namespace, component=name, skip_await=skip_await),
-        "spec": {
-            "pod_selector": {"match_labels": pod_labels},
-            "policy_types": ["Ingress", "Egress"],
-            "ingress": [{"from_": [*client_peers(clients), _peer(scraper)], "ports": [_tcp(port)]}],
-            "egress": [
-                {"ports": [{"port": DNS_PORT, "protocol": "UDP"}, _tcp(DNS_PORT)]},
-                {"ports": [_tcp(p) for p in sorted(set(upstream_ports))]},
-            ],
-        },
+        "spec": spec,
     }
 
 
@@ -86,14 +89,14 @@ def gateway_policy(
 ) -> k8s.networking.v1.NetworkPolicyArgsDict:
     """Ingress to the agentgateway data-plane pods: clients to the listener, the scraper
     to the metrics port. Their egress (to the controller's xDS and the upstream) stays open."""
+    callers: Ingress = {"from_": client_peers(clients), "ports": [_tcp(listener_port)]}
+    scrapes: Ingress = {"from_": [_peer(scraper)], "ports": [_tcp(metrics_port)]}
+    spec: k8s.networking.v1.NetworkPolicySpecArgsDict = {
+        "pod_selector": {"match_labels": pod_labels},
+        "policy_types": ["Ingress"],
+        "ingress": [callers, scrapes],
+    }
     return {
         "metadata": object_meta(name, namespace, component="agentgateway", skip_await=skip_await),
-        "spec": {
-            "pod_selector": {"match_labels": pod_labels},
-            "policy_types": ["Ingress"],
-            "ingress": [
-                {"from_": client_peers(clients), "ports": [_tcp(listener_port)]},
-                {"from_": [_peer(scraper)], "ports": [_tcp(metrics_port)]},
-            ],
-        },
+        "spec": spec,
     }

@@ -10,10 +10,11 @@ def pod_disruption_budget(
     name: str, namespace: pulumi.Input[str], *, skip_await: bool
 ) -> k8s.policy.v1.PodDisruptionBudgetArgsDict:
     """maxUnavailable 1 (not minAvailable) so drains never deadlock on small counts."""
+    spec: k8s.policy.v1.PodDisruptionBudgetSpecArgsDict = {
+        "max_unavailable": 1,
+        "selector": {"match_labels": selector(name)},
+    }
     return {
         "metadata": object_meta(name, namespace, component=name, skip_await=skip_await),
-        "spec": {
-            "max_unavailable": 1,
-            "selector": {"match_labels": selector(name)},
-        },
+        "spec": spec,
     }

@@ -13,20 +13,20 @@ def service(
     name: str, namespace: pulumi.Input[str], *, skip_await: bool
 ) -> k8s.core.v1.ServiceArgsDict:
     """A ClusterIP Service selecting the proxy pods."""
+    port: k8s.core.v1.ServicePortArgsDict = {
+        "name": PORT_NAME,
+        "port": SERVICE_PORT,
+        "target_port": PORT_NAME,
+        "protocol": "TCP",
+    }
+    spec: k8s.core.v1.ServiceSpecArgsDict = {
+        "type": "ClusterIP",
+        "selector": selector(name),
+        "ports": [port],
+    }
     return {
         "metadata": object_meta(name, namespace, component=name, skip_await=skip_await),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector(name),
-            "ports": [
-                {
-                    "name": PORT_NAME,
-                    "port": SERVICE_PORT,
-                    "target_port": PORT_NAME,
-                    "protocol": "TCP",
-                }
-            ],
-        },
+        "spec": spec,
     }
 
 
