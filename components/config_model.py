@@ -396,7 +396,7 @@ class LlmGatewayConfig(_Strict):
         description="agentgateway model override; must be in proxy.allowedModels when both set",
         examples=["gpt-4o-mini"],
     )
-    openai_base_url: str = Field(
+    upstream_url: str = Field(
         default=OPENAI_URL,
         alias="openaiBaseUrl",
         description="OpenAI-compatible upstream for both planes (with its API base path)",
@@ -470,9 +470,9 @@ class LlmGatewayConfig(_Strict):
             raise ValueError("must be a DNS-1123 subdomain: lowercase letters, digits, '-', '.'")
         return value
 
-    @field_validator("openai_base_url")
+    @field_validator("upstream_url")
     @classmethod
-    def _check_base_url(cls, value: str) -> str:
+    def _check_upstream_url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute http(s) URL")
