@@ -268,6 +268,13 @@ class ProxyConfig(_Strict):
         examples=["http://egress.internal:3128"],
         json_schema_extra={"sensitive": True},
     )
+    extra_egress_ports: list[int] = Field(
+        default_factory=list,
+        alias="extraEgressPorts",
+        description="more TCP ports the proxy pods may connect to, e.g. an in-cluster "
+        "upstream's targetPort when its Service maps another port (CNIs match pod ports)",
+        examples=[[8080]],
+    )
     no_proxy: list[str] = Field(
         default_factory=lambda: list(DEFAULT_NO_PROXY),
         alias="noProxy",
@@ -288,6 +295,13 @@ class ProxyConfig(_Strict):
             raise ValueError(
                 "must not carry credentials (they would sit in plain text in the Deployment)"
             )
+        return value
+
+    @field_validator("extra_egress_ports")
+    @classmethod
+    def _check_ports(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= port <= 65535 for port in value):
+            raise ValueError("entries must be TCP ports, 1 to 65535")
         return value
 
     @field_validator("no_proxy")

@@ -45,7 +45,7 @@ class LlmProxy(pulumi.ComponentResource):
             opts=child,
         )
         # Declared before the pods, so they never run unfenced.
-        upstream_ports = [network_policy.url_port(upstream_url)]
+        upstream_ports = [network_policy.url_port(upstream_url), *config.extra_egress_ports]
         if config.egress_proxy is not None:
             upstream_ports.append(network_policy.url_port(config.egress_proxy))
         policy = network_policy.proxy_policy(

@@ -180,6 +180,12 @@ CASES = [
         f"{SET} --path metricsScraper.namespaceLabels.team observability",
     ),
     (
+        {"proxy.extraEgressPorts": [8000, 70000]},
+        "proxy.extraEgressPorts",
+        "TCP ports",
+        f"{SET} --path 'proxy.extraEgressPorts[0]' 8080",
+    ),
+    (
         {"gateway.port": 15020},
         "gateway.port",
         "reserved by the agentgateway data plane",

@@ -57,6 +57,19 @@ def test_proxy_egress_follows_the_upstream_and_egress_proxy_ports() -> None:
     }
 
 
+def test_extra_egress_ports_are_added_for_in_cluster_upstreams() -> None:
+    result = render_stack(
+        "dev",
+        overrides={
+            "openaiBaseUrl": "http://vllm.models.svc.cluster.local/v1",
+            "proxy.extraEgressPorts": [8000],
+        },
+    )
+    assert policy(result, "llm-proxy")["egress"][1] == {
+        "ports": [{"port": 80, "protocol": "TCP"}, {"port": 8000, "protocol": "TCP"}]
+    }
+
+
 def test_gateway_data_plane_pods_admit_clients_on_the_listener_and_the_scraper_on_metrics() -> None:
     result = render_stack("staging", overrides={"gateway.port": 8080})
     spec = policy(result, "llm-gateway")
