@@ -3,35 +3,50 @@
 scripts/e2e/agentgateway-controller.sh runs the controller (v1.4.1) inside the e2e network
 namespace; scripts/e2e.sh then exports LLM_GATEWAY_E2E_AGW_ADMIN=http://localhost:9095.
 `GET /snapshots/krt` dumps the controller's internal collections (istio krt) as JSON: a list
-of {name, state: {outputs: {key: object}, synced}}. The ones read here:
+of {name, state: {outputs: {key: object}, synced}}. The ones read here (v1.4.1):
 
-  backends/Agentgateway  AgentgatewayBackend → {"resource": {"backend": {...}}} (protobuf JSON)
-  the route collections  HTTPRoute → {"resource": {"route": {...}}}, keyed per Gateway
+  backends/Agentgateway   {"resource": {"backend": Backend}}   one per (Gateway, backend)
+  translator/HTTPRoutes   {"resource": {"route": Route}}       one per (Gateway, rule, listener)
+  XDS/type.googleapis.com/agentgateway.dev.resource.Resource
+                          {"name", "version", "resource": {"value": base64 protobuf}}: what
+                          is served to the data plane, one entry per bind/listener/route/backend
 
-The translated backend carries the provider key in clear (`auth.key.secret`): it is kept in a
-private attribute that neither repr nor comparisons show, and is only ever compared
-(`key_matches`) or fingerprinted, so no assertion message can carry it.
+Backend, Route: the controller's protobuf types (api/resource.proto) in protobuf JSON. A
+backend is translated only while a route of some Gateway references it (the kill switch makes
+ours vanish). The translated backend carries the provider key in clear (an `auth.key.secret`
+inline policy): it is kept in a private attribute that neither repr nor comparisons show and
+is only compared (`key_matches`) or fingerprinted, so no assertion message can carry it.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 import hmac
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from kubernetes import watch
 
 from proxy.fingerprint import key_fingerprint
 
 ADMIN_ENV = "LLM_GATEWAY_E2E_AGW_ADMIN"
-BACKENDS_COLLECTION = "backends/Agentgateway"
+BACKENDS = "backends/Agentgateway"
+ROUTES = "translator/HTTPRoutes"
+XDS = "XDS/type.googleapis.com/agentgateway.dev.resource.Resource"
 SNAPSHOT_TIMEOUT_S = 10.0
+# Keys of one AI provider entry that are not the provider kind itself (openai, anthropic...).
+_PROVIDER_FIELDS = frozenset(
+    {"name", "hostOverride", "pathOverride", "pathPrefix", "baseUrl", "inlinePolicies"}
+    | {"providerBackend", "modelOverride", "format"}
+)
 
 T = TypeVar("T")
 
@@ -49,20 +64,9 @@ def require_admin() -> Admin:
     return Admin(url)
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object at or below node, depth first."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
 @dataclass(frozen=True)
 class TranslatedBackend:
-    """The AgentgatewayBackend as the controller translated it (one AI provider)."""
+    """An AgentgatewayBackend with one AI provider, as the controller translated it."""
 
     namespace: str
     name: str
@@ -74,9 +78,9 @@ class TranslatedBackend:
     path_prefix: str | None
     tls: bool
     tls_sni: str | None
-    # The whole translation with the key blanked: "nothing else changed" compares this.
+    # The whole translation, key blanked, canonical JSON: "nothing else changed" compares it.
     shape: str = field(repr=False)
-    _key: str | None = field(repr=False, compare=False)
+    _key: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_key(self) -> bool:
@@ -91,131 +95,126 @@ class TranslatedBackend:
         """The key's public fingerprint (proxy.fingerprint), safe to print."""
         return key_fingerprint(self._key) if self._key else None
 
+    @classmethod
+    def from_resource(cls, backend: dict[str, Any]) -> TranslatedBackend:
+        ref = backend["name"]
+        (group,) = backend["ai"]["providerGroups"]
+        (provider,) = group["providers"]
+        (kind,) = [k for k in provider if k not in _PROVIDER_FIELDS]
+        policies = [*backend.get("inlinePolicies", []), *provider.get("inlinePolicies", [])]
+        key, route_types, sni, tls = None, {}, None, False
+        for policy in policies:
+            if "auth" in policy:
+                key = (policy["auth"].get("key") or {}).get("secret")
+            if "ai" in policy:
+                route_types = dict(policy["ai"].get("routes") or {})
+            if "backendTls" in policy:
+                tls, sni = True, policy["backendTls"].get("hostname")
+        blanked = copy.deepcopy(backend)
+        for policy in blanked.get("inlinePolicies", []):
+            if "secret" in (policy.get("auth") or {}).get("key", {}):
+                policy["auth"]["key"]["secret"] = "<key>"
+        override = provider.get("hostOverride") or {}
+        return cls(
+            namespace=ref["namespace"],
+            name=ref["name"],
+            provider=kind,
+            model=(provider[kind] or {}).get("model"),
+            route_types=route_types,
+            host=override.get("host"),
+            port=override.get("port"),
+            path_prefix=provider.get("pathPrefix"),
+            tls=tls,
+            tls_sni=sni,
+            shape=json.dumps(blanked, sort_keys=True),
+            _key=key,
+        )
+
 
 @dataclass(frozen=True)
 class TranslatedRoute:
-    """One route the controller produced from an HTTPRoute rule, for one Gateway listener."""
+    """One route the controller made from an HTTPRoute rule, for one Gateway listener."""
 
-    namespace: str
-    name: str
-    listener_key: str
+    gateway: str
+    listener: str
     path_prefixes: tuple[str, ...]
     backends: tuple[str, ...]
+
+    @classmethod
+    def from_output(cls, output: dict[str, Any]) -> TranslatedRoute:
+        route, gateway = output["resource"]["route"], output["gateway"]
+        return cls(
+            gateway=f"{gateway['Namespace']}/{gateway['Name']}",
+            listener=route.get("listenerKey", ""),
+            path_prefixes=tuple(
+                m["path"]["pathPrefix"]
+                for m in route.get("matches") or []
+                if "pathPrefix" in (m.get("path") or {})
+            ),
+            backends=tuple(
+                (b.get("backend") or {}).get("backend", "") for b in route.get("backends") or []
+            ),
+        )
 
 
 class Snapshot:
     """One `GET /snapshots/krt`: the controller's collections by name."""
 
     def __init__(self, collections: list[dict[str, Any]]) -> None:
-        self.collections: dict[str, list[dict[str, Any]]] = {}
+        self._outputs: dict[str, dict[str, Any]] = {}
         for collection in collections:
-            self.collections.setdefault(collection["name"], []).append(collection)
+            outputs = (collection.get("state") or {}).get("outputs") or {}
+            self._outputs.setdefault(collection["name"], {}).update(outputs)
 
-    def outputs(self, name: str) -> dict[str, Any]:
-        """Every output object of the collection(s) called name (empty when unknown)."""
-        merged: dict[str, Any] = {}
-        for collection in self.collections.get(name, []):
-            merged.update(collection.get("state", {}).get("outputs") or {})
-        return merged
-
-    def resources(self, kind: str) -> Iterator[dict[str, Any]]:
-        """Every translated resource of `kind` ("backend", "route", ...) in any collection."""
-        seen: set[str] = set()
-        for collections in self.collections.values():
-            for collection in collections:
-                for output in (collection.get("state", {}).get("outputs") or {}).values():
-                    resource = output.get("resource") if isinstance(output, dict) else None
-                    if not isinstance(resource, dict) or kind not in resource:
-                        continue
-                    item = resource[kind]
-                    ident = json.dumps(item, sort_keys=True)
-                    if ident not in seen:
-                        seen.add(ident)
-                        yield item
-
-    @property
-    def synced(self) -> bool:
-        states = [c.get("state", {}) for cs in self.collections.values() for c in cs]
-        return all(state.get("synced", False) for state in states)
+    def outputs(self, collection: str) -> dict[str, Any]:
+        """The output objects of a collection by key (empty when it has none)."""
+        return self._outputs.get(collection, {})
 
     def backend(self, namespace: str, name: str) -> TranslatedBackend | None:
-        """The translated AgentgatewayBackend namespace/name, or None when it is absent."""
-        for output in self.outputs(BACKENDS_COLLECTION).values():
-            backend = (output.get("resource") or {}).get("backend")
-            if backend and backend.get("name") == {"namespace": namespace, "name": name}:
-                return _translated_backend(namespace, name, backend)
+        """The translated AgentgatewayBackend namespace/name, or None when it is not there.
+
+        One translation exists per Gateway whose routes reference the backend; they are the
+        same, so any one is returned."""
+        for output in self.outputs(BACKENDS).values():
+            backend = output["resource"]["backend"]
+            if backend.get("name") == {"namespace": namespace, "name": name}:
+                return TranslatedBackend.from_resource(backend)
         return None
 
     def routes(self, namespace: str, name: str) -> list[TranslatedRoute]:
         """The translated routes of HTTPRoute namespace/name (empty when there are none)."""
         found = []
-        for route in self.resources("route"):
-            ref = route.get("name") or {}
-            if ref.get("namespace") != namespace or ref.get("name") != name:
+        for output in self.outputs(ROUTES).values():
+            ref = output["resource"]["route"].get("name") or {}
+            if (ref.get("kind"), ref.get("namespace"), ref.get("name")) == (
+                "HTTPRoute",
+                namespace,
+                name,
+            ):
+                found.append(TranslatedRoute.from_output(output))
+        return sorted(found, key=repr)
+
+    def served(self, gateway_namespace: str, gateway: str) -> dict[str, tuple[str, bytes]]:
+        """What the controller serves over xDS to Gateway's data plane: resource name (e.g.
+        `backend/NS/NAME`, `route/...`, `listener/...`, `bind/...`) → (version, protobuf)."""
+        served = {}
+        for output in self.outputs(XDS).values():
+            target = output.get("ForGateway") or {}
+            if (target.get("Namespace"), target.get("Name")) != (gateway_namespace, gateway):
                 continue
-            prefixes = tuple(
-                m["path"]["pathPrefix"]
-                for m in route.get("matches") or []
-                if "pathPrefix" in (m.get("path") or {})
-            )
-            backends = tuple(
-                (b.get("backend") or {}).get("backend", "") for b in route.get("backends") or []
-            )
-            found.append(
-                TranslatedRoute(namespace, name, route.get("listenerKey", ""), prefixes, backends)
-            )
-        return found
+            value = base64.b64decode(output["resource"]["value"])
+            served[output["name"]] = (output["version"], value)
+        return served
 
+    def served_versions(self, gateway_namespace: str, gateway: str) -> dict[str, str]:
+        """xDS resource name → version (a content hash) of what Gateway's data plane gets."""
+        return {name: v for name, (v, _) in self.served(gateway_namespace, gateway).items()}
 
-def _translated_backend(namespace: str, name: str, backend: dict[str, Any]) -> TranslatedBackend:
-    (group,) = backend["ai"]["providerGroups"]
-    (provider,) = group["providers"]
-    kinds = [
-        k
-        for k in provider
-        if k
-        not in {
-            "name",
-            "hostOverride",
-            "pathOverride",
-            "pathPrefix",
-            "baseUrl",
-            "inlinePolicies",
-            "providerBackend",
-            "modelOverride",
-        }
-    ]
-    (kind,) = kinds
-    policies = [*backend.get("inlinePolicies", []), *provider.get("inlinePolicies", [])]
-    key = None
-    route_types: dict[str, str] = {}
-    tls, sni = False, None
-    for policy in policies:
-        if "auth" in policy:
-            key = policy["auth"].get("key", {}).get("secret")
-        if "ai" in policy:
-            route_types = dict(policy["ai"].get("routes") or {})
-        if "backendTls" in policy:
-            tls, sni = True, policy["backendTls"].get("hostname")
-    host_override = provider.get("hostOverride") or {}
-    blank = json.loads(json.dumps(backend))
-    for node in _walk(blank):
-        if isinstance(node.get("key"), dict) and "secret" in node["key"]:
-            node["key"]["secret"] = "<redacted>"
-    return TranslatedBackend(
-        namespace=namespace,
-        name=name,
-        provider=kind,
-        model=(provider[kind] or {}).get("model"),
-        route_types=route_types,
-        host=host_override.get("host"),
-        port=host_override.get("port"),
-        path_prefix=provider.get("pathPrefix"),
-        tls=tls,
-        tls_sni=sni,
-        shape=json.dumps(blank, sort_keys=True),
-        _key=key,
-    )
+    def serves_key(self, gateway: tuple[str, str], backend: tuple[str, str], key: str) -> bool:
+        """True when the backend's xDS resource served to the Gateway embeds exactly this key
+        (protobuf strings are stored verbatim)."""
+        served = self.served(*gateway).get(f"backend/{backend[0]}/{backend[1]}")
+        return served is not None and key.encode() in served[1]
 
 
 @dataclass(frozen=True)
@@ -245,24 +244,28 @@ class Admin:
 
 
 class KeyArrival:
-    """Times a key rotation end to end: the Secret holds the new key → the translation does.
+    """Times a key rotation: the API server stores the new key → the controller translated it.
 
-    Two pollers (50 ms) run in threads while `pulumi up` runs: one reads the Secret from the
-    API server, one reads the controller's snapshot. `latency` is the gap between the first
-    sighting of the new key in each (resolution: the poll period plus one snapshot fetch).
+    While `pulumi up` runs, one thread watches the Secret (a watch event arrives within
+    milliseconds of the write) and one polls the controller's snapshot every 20 ms.
+    `latency` is the gap between the two sightings of the new key (resolution: one poll
+    period plus one snapshot fetch, a few ms here).
     """
 
-    POLL_S = 0.05
+    POLL_S = 0.02
 
     def __init__(
         self,
         admin: Admin,
-        read_secret_key: Callable[[], str | None],
+        core: Any,
+        secret: tuple[str, str, str],
         backend: tuple[str, str],
         new_key: str,
     ) -> None:
+        """core: a kubernetes CoreV1Api; secret: (namespace, name, data entry)."""
         self._admin = admin
-        self._read_secret_key = read_secret_key
+        self._core = core
+        self._secret = secret
         self._backend = backend
         self._new_key = new_key
         self.secret_at: float | None = None
@@ -284,7 +287,7 @@ class KeyArrival:
             thread.join(timeout=5)
 
     def wait(self, timeout: float) -> None:
-        """Block until both sightings happened (or timeout), then stop polling."""
+        """Block until both sightings happened (or timeout), then stop watching."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and (
             self.secret_at is None or self.translated_at is None
@@ -298,12 +301,26 @@ class KeyArrival:
             return None
         return max(0.0, self.translated_at - self.secret_at)
 
+    def _holds_new_key(self, secret: Any) -> bool:
+        encoded = (secret.data or {}).get(self._secret[2])
+        return encoded is not None and hmac.compare_digest(
+            base64.b64decode(encoded), self._new_key.encode()
+        )
+
     def _watch_secret(self) -> None:
+        namespace, name, _ = self._secret
         while not self._stop.is_set() and self.secret_at is None:
-            value = self._read_secret_key()
-            if value is not None and hmac.compare_digest(value, self._new_key):
-                self.secret_at = time.monotonic()
-            self._stop.wait(self.POLL_S)
+            # Short server-side timeouts: the loop re-checks the stop flag between watches.
+            stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                self._core.list_namespaced_secret,
+                namespace,
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=2,
+            )
+            for event in stream:
+                if self._holds_new_key(event["object"]):
+                    self.secret_at = time.monotonic()
+                    return
 
     def _watch_translation(self) -> None:
         while not self._stop.is_set() and self.translated_at is None:

@@ -7,12 +7,15 @@ previous one's cluster state); `facts` carries uids/resourceVersions between the
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from typing import Any
 
 import pytest
 
 from proxy.fingerprint import key_fingerprint
+from tests.e2e import agentgateway_status as agw_status
+from tests.e2e.agentgateway_admin import Admin, KeyArrival, admin_url, require_admin
 from tests.e2e.e2e_kube import Kube
 from tests.e2e.e2e_pulumi import FAKE_KEY, ROTATED_KEY, Workspace, init_stack
 
@@ -23,6 +26,16 @@ NS = "llm-gateway-dev"  # stacks/Pulumi.dev.yaml
 SECRET, KEY_FIELD = "openai-api-key", "apiKey"
 PROXY, GATEWAY, ROUTE, BACKEND = "llm-proxy", "llm-gateway", "llm-gateway", "openai"
 SECRET_TYPE = "kubernetes:core/v1:Secret"
+LISTENER = "http"
+# What the controller makes of the backend's policies.ai.routes (its RouteType enum names).
+ROUTE_TYPES = {
+    "/v1/chat/completions": "COMPLETIONS",
+    "/v1/embeddings": "EMBEDDINGS",
+    "/v1/models": "MODELS",
+    "/v1/responses": "RESPONSES",
+    "*": "PASSTHROUGH",
+}
+ROTATION_TIMEOUT_S = 60.0
 RESOURCE_LINE = re.compile(
     r"^\s*[-+~]*\s*(?P<type>[\w.-]+:[\w/.-]+:[\w.-]+): \((?P<op>[\w-]+)\)$", re.M
 )
@@ -36,8 +49,15 @@ def _secret_value(kube: Kube) -> str:
     return base64.b64decode(secret["data"][KEY_FIELD]).decode()
 
 
+# The agentgateway controller writes status on these (the listener's attachedRoutes drops to
+# 0 under the kill switch), which moves their resourceVersion with no change of ours; status
+# writes never bump metadata.generation, so uid + generation is their identity here.
+STATUS_WRITTEN_KINDS = frozenset({"Gateway", "AgentgatewayBackend"})
+
+
 def _versions(kube: Kube) -> dict[str, str]:
-    """resourceVersion of every object the stack keeps through rotation and kill switch."""
+    """Version of every object the stack keeps through rotation and kill switch:
+    resourceVersion, or uid/generation for objects a controller writes status on."""
     out = {}
     for kind, name in [
         ("Namespace", NS),
@@ -48,7 +68,11 @@ def _versions(kube: Kube) -> dict[str, str]:
     ]:
         obj = kube.get(kind, name, None if kind == "Namespace" else NS)
         assert obj is not None, f"{kind}/{name} missing"
-        out[kind] = obj["metadata"]["resourceVersion"]
+        meta = obj["metadata"]
+        if kind in STATUS_WRITTEN_KINDS:
+            out[kind] = f"{meta['uid']}/{meta['generation']}"
+        else:
+            out[kind] = meta["resourceVersion"]
     return out
 
 
@@ -135,6 +159,64 @@ def test_up_creates_every_object(workspace: Workspace, kube: Kube, kubeconfig: s
     assert outputs["killSwitch"] is False
 
 
+def _translated(admin: Admin, key: str) -> Any:
+    """The controller's translation of our backend once it carries `key` (waits)."""
+    backend, _ = admin.wait_for(
+        f"backend {NS}/{BACKEND} with the key fingerprinted {key_fingerprint(key)}",
+        lambda snap: b if (b := snap.backend(NS, BACKEND)) and b.key_matches(key) else None,
+    )
+    return backend
+
+
+def _route_attached(kube: Kube) -> None:
+    """The controller accepted the route on the Gateway and resolved its backend."""
+    agw_status.wait_conditions(
+        f"HTTPRoute {ROUTE} parent {GATEWAY}",
+        lambda: agw_status.parent_conditions(kube, ROUTE, NS, GATEWAY),
+        {"Accepted": "True", "ResolvedRefs": "True"},
+    )
+    agw_status.eventually(
+        f"listener {LISTENER} attachedRoutes == 1",
+        lambda: agw_status.listener_routes(kube, GATEWAY, NS, LISTENER),
+        lambda n: n == 1,
+    )
+
+
+def test_up_controller_accepts_and_translates(kube: Kube) -> None:
+    admin = require_admin()
+    agw_status.wait_conditions(
+        "GatewayClass agentgateway", lambda: agw_status.class_conditions(kube), {"Accepted": "True"}
+    )
+    agw_status.wait_conditions(
+        f"Gateway {GATEWAY}",
+        lambda: agw_status.object_conditions(kube, "Gateway", GATEWAY, NS),
+        {"Accepted": "True", "Programmed": "True"},
+    )
+    agw_status.wait_conditions(
+        f"AgentgatewayBackend {BACKEND}",
+        lambda: agw_status.object_conditions(kube, "AgentgatewayBackend", BACKEND, NS),
+        {"Accepted": "True"},
+    )
+    _route_attached(kube)
+
+    backend = _translated(admin, FAKE_KEY)
+    assert backend.provider == "openai"
+    assert backend.model == "gpt-4o-mini"
+    assert backend.route_types == ROUTE_TYPES
+    # dev talks to api.openai.com: no host/port/path override, TLS is the provider's default.
+    assert (backend.host, backend.port, backend.path_prefix) == (None, None, None)
+    snapshot = admin.snapshot()
+    routes = snapshot.routes(NS, ROUTE)
+    assert [(r.gateway, r.path_prefixes, r.backends) for r in routes] == [
+        (f"{NS}/{GATEWAY}", ("/",), (f"{NS}/{BACKEND}",))
+    ], routes
+    # What the data plane would get over xDS: bind, listener, route, backend, key inside.
+    served = snapshot.served_versions(NS, GATEWAY)
+    assert sorted(name.split("/")[0] for name in served) == ["backend", "bind", "listener", "route"]
+    assert snapshot.serves_key((NS, GATEWAY), (NS, BACKEND), FAKE_KEY)
+    facts.update(translation=backend.shape, routes=routes, served=served)
+
+
 def test_state_holds_key_only_encrypted(workspace: Workspace) -> None:
     files = workspace.state_files()
     assert any(p.suffix == ".json" for p in files), "no checkpoint written"
@@ -183,7 +265,18 @@ def test_rotation_plans_one_in_place_secret_update(workspace: Workspace, kube: K
 
 
 def test_rotation_up_keeps_everything_but_the_key(workspace: Workspace, kube: Kube) -> None:
-    workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+    # With the controller running, time the new key's way from the Secret to its translation.
+    url = admin_url()
+    arrival = (
+        KeyArrival(Admin(url), kube.core, (NS, SECRET, KEY_FIELD), (NS, BACKEND), ROTATED_KEY)
+        if url
+        else None
+    )
+    with arrival or contextlib.nullcontext():
+        workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+        if arrival is not None:
+            arrival.wait(ROTATION_TIMEOUT_S)
+    facts["arrival"] = arrival
     secret, deployment, route = _rotation_objects(kube)
     assert _secret_value(kube) == ROTATED_KEY
     assert secret["metadata"]["uid"] == facts["secret_uid"], "Secret was replaced"
@@ -193,6 +286,34 @@ def test_rotation_up_keeps_everything_but_the_key(workspace: Workspace, kube: Ku
     outputs = workspace.run("stack", "output", "--json", "--stack", STACK).json()
     assert outputs["keyFingerprint"] == key_fingerprint(ROTATED_KEY)
     assert _preview_ops(workspace) == {}, "a second up must be a no-op"
+
+
+def test_rotation_reaches_the_controller(kube: Kube, capsys: pytest.CaptureFixture[str]) -> None:
+    admin = require_admin()
+    arrival = facts.get("arrival")
+    assert arrival is not None, "the rotation step ran without the controller"
+    assert arrival.secret_at is not None, "the new key never showed in the Secret"
+    assert arrival.translated_at is not None, (
+        f"the new key did not reach the controller's translation within {ROTATION_TIMEOUT_S:.0f}s"
+    )
+    with capsys.disabled():
+        print(
+            f"\n[e2e] rotation: Secret → controller translation in {arrival.latency * 1000:.0f} ms"
+        )
+    backend = _translated(admin, ROTATED_KEY)
+    assert backend.shape == facts["translation"], "rotation changed more than the key"
+    snapshot = admin.snapshot()
+    assert snapshot.routes(NS, ROUTE) == facts["routes"]
+    assert snapshot.serves_key((NS, GATEWAY), (NS, BACKEND), ROTATED_KEY)
+    assert not snapshot.serves_key((NS, GATEWAY), (NS, BACKEND), FAKE_KEY)
+    # Only the backend's xDS resource changed version; bind, listener and route did not.
+    served = snapshot.served_versions(NS, GATEWAY)
+    changed = sorted(
+        n for n in served.keys() | facts["served"].keys() if served.get(n) != facts["served"].get(n)
+    )
+    assert changed == [f"backend/{NS}/{BACKEND}"], changed
+    facts["served"] = served
+    _route_attached(kube)
 
 
 def test_kill_switch_removes_route_and_scales_proxy_to_zero(
@@ -212,6 +333,26 @@ def test_kill_switch_removes_route_and_scales_proxy_to_zero(
     assert workspace.run("stack", "output", "--json", "--stack", STACK).json()["killSwitch"]
 
 
+def test_kill_switch_controller_drops_the_route(kube: Kube) -> None:
+    admin = require_admin()
+    admin.wait_for("route gone from the translation", lambda snap: not snap.routes(NS, ROUTE))
+    agw_status.eventually(
+        f"listener {LISTENER} attachedRoutes == 0",
+        lambda: agw_status.listener_routes(kube, GATEWAY, NS, LISTENER),
+        lambda n: n == 0,
+    )
+    # A backend no route references is not translated: the key leaves the served config too.
+    snapshot = admin.snapshot()
+    assert snapshot.backend(NS, BACKEND) is None
+    assert sorted(snapshot.served_versions(NS, GATEWAY)) == [
+        f"bind/80/{NS}/{GATEWAY}",
+        f"listener/{NS}/{GATEWAY}.{LISTENER}",
+    ]
+    # The objects stay, accepted: restore needs only the route.
+    assert agw_status.object_conditions(kube, "AgentgatewayBackend", BACKEND, NS)["Accepted"].true
+    assert agw_status.object_conditions(kube, "Gateway", GATEWAY, NS)["Programmed"].true
+
+
 def test_kill_switch_off_restores(workspace: Workspace, kube: Kube) -> None:
     workspace.run("config", "set", "--stack", STACK, "killSwitch", "false")
     workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
@@ -223,6 +364,19 @@ def test_kill_switch_off_restores(workspace: Workspace, kube: Kube) -> None:
     assert deployment is not None
     assert deployment["spec"]["replicas"] == 1
     assert _versions(kube) == facts["versions"]
+
+
+def test_kill_switch_off_controller_restores_the_route(kube: Kube) -> None:
+    admin = require_admin()
+    routes, _ = admin.wait_for("route back in the translation", lambda snap: snap.routes(NS, ROUTE))
+    assert routes == facts["routes"]
+    _route_attached(kube)
+    assert _translated(admin, ROTATED_KEY).shape == facts["translation"]
+    # The data plane gets back exactly what it had before the kill switch.
+    admin.wait_for(
+        "served config as before the kill switch",
+        lambda snap: snap.served_versions(NS, GATEWAY) == facts["served"],
+    )
 
 
 def test_destroy_removes_everything(workspace: Workspace, kube: Kube) -> None:
@@ -241,3 +395,15 @@ def test_destroy_removes_everything(workspace: Workspace, kube: Kube) -> None:
     assert kube.wait_gone("Namespace", NS, timeout=90), "namespace survived destroy"
     state = workspace.run("stack", "export", "--stack", STACK).json()
     assert state["deployment"].get("resources") in (None, [])
+
+
+def test_destroy_controller_forgets_everything() -> None:
+    admin = require_admin()
+    admin.wait_for(
+        "backend, route and served config gone",
+        lambda snap: (
+            snap.backend(NS, BACKEND) is None
+            and not snap.routes(NS, ROUTE)
+            and not snap.served(NS, GATEWAY)
+        ),
+    )
