@@ -36,6 +36,9 @@ ROUTE_TYPES = {
     "*": "PASSTHROUGH",
 }
 ROTATION_TIMEOUT_S = 60.0
+# The image of the data-plane Deployment the controller makes per Gateway (the registry and
+# tag scripts/e2e/agentgateway-controller.sh configures).
+DATA_PLANE_IMAGE = "127.0.0.1:5000/agentgateway:v1.4.1"
 RESOURCE_LINE = re.compile(
     r"^\s*[-+~]*\s*(?P<type>[\w.-]+:[\w/.-]+:[\w.-]+): \((?P<op>[\w-]+)\)$", re.M
 )
@@ -198,6 +201,18 @@ def test_up_controller_accepts_and_translates(kube: Kube) -> None:
         {"Accepted": "True"},
     )
     _route_attached(kube)
+    # Programmed=True says the controller accepted and translated the Gateway, not that a
+    # data plane serves it: the Deployment it made for the Gateway pulls from the node's own
+    # registry, which lacks that image (agentgateway-controller.sh), so no pod is ever ready,
+    # and the Gateway has no address.
+    data_plane = kube.get("Deployment", GATEWAY, NS)
+    assert data_plane is not None
+    (container,) = data_plane["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == DATA_PLANE_IMAGE
+    assert not (data_plane.get("status") or {}).get("readyReplicas")
+    gateway = kube.get("Gateway", GATEWAY, NS)
+    assert gateway is not None
+    assert not gateway["status"].get("addresses")
 
     backend = _translated(admin, FAKE_KEY)
     assert backend.provider == "openai"
