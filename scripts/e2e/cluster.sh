@@ -132,7 +132,7 @@ state = "$d/state"
   sandbox_image = "$REGISTRY/pause:3.10"
   # Root here lacks CAP_SYS_RESOURCE: never try to lower the OOM score below the daemon's.
   restrict_oom_score_adj = true
-  # Pod network namespaces under the state dir, not /run/netns: `down` unmounts them there.
+  # Pod network namespaces under the state dir, not /run/netns, where down unmounts them.
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -156,6 +156,16 @@ kubelet_up() {
     # One cgroup root per node in every v1 hierarchy (the machine mounts a v1/v2 hybrid),
     # so `down` can find and remove exactly what this node made.
     echo "/$netns" >"$state/cgroup-root"
+    local hierarchy
+    for hierarchy in /sys/fs/cgroup/*/; do
+        [[ "$hierarchy" == */unified/ ]] && continue
+        mkdir -p "$hierarchy$netns"
+        # A new v1 cpuset starts with no CPUs and no memory nodes: give it its parent's.
+        if [[ -f "${hierarchy}cpuset.cpus" ]]; then
+            cat "${hierarchy}cpuset.cpus" >"$hierarchy$netns/cpuset.cpus"
+            cat "${hierarchy}cpuset.mems" >"$hierarchy$netns/cpuset.mems"
+        fi
+    done
     cat >"$d/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -236,7 +246,10 @@ up() {
     state="$(realpath -m "$1")"
     bin="$2"
     t0=$SECONDS
-    [[ -d "$state" ]] && down "$state"
+    if [[ -d "$state" ]]; then
+        down "$state"
+        rm -rf "$state"  # a fresh etcd and fresh certificates: nothing from the last cluster
+    fi
     mkdir -p "$state/logs" "$state/pids"
     netns="$(netns_of "$state")"
     step "network namespace $netns, node $NODE_IP"
@@ -280,9 +293,16 @@ kill_pid() {
 
 # pids_in_cgroups ROOT: every process in the node's cgroups (the pods' processes).
 pids_in_cgroups() {
-    local root="$1"
-    find /sys/fs/cgroup/*/"$root" /sys/fs/cgroup/"$root" -name cgroup.procs -exec cat {} + 2>/dev/null |
-        sort -u
+    node_cgroups "$1" | while read -r dir; do cat "$dir/cgroup.procs" 2>/dev/null || true; done | sort -u
+}
+
+# node_cgroups ROOT: every cgroup directory of the node, in every hierarchy, deepest first.
+node_cgroups() {
+    local top
+    for top in /sys/fs/cgroup/*/"${1#/}"; do
+        [[ -d "$top" ]] && find "$top" -depth -type d
+    done
+    return 0
 }
 
 # shim_pids SOCKET: containerd's shims for this cluster (started with `-address SOCKET`;
@@ -290,7 +310,7 @@ pids_in_cgroups() {
 shim_pids() {
     local proc
     for proc in /proc/[0-9]*; do
-        tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qF -- "-address $1 " && echo "${proc#/proc/}"
+        { tr '\0' ' ' <"$proc/cmdline"; } 2>/dev/null | grep -qF -- "-address $1 " && echo "${proc#/proc/}"
     done
     return 0
 }
@@ -299,7 +319,7 @@ down() {
     state="$(realpath -m "$1")"
     [[ -d "$state" ]] || return 0
     netns="$(cat "$state/netns" 2>/dev/null || netns_of "$state")"
-    local name pid cgroup_root
+    local name pid cgroup_root dir
     cgroup_root="$(cat "$state/cgroup-root" 2>/dev/null || echo "/$netns")"
     # Node first (so nothing restarts what we stop), then the pods, then the control plane.
     for name in upstream coredns kube-proxy kubelet; do
@@ -317,11 +337,9 @@ down() {
     awk -v d="$state/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
         while read -r mount; do umount -l "$mount" 2>/dev/null || true; done
     # The node's cgroups, deepest first; a cgroup empties a moment after its last process.
-    local dir
     for _ in 1 2 3 4 5; do
-        find /sys/fs/cgroup/*/"${cgroup_root#/}" /sys/fs/cgroup/"${cgroup_root#/}" -depth -type d 2>/dev/null |
-            while read -r dir; do rmdir "$dir" 2>/dev/null || true; done
-        [[ -z "$(find /sys/fs/cgroup/*/"${cgroup_root#/}" -maxdepth 0 2>/dev/null)" ]] && break
+        node_cgroups "$cgroup_root" | while read -r dir; do rmdir "$dir" 2>/dev/null || true; done
+        [[ -z "$(node_cgroups "$cgroup_root")" ]] && break
         sleep 1
     done
     ip netns del "$netns" 2>/dev/null || true

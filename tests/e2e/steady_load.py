@@ -59,7 +59,10 @@ class SteadyLoad:
     def _run(self) -> None:
         began = time.monotonic()
         interval = 1.0 / self.rate
-        with httpx.Client(base_url=self.base_url, timeout=10.0) as client:
+        # A new connection per request, as many independent clients would make: kube-proxy
+        # picks a pod per connection, so every replica gets its share of the load.
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=self.base_url, timeout=10.0, limits=no_reuse) as client:
             for number in range(self.max_requests):
                 if self._stop.is_set() or time.monotonic() - began > self.max_seconds:
                     return
