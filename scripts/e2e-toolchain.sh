@@ -22,7 +22,7 @@
 #
 # Each tool is rebuilt when its inputs change (its module's go.mod/go.sum/*.go, the pins and
 # ldflags, or the tarball's sha256): the stamp NAME.inputs beside it records them. A tool
-# already on PATH (e.g. a user's own pulumi or kubectl) is used instead of building it,
+# already on PATH (e.g. a user's own pulumi) is used instead of building it (kubectl excepted),
 # unless LLM_GATEWAY_E2E_BUILD_ALL=1. Cache root: LLM_GATEWAY_E2E_CACHE (~/.cache/llm-gateway-e2e).
 set -euo pipefail
 
@@ -117,9 +117,11 @@ build etcd "$tools/etcd" go.etcd.io/etcd/server/v3
 kube_ldflags="-X k8s.io/component-base/version.gitVersion=v${KUBE_VERSION}"
 kube_ldflags+=" -X k8s.io/component-base/version.gitMajor=${KUBE_VERSION%%.*}"
 kube_ldflags+=" -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
-for component in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+for component in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
     build "$component" "$tools/kube" -ldflags "$kube_ldflags" "k8s.io/kubernetes/cmd/$component"
 done
+# kubectl at the cluster's version, whatever a machine has on PATH (the smoke output runs it).
+LLM_GATEWAY_E2E_BUILD_ALL=1 build kubectl "$tools/kube" -ldflags "$kube_ldflags" k8s.io/kubernetes/cmd/kubectl
 build coredns "$tools/coredns" .
 
 # The agentgateway controller: its module is not served by the Go module proxy, so its

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make e2e`: the real Pulumi engine against a real single-node cluster, all local.
-#   1. build (or reuse) the toolchain: scripts/e2e-toolchain.sh
+#   1. build (or reuse) the toolchain: scripts/e2e-toolchain.sh; build (or reuse) the proxy
+#      image and run it as the Deployment does: pytest -m image tests/image
 #   2. start the cluster inside a network namespace of its own: scripts/e2e/cluster.sh
 #      (control plane with the CRDs, containerd + kubelet, kube-proxy, CoreDNS, a registry
 #      with the proxy image built here, a fake OpenAI upstream on the node)
@@ -25,6 +26,10 @@ t0=$(date +%s)
 bin="$(scripts/e2e-toolchain.sh | tail -n1)"
 t1=$(date +%s)
 echo "e2e: toolchain ready in $((t1 - t0))s: $bin" >&2
+
+"$repo/.venv/bin/pytest" -m image tests/image -p no:cacheprovider
+t1=$(date +%s)
+echo "e2e: image built and checked; $((t1 - t0))s so far" >&2
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/llm-gateway-e2e.XXXXXX")"
 cluster="$state/cluster"
