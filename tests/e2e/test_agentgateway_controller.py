@@ -26,14 +26,7 @@ from tests.e2e.e2e_pulumi import FAKE_KEY, Result, Workspace, init_stack, write_
 
 pytestmark = pytest.mark.e2e
 
-SECRET, KEY_FIELD, BACKEND, GATEWAY, ROUTE = (
-    "openai-api-key",
-    "apiKey",
-    "openai",
-    "llm-gateway",
-    "llm-gateway",
-)
-LISTENER = "http"
+KEY_FIELD, BACKEND, GATEWAY, LISTENER = "apiKey", "openai", "llm-gateway", "http"
 
 
 def _stack(
@@ -90,8 +83,9 @@ def test_another_upstream_is_translated_as_configured(
     assert (backend.host, backend.port, backend.path_prefix, backend.tls) == expected
     if backend.tls:
         assert backend.tls_sni == expected[0]
-    assert backend.provider == "openai"
+    assert (backend.provider, backend.model) == ("openai", "gpt-4o-mini")
     assert backend.key_matches(FAKE_KEY)
+    assert admin.snapshot().serves_key((namespace, GATEWAY), (namespace, BACKEND), FAKE_KEY)
     _destroy(workspace, kube, stack, namespace)
 
 
@@ -284,9 +278,22 @@ def test_controller_reports_a_backend_whose_secret_lacks_the_key(
     accepted = conditions["Accepted"]
     assert accepted.reason == "TranslationError", accepted
     assert fragment in accepted.message, accepted
-    snapshot = require_admin().snapshot()
-    translated = snapshot.backend(bad_namespace, backend)
-    assert translated is None or not translated.has_key, "a key-less backend must carry no key"
+    # The refused backend is not translated, so nothing is served for it...
+    admin = require_admin()
+    snapshot = admin.snapshot()
+    assert snapshot.backend(bad_namespace, backend) is None
+    assert f"backend/{bad_namespace}/{backend}" not in snapshot.served(bad_namespace, GATEWAY)
+    # ...while its route is Accepted, ResolvedRefs and served: only the backend's own
+    # Accepted condition tells (the Gateway's Programmed does not either).
+    agw_status.wait_conditions(
+        f"HTTPRoute {backend} parent",
+        lambda: agw_status.parent_conditions(kube, backend, bad_namespace, GATEWAY),
+        {"Accepted": "True", "ResolvedRefs": "True"},
+    )
+    routes, _ = admin.wait_for(
+        f"route {backend} served", lambda snap: snap.routes(bad_namespace, backend)
+    )
+    assert [r.backends for r in routes] == [(f"{bad_namespace}/{backend}",)]
 
 
 def test_controller_reports_a_route_to_a_missing_backend(kube: Kube, bad_namespace: str) -> None:
