@@ -180,8 +180,9 @@ def init_stack(ws: Workspace, stack: str, kubeconfig: str, key: str | None = FAK
 
 def write_stack_file(ws: Workspace, stack: str, namespace: str, overrides: dict[str, Any]) -> None:
     """dev's settings, a namespace of its own, and the overrides merged per top-level key."""
+    # The repo's dev file, not the copy's: earlier scenarios add skipAwait and more to it.
     stacks = ws.project / "stacks"
-    config = yaml.safe_load((stacks / "Pulumi.dev.yaml").read_text())["config"]
+    config = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.dev.yaml").read_text())["config"]
     config = {k: v for k, v in config.items() if k.startswith("llm-gateway:")}
     config.pop("llm-gateway:openaiKey", None)
     config["llm-gateway:namespace"] = namespace
