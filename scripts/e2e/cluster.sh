@@ -45,7 +45,9 @@ inside() { nsenter --net="/run/netns/$netns" "$@"; }
 start() {
     local name="$1"
     shift
-    inside "$@" >"$state/logs/$name.log" 2>&1 &
+    # nsenter itself, not the `inside` function: a backgrounded function runs in a subshell,
+    # and $! would then be the subshell's PID, not the process that `down` must stop.
+    nsenter --net="/run/netns/$netns" "$@" >"$state/logs/$name.log" 2>&1 &
     echo $! >"$state/pids/$name"
 }
 
