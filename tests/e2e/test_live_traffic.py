@@ -24,7 +24,7 @@ from tests.e2e.e2e_kube import Kube
 from tests.e2e.e2e_pulumi import FAKE_KEY, ROTATED_KEY, Workspace, write_stack_file
 from tests.e2e.steady_load import SteadyLoad
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
 
 STACK = "live"
 NS = "llm-gateway-live"

@@ -23,7 +23,7 @@ from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
 from tests.e2e.e2e_pulumi import FAKE_KEY, Workspace, write_stack_file
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
 
 STACK = "node"
 NS = "llm-gateway-node"
