@@ -87,9 +87,13 @@ up() {
 }
 
 next_steps() {
-    local endpoint fingerprint
+    local endpoint fingerprint namespace service_url
     endpoint="$(in_node pulumi stack output proxyEndpoint)"
     fingerprint="$(in_node pulumi stack output keyFingerprint)"
+    namespace="$(in_node pulumi stack output namespace)"
+    # The namespace's own resolver is the host's, which knows no cluster names: from there,
+    # the Service's cluster IP (kube-proxy routes it) is the way in.
+    service_url="http://$(in_node kubectl get service llm-proxy -n "$namespace" -o 'jsonpath={.spec.clusterIP}')/v1"
     cat <<EOF
 
 llm-gateway demo is up ($1 s). The dev stack runs on a local node; the proxy answers at
@@ -97,12 +101,13 @@ llm-gateway demo is up ($1 s). The dev stack runs on a local node; the proxy ans
 
 Next, from \`make demo-shell\` (a shell inside the node's network namespace, in the demo's
 project copy, with kubectl and pulumi ready):
-  kubectl get deploy,pods -n llm-gateway-dev          # the proxy, Available
-  bash -ec "\$(pulumi stack output smokeTest)"          # one request from a pod, no key
-  curl -s $endpoint/models | head -c 300              # from the node's namespace, also keyless
-  pulumi config set --secret openaiKey                # rotate (type any new fake key), then:
-  pulumi up                                           # only the Secret changes; pods pick it up
-  pulumi config set killSwitch true && pulumi up      # cut all LLM traffic
+  kubectl get deploy,pods -n $namespace          # the proxy, Available
+  bash -ec "\$(pulumi stack output smokeTest)"     # one request from a pod, no key
+  curl -s $service_url/models              # the Service from the node's namespace, keyless
+  pulumi config set --secret openaiKey           # rotate (type any new fake key), then:
+  pulumi up                                      # only the Secret changes; pods pick it
+                                                 #   up at the kubelet's next sync (~1 min)
+  pulumi config set killSwitch true && pulumi up # cut all LLM traffic
 Tear it all down: make demo-down
 EOF
 }
