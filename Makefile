@@ -25,7 +25,7 @@ lint: venv
 test: lint
 	$(BIN)/pytest -m "not e2e"
 
-## make up STACK=dev: deploy one stack (local file backend, passphrase secrets).
+## make up STACK=dev: deploy one stack with scripts/pulumi-stack.sh (your backend and secrets provider).
 up: venv
 	STACK=$(STACK) scripts/pulumi-stack.sh up
 

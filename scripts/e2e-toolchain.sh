@@ -32,7 +32,6 @@ tools="$here/e2e"
 PULUMI_VERSION=3.274.1
 KUBERNETES_PROVIDER_VERSION=4.34.2
 KUBE_VERSION=1.36.3
-ETCD_VERSION=3.6.16
 AGENTGATEWAY_VERSION=1.4.1
 agentgateway_src="${LLM_GATEWAY_AGENTGATEWAY_SRC:-$here/../../shared/agentgateway/agentgateway-v${AGENTGATEWAY_VERSION}-controller-src.tar.gz}"
 
@@ -127,7 +126,8 @@ build coredns "$tools/coredns" .
 # The agentgateway controller: its module is not served by the Go module proxy, so its
 # source comes from ../shared (its dependencies are served). Keyed on the tarball's sha256.
 if [[ -f "$agentgateway_src" ]]; then
-    src_sum="$(sha256sum "$agentgateway_src" | cut -c1-64)"
+    agentgateway_ldflags="-X github.com/agentgateway/agentgateway/controller/pkg/version.Version=v${AGENTGATEWAY_VERSION}"
+    src_sum="$(sha256sum "$agentgateway_src" | cut -c1-64) $agentgateway_ldflags"
     if fresh agentgateway-controller "$src_sum"; then
         log "agentgateway-controller: cached"
     else
@@ -136,7 +136,8 @@ if [[ -f "$agentgateway_src" ]]; then
         stage="$cache/src/agentgateway"
         rm -rf "$stage" && mkdir -p "$stage"
         tar -xzf "$agentgateway_src" -C "$stage"
-        (cd "$stage"/agentgateway-* && go build -trimpath -o "$bin/agentgateway-controller.tmp" ./controller/cmd/agentgateway)
+        (cd "$stage"/agentgateway-* && go build -trimpath -ldflags "$agentgateway_ldflags" \
+            -o "$bin/agentgateway-controller.tmp" ./controller/cmd/agentgateway)
         mv "$bin/agentgateway-controller.tmp" "$bin/agentgateway-controller"
         echo "$src_sum" >"$bin/agentgateway-controller.inputs"
         echo "agentgateway-controller $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"

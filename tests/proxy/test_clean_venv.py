@@ -1,8 +1,9 @@
 """proxy/requirements.txt alone (hashes required) gives a venv that serves.
 
-Stands in for the image build, which has no Docker engine here: the Dockerfile
-installs exactly this file the same way. Slow-ish (a venv + pip install, pip's
-cache makes reruns quick), so it is marked `slow` but stays in the normal run.
+The Dockerfile installs exactly this file the same way; tests/image builds the real image
+(as root, in `make e2e`), and this keeps the check in `make test` without root.
+Slow-ish (a venv + pip install, pip's cache makes reruns quick), so it is marked `slow`
+but stays in the normal run.
 """
 
 import subprocess
