@@ -21,6 +21,8 @@ from .secret import KEY_FIELD
 
 API_VERSION = "agentgateway.dev/v1alpha1"
 KIND = "AgentgatewayBackend"
+# The controller translated the backend (its Secret entry found, its provider valid).
+ACCEPTED = "condition=Accepted"
 # Where agentgateway's `openai` provider goes when host/port/pathPrefix are not set.
 OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_BASE_PATH = "/v1"
@@ -140,12 +142,18 @@ def agentgateway_backend(
     model: str | None,
     skip_await: bool,
 ) -> CustomObject[BackendSpec]:
-    """The backend the HTTPRoute points at; the key is referenced, never copied."""
+    """The backend the HTTPRoute points at; the key is referenced, never copied.
+
+    `pulumi up` waits for it to be Accepted (unless skip_await): a backend the controller
+    refuses (e.g. its Secret lacks the key entry) still leaves the route Accepted and
+    ResolvedRefs and the Gateway Programmed, so only this condition shows it."""
     upstream = Upstream.from_url(upstream_url)
     return {
         "api_version": API_VERSION,
         "kind": KIND,
-        "metadata": object_meta(name, namespace, component="agentgateway", skip_await=skip_await),
+        "metadata": object_meta(
+            name, namespace, component="agentgateway", skip_await=skip_await, wait_for=ACCEPTED
+        ),
         "spec": {
             "ai": {"provider": _provider(upstream, model)},
             "policies": _policies(upstream, secret_name),

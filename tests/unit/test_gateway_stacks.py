@@ -113,10 +113,15 @@ def test_real_stacks_keep_awaiting_readiness(stack: str) -> None:
         assert SKIP_AWAIT not in obj.inputs["metadata"].get("annotations", {}), obj.name
 
 
-def test_pulumi_up_waits_until_the_gateway_is_programmed(stack: str) -> None:
+def test_pulumi_up_waits_until_the_gateway_is_programmed_and_the_backend_accepted(
+    stack: str,
+) -> None:
     gateway = rendered(stack).one("Gateway")
     assert gateway.inputs["metadata"]["annotations"] == {WAIT_FOR: "condition=Programmed"}
-    others = [o for o in rendered(stack).k8s_objects() if o.kind != "Gateway"]
+    backend = rendered(stack).one("AgentgatewayBackend")
+    assert backend.inputs["metadata"]["annotations"] == {WAIT_FOR: "condition=Accepted"}
+    awaited = ("Gateway", "AgentgatewayBackend")
+    others = [o for o in rendered(stack).k8s_objects() if o.kind not in awaited]
     assert all(WAIT_FOR not in o.inputs["metadata"].get("annotations", {}) for o in others)
 
 
