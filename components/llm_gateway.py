@@ -86,9 +86,13 @@ class LlmGateway(pulumi.ComponentResource):
         self.gateway_endpoint = pulumi.Output.from_input(gateway_endpoint)
         self.proxy_endpoint = pulumi.Output.from_input(proxy_endpoint)
         self.kill_switch = pulumi.Output.from_input(cfg.kill_switch)
-        self.smoke_test = pulumi.Output.from_input(
-            smoke_test_command(
-                cfg, gateway_endpoint=gateway_endpoint, proxy_endpoint=proxy_endpoint
+        self.smoke_test = self.key_fingerprint.apply(
+            lambda fingerprint: smoke_test_command(
+                cfg,
+                gateway_endpoint=gateway_endpoint,
+                proxy_endpoint=proxy_endpoint,
+                key_fingerprint=fingerprint,
+                proxy_name=PROXY_NAME,
             )
         )
         self.register_outputs(

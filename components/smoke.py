@@ -4,6 +4,12 @@ Each runs the proxy image's smoke client inside the cluster, with no credentials
 against that plane's in-cluster base URL; it prints the reply and exits non-zero on
 failure (`kubectl run -i --rm --restart=Never` passes the pod's exit code through).
 The pods carry the client label, so the NetworkPolicies let them in.
+
+A last line proves which key is live: it asks every running proxy pod for the key
+fingerprint on its /readyz (through `kubectl exec`, so no NetworkPolicy is in the way)
+and waits, bounded, until all of them serve the stack's `keyFingerprint`, which it knows
+from the output itself. After a rotation that wait is the kubelet's Secret sync (about a
+minute). agentgateway cannot report which key it holds; its line says so.
 """
 
 import json
@@ -14,7 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config_model import CLIENT_LABEL, LlmGatewayConfig
-from .shapes.deployment import container_security_context, pod_security_context
+from .shapes.deployment import CONTAINER_PORT, container_security_context, pod_security_context
+from .shapes.meta import selector
 
 # Without an image there is nothing to run the smoke client with; say so when run.
 NO_IMAGE = (
@@ -58,15 +65,63 @@ def _kubeconfig_file(kubeconfig: str | None) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def _kubectl_run(cfg: LlmGatewayConfig, pod: str, url: str) -> str:
-    image = cfg.proxy.image_ref
-    if image is None:
-        return NO_IMAGE
+# How long the key check waits for every proxy pod to serve the expected key: past the
+# kubelet's default Secret sync (1 min plus jitter; 70-88 s measured) with room to spare.
+KEY_CHECK_SECONDS = 180
+KEY_CHECK_INTERVAL_SECONDS = 5
+# Run in each proxy pod: the fingerprint its /readyz reports (empty when it does not answer).
+_READ_FINGERPRINT = (
+    "import json,urllib.request as r;"
+    f"print(json.load(r.urlopen('http://127.0.0.1:{CONTAINER_PORT}/readyz',timeout=5))"
+    "['keyFingerprint'])"
+)
+KILL_SWITCH_ON = (
+    "echo 'smokeTest: killSwitch is on, so all LLM traffic is cut on purpose; "
+    "pulumi config set killSwitch false && pulumi up restores it' >&2; exit 1"
+)
+
+
+def _kubectl(cfg: LlmGatewayConfig) -> list[str]:
+    """kubectl with the kubeconfig and context the provider uses."""
     argv = ["kubectl"]
     if kubeconfig := _kubeconfig_file(cfg.kubeconfig):
         argv += ["--kubeconfig", kubeconfig]
     if cfg.context:
         argv += ["--context", cfg.context]
+    return argv
+
+
+def _key_check(cfg: LlmGatewayConfig, proxy_name: str, fingerprint: str) -> str:
+    """A bounded wait until every running proxy pod serves `fingerprint`, as one line."""
+    kubectl = shlex.join(_kubectl(cfg))
+    namespace = shlex.quote(cfg.namespace)
+    (label,) = selector(proxy_name).items()
+    tries = KEY_CHECK_SECONDS // KEY_CHECK_INTERVAL_SECONDS
+    list_pods = (
+        f"{kubectl} get pods -n {namespace} -l {shlex.quote('='.join(label))} "
+        "--field-selector=status.phase=Running -o name"
+    )
+    read = f'{kubectl} exec -n {namespace} "$pod" -- python -c {shlex.quote(_READ_FINGERPRINT)}'
+    return (
+        f"(expected={shlex.quote(fingerprint)}; "
+        f"for try in $(seq {tries}); do total=0; stale=0; "
+        f"for pod in $({list_pods}); do total=$((total+1)); "
+        f"served=$({read} 2>/dev/null) || served=; "
+        '[ "$served" = "$expected" ] || stale=$((stale+1)); done; '
+        'if [ "$total" -gt 0 ] && [ "$stale" = 0 ]; then '
+        'echo "ok: every proxy pod ($total) serves key $expected"; exit 0; fi; '
+        f"sleep {KEY_CHECK_INTERVAL_SECONDS}; done; "
+        f'echo "smoke failed: after {KEY_CHECK_SECONDS}s, $stale of $total running proxy pods '
+        "do not serve key $expected yet (the kubelet refreshes Secret volumes about once a "
+        'minute; keep the old key valid until they do)" >&2; exit 1)'
+    )
+
+
+def _kubectl_run(cfg: LlmGatewayConfig, pod: str, url: str) -> str:
+    image = cfg.proxy.image_ref
+    if image is None:
+        return NO_IMAGE
+    argv = _kubectl(cfg)
     argv += [
         "run",
         pod,
@@ -95,12 +150,25 @@ def _kubectl_run(cfg: LlmGatewayConfig, pod: str, url: str) -> str:
 
 
 def smoke_test_command(
-    cfg: LlmGatewayConfig, *, gateway_endpoint: str | None, proxy_endpoint: str | None
+    cfg: LlmGatewayConfig,
+    *,
+    gateway_endpoint: str | None,
+    proxy_endpoint: str | None,
+    key_fingerprint: str | None = None,
+    proxy_name: str = "llm-proxy",
 ) -> str:
-    """Newline-separated commands, gateway first; each one stands alone."""
+    """Newline-separated commands, gateway first; each one stands alone. With the proxy
+    plane on and `key_fingerprint` known, a last line checks every proxy pod serves it."""
+    if cfg.kill_switch:
+        return KILL_SWITCH_ON
     commands = []
     if gateway_endpoint is not None:
-        commands.append(_kubectl_run(cfg, "llm-smoke-gateway", gateway_endpoint))
+        gateway = _kubectl_run(cfg, "llm-smoke-gateway", gateway_endpoint)
+        if gateway != NO_IMAGE:
+            gateway += "  # agentgateway cannot report which key it holds: not checked"
+        commands.append(gateway)
     if proxy_endpoint is not None:
         commands.append(_kubectl_run(cfg, "llm-smoke-proxy", proxy_endpoint))
+        if key_fingerprint is not None and cfg.proxy.image_ref is not None:
+            commands.append(_key_check(cfg, proxy_name, key_fingerprint))
     return "\n".join(commands)

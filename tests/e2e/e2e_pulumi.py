@@ -191,3 +191,26 @@ def write_stack_file(ws: Workspace, stack: str, namespace: str, overrides: dict[
         merged.update(value)
         config[f"llm-gateway:{key}"] = merged
     (stacks / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+SMOKE_TIMEOUT_S = 300
+
+
+def run_smoke_output(ws: Workspace, stack: str) -> subprocess.CompletedProcess[str]:
+    """`bash -ec "$(pulumi stack output smokeTest)"`, exactly as the README tells users.
+
+    Its output is scanned for the forbidden strings (the fake keys), like every command's.
+    """
+    smoke = ws.run("stack", "output", "smokeTest", "--stack", stack).stdout.strip()
+    done = subprocess.run(
+        ["bash", "-ec", smoke],
+        env=ws.env(),
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT_S,
+        check=False,
+    )
+    for secret in ws.forbidden:
+        if secret in done.stdout + done.stderr:
+            raise PulumiError("the smoke output printed a secret in plaintext")
+    return done

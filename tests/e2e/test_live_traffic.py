@@ -21,7 +21,13 @@ import pytest
 from components.shapes.deployment import TERMINATION_GRACE_SECONDS
 from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
-from tests.e2e.e2e_pulumi import FAKE_KEY, ROTATED_KEY, Workspace, write_stack_file
+from tests.e2e.e2e_pulumi import (
+    FAKE_KEY,
+    ROTATED_KEY,
+    Workspace,
+    run_smoke_output,
+    write_stack_file,
+)
 from tests.e2e.steady_load import SteadyLoad
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
@@ -152,6 +158,11 @@ def test_rotation_under_load_fails_no_request_and_restarts_nothing(
         assert seen[-1] == new, summary
         assert switches == 1, summary
 
+    # The smoke output now proves the new key is live in every pod, with no extra typing.
+    done = run_smoke_output(workspace, STACK)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert f"ok: every proxy pod ({REPLICAS}) serves key {new}" in done.stdout
+
 
 def test_kill_switch_cuts_traffic_once_the_pods_drain_and_restore_brings_it_back(
     workspace: Workspace, kube: Kube
@@ -180,6 +191,9 @@ def test_kill_switch_cuts_traffic_once_the_pods_drain_and_restore_brings_it_back
     assert kube.apps.read_namespaced_deployment(PROXY, NS).spec.replicas == 0
     with pytest.raises(httpx.ConnectError):  # and it stays cut
         httpx.post(f"{url}/chat/completions", json=chat, timeout=10)
+    done = run_smoke_output(workspace, STACK)  # which says why
+    assert done.returncode == 1
+    assert "killSwitch is on" in done.stderr
 
     workspace.run("config", "set", "--stack", STACK, "killSwitch", "false")
     workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)

@@ -178,18 +178,17 @@ def test_smoke_test_runs_the_proxy_image_against_each_plane_without_credentials(
     result = rendered(stack)
     image = TEST_IMAGE
     lines = result.outputs["smokeTest"].splitlines()
-    assert len(lines) == 2
-    for line, url_output in zip(lines, ("gatewayEndpoint", "proxyEndpoint"), strict=True):
+    assert len(lines) == 3  # gateway, proxy, then the proxy pods' key check
+    for line, url_output in zip(lines, ("gatewayEndpoint", "proxyEndpoint"), strict=False):
         assert line.startswith("kubectl run llm-smoke-")
         assert f"--namespace {result.outputs['namespace']}" in line
         assert "--rm -i --restart=Never" in line
         assert f"--image {image}" in line
-        assert line.endswith(
-            f"-- python -m proxy smoke --url {result.outputs[url_output]} --model gpt-4o-mini"
-        )
+        smoke = f"-- python -m proxy smoke --url {result.outputs[url_output]} --model gpt-4o-mini"
+        assert line.split("  # ")[0].endswith(smoke)
         assert "Authorization" not in line
         assert "sk-" not in line
-        argv = shlex.split(line)
+        argv = shlex.split(line, comments=True)
         assert "--override-type=strategic" in argv
         overrides = json.loads(
             next(a for a in argv if a.startswith("--overrides=")).split("=", 1)[1]
@@ -201,6 +200,32 @@ def test_smoke_test_runs_the_proxy_image_against_each_plane_without_credentials(
         assert container["name"] == argv[2]  # kubectl names the container after the pod
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_smoke_test_says_agentgateway_cannot_report_its_key(stack: str) -> None:
+    gateway_line = rendered(stack).outputs["smokeTest"].splitlines()[0]
+    assert "llm-smoke-gateway" in gateway_line
+    assert gateway_line.endswith("# agentgateway cannot report which key it holds: not checked")
+
+
+def test_smoke_test_checks_every_proxy_pod_serves_the_stack_fingerprint(stack: str) -> None:
+    result = rendered(stack)
+    key_check = result.outputs["smokeTest"].splitlines()[-1]
+    fingerprint = result.outputs["keyFingerprint"]
+    assert key_check.startswith(f"(expected={fingerprint}; ")
+    assert f"get pods -n {result.outputs['namespace']} -l app.kubernetes.io/name=llm-proxy" in (
+        key_check
+    )
+    assert "exec -n" in key_check
+    assert "/readyz" in key_check
+    assert "seq 36" in key_check  # 36 tries 5 s apart: a bounded wait past the kubelet's sync
+    assert key_check.endswith("exit 1)")
+
+
+def test_with_the_kill_switch_on_the_smoke_test_says_so_and_fails() -> None:
+    (line,) = render_stack("dev", overrides={"killSwitch": True}).outputs["smokeTest"].splitlines()
+    assert "killSwitch is on" in line
+    assert line.endswith("exit 1")
 
 
 def test_backend_references_the_secret_by_name_and_key_and_maps_openai_paths(stack: str) -> None:
