@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.e2e_kube import Kube
+from tests.e2e.e2e_node import NODE_ENV, missing_node_env
 from tests.e2e.e2e_pulumi import FAKE_KEY, ROTATED_KEY, Workspace, copy_project
 
 BIN_ENV, KUBECONFIG_ENV = "LLM_GATEWAY_E2E_BIN", "LLM_GATEWAY_E2E_KUBECONFIG"
@@ -70,3 +71,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     )
     ws.backend_dir.mkdir()
     return ws
+
+
+@pytest.fixture(scope="session")
+def node() -> dict[str, str]:
+    """The local node's facts (scripts/e2e/cluster.sh); skips where no node runs."""
+    missing = missing_node_env()
+    if missing:
+        pytest.skip(f"no local node ({', '.join(missing)} unset): run `make e2e`")
+    return {name: os.environ[name] for name in NODE_ENV}

@@ -9,10 +9,7 @@ it came from. Tests run in file order on one stack, `live`, with two proxy repli
 from __future__ import annotations
 
 import itertools
-import json
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +18,7 @@ import pytest
 from components.shapes.deployment import TERMINATION_GRACE_SECONDS
 from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
+from tests.e2e.e2e_node import proxy_pods, upstream_calls
 from tests.e2e.e2e_pulumi import (
     FAKE_KEY,
     ROTATED_KEY,
@@ -40,25 +38,9 @@ REPLICAS = 2
 # jitter): a probe here measured 70-88 s. Past this bound the rotation counts as broken.
 ROTATION_BOUND_S = 180
 
-facts: dict[str, Any] = {}
-
-
-@pytest.fixture(scope="module")
-def node() -> dict[str, str]:
-    names = (
-        "LLM_GATEWAY_NODE_PROXY_IMAGE",
-        "LLM_GATEWAY_NODE_UPSTREAM_URL",
-        "LLM_GATEWAY_NODE_UPSTREAM_RECORD",
-    )
-    missing = [name for name in names if not os.environ.get(name)]
-    if missing:
-        pytest.skip(f"no local node ({', '.join(missing)} unset): run `make e2e`")
-    return {name: os.environ[name] for name in names}
-
 
 def pods(kube: Kube) -> list[Any]:
-    found = kube.core.list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/name={PROXY}")
-    return [pod for pod in found.items if pod.metadata.deletion_timestamp is None]
+    return proxy_pods(kube, NS)
 
 
 def served_fingerprints(kube: Kube) -> dict[str, str | None]:
@@ -76,11 +58,6 @@ def served_fingerprints(kube: Kube) -> dict[str, str | None]:
 def service_url(kube: Kube) -> str:
     service = kube.core.read_namespaced_service(PROXY, NS)
     return f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/v1"
-
-
-def upstream_calls(record: str, since: float) -> list[dict[str, Any]]:
-    lines = Path(record).read_text().splitlines()
-    return [call for call in map(json.loads, lines) if call["time"] >= since]
 
 
 def test_up_with_two_replicas(
@@ -131,7 +108,6 @@ def test_rotation_under_load_fails_no_request_and_restarts_nothing(
         time.sleep(3)  # traffic after every pod switched
     finally:
         outcomes = load.stop()
-    facts["rotation"] = {"first_s": first_new, "last_s": last_new, "requests": len(outcomes)}
     print(
         f"\nrotation: first pod on the new key {first_new:.1f}s, last {last_new:.1f}s after "
         f"`pulumi up` returned; {len(outcomes)} requests, {len(load.failures())} failed"
@@ -187,7 +163,6 @@ def test_kill_switch_cuts_traffic_once_the_pods_drain_and_restore_brings_it_back
             time.sleep(0.2)
     print(f"\nkill switch: calls fail {first_failure}s after `pulumi up` returned")
     assert first_failure is not None, "calls still succeed after every pod's grace period"
-    facts["kill_switch_first_failure_s"] = first_failure
     assert kube.apps.read_namespaced_deployment(PROXY, NS).spec.replicas == 0
     with pytest.raises(httpx.ConnectError):  # and it stays cut
         httpx.post(f"{url}/chat/completions", json=chat, timeout=10)

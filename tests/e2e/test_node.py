@@ -8,11 +8,9 @@ stack, `node`, with the proxy plane on, the agentgateway plane off and no skipAw
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +18,7 @@ from kubernetes import client
 
 from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
+from tests.e2e.e2e_node import proxy_pods, upstream_calls
 from tests.e2e.e2e_pulumi import FAKE_KEY, Workspace, run_smoke_output, write_stack_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
@@ -27,37 +26,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
 STACK = "node"
 NS = "llm-gateway-node"
 PROXY = "llm-proxy"
-NODE_ENV = (
-    "LLM_GATEWAY_NODE_NAME",
-    "LLM_GATEWAY_NODE_PROXY_IMAGE",
-    "LLM_GATEWAY_NODE_UPSTREAM_URL",
-    "LLM_GATEWAY_NODE_UPSTREAM_RECORD",
-    "LLM_GATEWAY_NODE_UPSTREAM_ACCEPT",
-)
-
-facts: dict[str, Any] = {}
-
-
-@pytest.fixture(scope="module")
-def node() -> dict[str, str]:
-    missing = [name for name in NODE_ENV if not os.environ.get(name)]
-    if missing:
-        pytest.skip(f"no local node ({', '.join(missing)} unset): run `make e2e`")
-    return {name: os.environ[name] for name in NODE_ENV}
-
-
-def upstream_calls(record: str, since: float) -> list[dict[str, Any]]:
-    """What the node's fake upstream saw since `since` (one JSON object per request)."""
-    path = Path(record)
-    if not path.exists():
-        return []
-    calls = [json.loads(line) for line in path.read_text().splitlines() if line]
-    return [call for call in calls if call["time"] >= since]
-
-
-def proxy_pods(kube: Kube) -> list[Any]:
-    pods = kube.core.list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/name={PROXY}")
-    return list(pods.items)
 
 
 def test_the_node_is_ready_with_the_versions_built_here(kube: Kube, node: dict[str, str]) -> None:
@@ -87,9 +55,7 @@ def test_up_returns_once_the_proxy_is_available(
         "config", "set", "--stack", STACK, "openaiBaseUrl", node["LLM_GATEWAY_NODE_UPSTREAM_URL"]
     )
     workspace.set_secret("openaiKey", FAKE_KEY, STACK)
-    started = time.monotonic()
     workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
-    facts["up_seconds"] = time.monotonic() - started
 
     # Awaited for real: when `pulumi up` returns the Deployment is Available and the
     # Service has a ready endpoint, with nothing polled after the fact.
@@ -108,7 +74,7 @@ def test_up_returns_once_the_proxy_is_available(
         if endpoint.conditions and endpoint.conditions.ready
     ]
     assert len(ready) == 1
-    (pod,) = proxy_pods(kube)
+    (pod,) = proxy_pods(kube, NS)
     assert pod.spec.containers[0].image == node["LLM_GATEWAY_NODE_PROXY_IMAGE"]
     assert pod.status.container_statuses[0].restart_count == 0
 
@@ -118,7 +84,7 @@ def test_the_pod_runs_unprivileged_and_reports_the_stack_fingerprint(
 ) -> None:
     expected = workspace.run("stack", "output", "keyFingerprint", "--stack", STACK).stdout.strip()
     assert expected == key_fingerprint(FAKE_KEY)
-    (pod,) = proxy_pods(kube)
+    (pod,) = proxy_pods(kube, NS)
     # The test runs inside the node's namespace, so pod IPs are reachable from here.
     readyz = httpx.get(f"http://{pod.status.pod_ip}:8080/readyz", timeout=5).json()
     assert readyz == {"status": "ready", "keyFingerprint": expected}
@@ -177,4 +143,4 @@ def test_the_smoke_output_fails_with_one_line_why_when_the_service_is_gone(
 def test_destroy_removes_everything_the_stack_made(workspace: Workspace, kube: Kube) -> None:
     workspace.run("destroy", "--yes", "--skip-preview", "--stack", STACK)
     assert kube.wait_gone("Namespace", NS, timeout=120)
-    assert proxy_pods(kube) == []
+    assert proxy_pods(kube, NS) == []

@@ -1,0 +1,45 @@
+"""What the node scenarios share: the node's facts from the environment, its fake upstream's
+record, and the proxy pods of a namespace.
+
+scripts/e2e/cluster.sh exports the LLM_GATEWAY_NODE_* variables when a node runs; without
+them the `node` fixture (tests/e2e/conftest.py) skips the scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.e2e_kube import Kube
+
+NODE_ENV = (
+    "LLM_GATEWAY_NODE_NAME",
+    "LLM_GATEWAY_NODE_PROXY_IMAGE",
+    "LLM_GATEWAY_NODE_UPSTREAM_URL",
+    "LLM_GATEWAY_NODE_UPSTREAM_RECORD",
+    "LLM_GATEWAY_NODE_UPSTREAM_ACCEPT",
+)
+PROXY = "llm-proxy"
+
+
+def missing_node_env() -> list[str]:
+    return [name for name in NODE_ENV if not os.environ.get(name)]
+
+
+def upstream_calls(record: str, since: float) -> list[dict[str, Any]]:
+    """What the node's fake upstream saw since `since` (one JSON object per request)."""
+    path = Path(record)
+    if not path.exists():
+        return []
+    calls = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [call for call in calls if call["time"] >= since]
+
+
+def proxy_pods(kube: Kube, namespace: str) -> list[Any]:
+    """The proxy's pods in `namespace` that are not being deleted."""
+    found = kube.core.list_namespaced_pod(
+        namespace, label_selector=f"app.kubernetes.io/name={PROXY}"
+    )
+    return [pod for pod in found.items if pod.metadata.deletion_timestamp is None]
