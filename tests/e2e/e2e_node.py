@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.e2e_kube import Kube
+from tests.e2e.e2e_pulumi import FAKE_KEY, Workspace, write_stack_file
 
 NODE_ENV = (
     "LLM_GATEWAY_NODE_NAME",
@@ -43,3 +44,26 @@ def proxy_pods(kube: Kube, namespace: str) -> list[Any]:
         namespace, label_selector=f"app.kubernetes.io/name={PROXY}"
     )
     return [pod for pod in found.items if pod.metadata.deletion_timestamp is None]
+
+
+def up_node_stack(
+    ws: Workspace,
+    stack: str,
+    namespace: str,
+    kubeconfig: str,
+    node: dict[str, str],
+    proxy: dict[str, Any] | None = None,
+) -> None:
+    """Create `stack` for the node (proxy plane with the node's image, agentgateway off,
+    the node's fake upstream, no skipAwait) and `pulumi up` it: returns once awaited."""
+    overrides = {
+        "proxy": {"image": node["LLM_GATEWAY_NODE_PROXY_IMAGE"], **(proxy or {})},
+        "agentgateway": {"enabled": False},
+    }
+    write_stack_file(ws, stack, namespace, overrides)
+    ws.run("stack", "init", stack, "--secrets-provider", "passphrase")
+    ws.run("config", "set", "--stack", stack, "kubeconfig", kubeconfig)
+    upstream = node["LLM_GATEWAY_NODE_UPSTREAM_URL"]
+    ws.run("config", "set", "--stack", stack, "openaiBaseUrl", upstream)
+    ws.set_secret("openaiKey", FAKE_KEY, stack)
+    ws.run("up", "--yes", "--skip-preview", "--stack", stack)

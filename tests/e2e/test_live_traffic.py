@@ -18,13 +18,12 @@ import pytest
 from components.shapes.deployment import TERMINATION_GRACE_SECONDS
 from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
-from tests.e2e.e2e_node import proxy_pods, upstream_calls
+from tests.e2e.e2e_node import proxy_pods, up_node_stack, upstream_calls
 from tests.e2e.e2e_pulumi import (
     FAKE_KEY,
     ROTATED_KEY,
     Workspace,
     run_smoke_output,
-    write_stack_file,
 )
 from tests.e2e.steady_load import SteadyLoad
 
@@ -63,18 +62,7 @@ def service_url(kube: Kube) -> str:
 def test_up_with_two_replicas(
     workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
 ) -> None:
-    overrides = {
-        "proxy": {"image": node["LLM_GATEWAY_NODE_PROXY_IMAGE"], "replicas": REPLICAS},
-        "agentgateway": {"enabled": False},
-    }
-    write_stack_file(workspace, STACK, NS, overrides)
-    workspace.run("stack", "init", STACK, "--secrets-provider", "passphrase")
-    workspace.run("config", "set", "--stack", STACK, "kubeconfig", kubeconfig)
-    workspace.run(
-        "config", "set", "--stack", STACK, "openaiBaseUrl", node["LLM_GATEWAY_NODE_UPSTREAM_URL"]
-    )
-    workspace.set_secret("openaiKey", FAKE_KEY, STACK)
-    workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+    up_node_stack(workspace, STACK, NS, kubeconfig, node, proxy={"replicas": REPLICAS})
     assert len(pods(kube)) == REPLICAS
     assert set(served_fingerprints(kube).values()) == {key_fingerprint(FAKE_KEY)}
 

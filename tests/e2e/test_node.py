@@ -18,8 +18,8 @@ from kubernetes import client
 
 from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
-from tests.e2e.e2e_node import proxy_pods, upstream_calls
-from tests.e2e.e2e_pulumi import FAKE_KEY, Workspace, run_smoke_output, write_stack_file
+from tests.e2e.e2e_node import proxy_pods, up_node_stack, upstream_calls
+from tests.e2e.e2e_pulumi import FAKE_KEY, Workspace, run_smoke_output
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
 
@@ -40,22 +40,7 @@ def test_the_node_is_ready_with_the_versions_built_here(kube: Kube, node: dict[s
 def test_up_returns_once_the_proxy_is_available(
     workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
 ) -> None:
-    write_stack_file(
-        workspace,
-        STACK,
-        NS,
-        {
-            "proxy": {"image": node["LLM_GATEWAY_NODE_PROXY_IMAGE"]},
-            "agentgateway": {"enabled": False},
-        },
-    )
-    workspace.run("stack", "init", STACK, "--secrets-provider", "passphrase")
-    workspace.run("config", "set", "--stack", STACK, "kubeconfig", kubeconfig)
-    workspace.run(
-        "config", "set", "--stack", STACK, "openaiBaseUrl", node["LLM_GATEWAY_NODE_UPSTREAM_URL"]
-    )
-    workspace.set_secret("openaiKey", FAKE_KEY, STACK)
-    workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+    up_node_stack(workspace, STACK, NS, kubeconfig, node)
 
     # Awaited for real: when `pulumi up` returns the Deployment is Available and the
     # Service has a ready endpoint, with nothing polled after the fact.
