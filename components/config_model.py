@@ -281,6 +281,16 @@ class ProxyConfig(_Strict):
         description="NO_PROXY with egressProxy",
         examples=[[".internal.example.com"]],
     )
+    rollout_timeout: int = Field(
+        default=300,
+        alias="rolloutTimeout",
+        ge=30,
+        le=3600,
+        description="seconds `pulumi up` waits for the proxy pods to be ready before it "
+        "fails naming the pods' reason (image pull, crash, OOM); also the Deployment's "
+        "progressDeadlineSeconds",
+        examples=[300],
+    )
 
     @field_validator("egress_proxy")
     @classmethod
@@ -375,13 +385,21 @@ class ClientConfig(_Strict):
 
 
 class SmokeTestConfig(_Strict):
-    """What the `smokeTest` output command sends."""
+    """What the smoke request sends, and whether `pulumi up` sends it too."""
 
     model: str = Field(
         default="gpt-4o-mini",
         min_length=1,
         description="model the smoke command asks for (must be allowed by the proxy)",
         examples=["gpt-4o-mini"],
+    )
+    on_up: bool = Field(
+        default=False,
+        alias="onUp",
+        description="`pulumi up` runs the smoke request in the cluster too (a Job per data "
+        "plane, re-run when the key or image changes) and fails with its reason; spends one "
+        "real request per such deploy",
+        examples=[True],
     )
 
 
@@ -524,6 +542,24 @@ class LlmGatewayConfig(_Strict):
                     "is not set, and no public llm-proxy image is published: build and push "
                     "one (`make image`) and set it, or run everything locally with `make demo`"
                     " (or set proxy.enabled false)",
+                )
+            ]
+        if self.smoke_test.on_up and self.skip_await:
+            return [
+                RuleViolation(
+                    "smokeTest.onUp",
+                    "needs the provider to wait for the smoke Jobs, but skipAwait is true; "
+                    "set skipAwait false (a cluster with a kubelet) or smokeTest.onUp false",
+                    fix=("smokeTest.onUp", False),
+                )
+            ]
+        if self.smoke_test.on_up and self.proxy.image is None:
+            return [
+                RuleViolation(
+                    "smokeTest.onUp",
+                    "needs proxy.image: the smoke Jobs run the smoke client of the proxy "
+                    "image; set proxy.image (`make image` builds one) or smokeTest.onUp false",
+                    fix=("smokeTest.onUp", False),
                 )
             ]
         return []

@@ -23,6 +23,7 @@ from .shapes import namespace as namespace_shape
 from .shapes import network_policy
 from .shapes import service as service_shape
 from .smoke import smoke_test_command
+from .smoke_jobs import PlaneUnderTest, declare_smoke_jobs
 
 COMPONENT_TYPE = "llm-gateway:index:LlmGateway"
 KUBERNETES_TYPE = "kubernetes:core/v1:Namespace"  # any Kubernetes type names its package
@@ -53,6 +54,7 @@ class LlmGateway(pulumi.ComponentResource):
     proxy_endpoint: pulumi.Output[str | None]
     kill_switch: pulumi.Output[bool]
     smoke_test: pulumi.Output[str]
+    smoke_on_up: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: LlmGatewayArgs, opts: pulumi.ResourceOptions | None = None
@@ -95,6 +97,14 @@ class LlmGateway(pulumi.ComponentResource):
                 proxy_name=PROXY_NAME,
             )
         )
+        self.smoke_jobs, self.smoke_on_up = declare_smoke_jobs(
+            name,
+            cfg,
+            namespace,
+            self.key_fingerprint,
+            self._planes_under_test(gateway_endpoint, proxy_endpoint),
+            child,
+        )
         self.register_outputs(
             {
                 "namespace": self.namespace,
@@ -104,8 +114,23 @@ class LlmGateway(pulumi.ComponentResource):
                 "proxyEndpoint": self.proxy_endpoint,
                 "killSwitch": self.kill_switch,
                 "smokeTest": self.smoke_test,
+                "smokeOnUp": self.smoke_on_up,
             }
         )
+
+    def _planes_under_test(
+        self, gateway_endpoint: str | None, proxy_endpoint: str | None
+    ) -> list[PlaneUnderTest]:
+        """Each enabled plane's URL and the resources that make it ready, gateway first."""
+        planes = []
+        if gateway_endpoint is not None and self.gateway is not None:
+            ready: list[pulumi.Resource] = [self.gateway]
+            ready += [r for r in (self.gateway_policy, self.backend, self.route) if r is not None]
+            planes.append(PlaneUnderTest("gateway", gateway_endpoint, ready, reports_key=False))
+        if proxy_endpoint is not None and self.proxy is not None:
+            ready = [self.proxy.deployment, self.proxy.service, self.proxy.network_policy]
+            planes.append(PlaneUnderTest("proxy", proxy_endpoint, ready, reports_key=True))
+        return planes
 
     def _kubernetes_provider(self, name: str, args: LlmGatewayArgs) -> pulumi.ProviderResource:
         """The caller's provider if it is known to update Secrets in place, else our own.

@@ -14,6 +14,11 @@ COMPONENT_TYPE = "llm-gateway:index:LlmProxy"
 PROXY_NAME = "llm-proxy"
 
 
+def _rollout_timeouts(config: ProxyConfig) -> pulumi.CustomTimeouts:
+    wait = f"{config.rollout_timeout}s"
+    return pulumi.CustomTimeouts(create=wait, update=wait)
+
+
 class LlmProxy(pulumi.ComponentResource):
     """The proxy side. `replicas` is the effective count (0 under the kill switch); the
     PDB follows the configured `config.replicas`, so the kill switch touches nothing
@@ -74,7 +79,10 @@ class LlmProxy(pulumi.ComponentResource):
         self.deployment = k8s.apps.v1.Deployment(
             name,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.service_account, self.network_policy]
+                parent=self,
+                depends_on=[self.service_account, self.network_policy],
+                # Fail well before the provider's 10 minutes, quoting the pods' reason.
+                custom_timeouts=_rollout_timeouts(config),
             ),
             metadata=workload["metadata"],
             spec=workload["spec"],

@@ -137,16 +137,19 @@ def _kubectl_run(cfg: LlmGatewayConfig, pod: str, url: str) -> str:
         f"--overrides={_hardening_overrides(pod)}",
         "--command",
         "--",
-        "python",
-        "-m",
-        "proxy",
-        "smoke",
-        "--url",
-        url,
-        "--model",
-        cfg.smoke_test.model,
+        *smoke_client_command(url, cfg.smoke_test.model),
     ]
     return shlex.join(argv)
+
+
+def smoke_client_command(url: str, model: str, expect_key: str | None = None) -> list[str]:
+    """The proxy image's smoke client: one keyless chat through `url` (the `smokeTest`
+    pods and the smokeTest.onUp Jobs run the same). With `expect_key`, it first waits
+    until the answering proxy serves that key (the bundled proxy reports it)."""
+    command = ["python", "-m", "proxy", "smoke", "--url", url, "--model", model]
+    if expect_key is not None:
+        command += ["--expect-key", expect_key, "--key-wait", str(KEY_CHECK_SECONDS)]
+    return command
 
 
 def smoke_test_command(

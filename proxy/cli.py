@@ -37,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     smoke.add_argument("--url", required=True, help="OpenAI base URL, e.g. http://host/v1")
     smoke.add_argument("--model", default="gpt-4o-mini")
     smoke.add_argument("--timeout", type=float, default=60.0, help="seconds")
+    smoke.add_argument(
+        "--expect-key",
+        metavar="FINGERPRINT",
+        help="bundled proxy only: first wait until the answering proxy serves this key",
+    )
+    smoke.add_argument(
+        "--key-wait", type=float, default=180.0, help="seconds to wait for --expect-key"
+    )
     return parser
 
 
@@ -48,7 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "smoke":
         from proxy.smoke import run_smoke  # only smoke needs httpx
 
-        ok, line = run_smoke(args.url, args.model, args.timeout)
+        ok, line = run_smoke(
+            args.url,
+            args.model,
+            args.timeout,
+            expect_key=args.expect_key,
+            key_wait=args.key_wait,
+        )
         print(line)
         return 0 if ok else 1
     overrides = {

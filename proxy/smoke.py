@@ -1,7 +1,13 @@
 """`python -m proxy smoke`: one keyless chat completion through a gateway.
 
 Prints the reply and the latency and returns 0, or prints one line saying why
-it failed and returns 1. Used by the Pulumi stack's `smokeTest` output.
+it failed and returns 1. Used by the Pulumi stack's `smokeTest` output and by the
+smoke Jobs of `smokeTest.onUp`.
+
+With an expected key fingerprint (the bundled proxy only), it first waits, bounded,
+until the proxy answering it serves that key: it asks /readyz and sends the chat on
+the same keep-alive connection, so the pod that proved the key is the pod that
+answers. Right after a rotation that wait is the kubelet's Secret sync (~1 min).
 """
 
 import re
@@ -11,6 +17,7 @@ import httpx
 
 PROMPT = "Reply with the single word: pong"
 _KEYLIKE = re.compile(r"sk-[A-Za-z0-9_*\-]{4,}")
+KEY_RETRY_SECONDS = 2.0
 
 
 def _scrub(text: str, limit: int = 200) -> str:
@@ -28,13 +35,65 @@ def _error_reason(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} from {response.request.url.host}: {_scrub(detail)}"
 
 
-def run_smoke(base_url: str, model: str, timeout: float) -> tuple[bool, str]:
+def run_smoke(
+    base_url: str,
+    model: str,
+    timeout: float,
+    *,
+    expect_key: str | None = None,
+    key_wait: float = 0.0,
+) -> tuple[bool, str]:
     """(ok, one line to print). Sends no credentials: the gateway must add them."""
+    if expect_key is not None:
+        return _chat_on_key(base_url, model, timeout, expect_key, key_wait)
+    with httpx.Client(timeout=timeout) as client:
+        return _chat(client, base_url, model, timeout)
+
+
+def _served_key(client: httpx.Client, base_url: str) -> str | None:
+    """The fingerprint the proxy behind this connection serves (None: not ready/unknown)."""
+    readyz = httpx.URL(base_url).copy_with(path="/readyz")
+    try:
+        answer = client.get(readyz)
+        served = answer.json().get("keyFingerprint") if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return served if isinstance(served, str) else None
+
+
+def _chat_on_key(
+    base_url: str, model: str, timeout: float, expect_key: str, key_wait: float
+) -> tuple[bool, str]:
+    """The chat, sent once a proxy serving `expect_key` answers (bounded by `key_wait`)."""
+    deadline = time.monotonic() + key_wait
+    served: str | None = None
+    while True:
+        # A new connection per try: the Service may pick another pod.
+        with httpx.Client(timeout=timeout) as client:
+            served = _served_key(client, base_url)
+            if served == expect_key:
+                ok, line = _chat(client, base_url, model, timeout)
+                return ok, f"{line} (a proxy serving key {expect_key})" if ok else line
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(KEY_RETRY_SECONDS)
+    if served is None:
+        return False, (
+            f"smoke failed: after {key_wait:g} s no proxy at {base_url} reported its key on "
+            f"/readyz (not ready, or not the bundled proxy); expected {expect_key}"
+        )
+    return False, (
+        f"smoke failed: after {key_wait:g} s the proxy at {base_url} still serves key {served}, "
+        f"not {expect_key} (the kubelet refreshes Secret volumes about once a minute)"
+    )
+
+
+def _chat(client: httpx.Client, base_url: str, model: str, timeout: float) -> tuple[bool, str]:
     url = base_url.rstrip("/") + "/chat/completions"
     body = {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
     began = time.perf_counter()
     try:
-        response = httpx.post(url, json=body, timeout=timeout)
+        response = client.post(url, json=body)
     except httpx.ConnectError as exc:
         return False, f"smoke failed: cannot connect to {url}: {_scrub(str(exc)) or 'refused'}"
     except httpx.TimeoutException:

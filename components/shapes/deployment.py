@@ -48,6 +48,28 @@ def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsD
     return [{"name": name, "value": value} for name, value in values.items()]
 
 
+_SUFFIX_FACTORS = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_SUFFIX_FACTORS |= {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
+
+
+def cpu_cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity ("500m", "2", "1.5"; validated by the config) in cores."""
+    for suffix in sorted(_SUFFIX_FACTORS, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * _SUFFIX_FACTORS[suffix]
+    return float(quantity)
+
+
+MAX_WORKERS = 16  # past this a pod is better split into more replicas
+
+
+def workers_for(config: ProxyConfig) -> int:
+    """One proxy worker process per whole CPU of the container's limit (1 to MAX_WORKERS):
+    a worker is one event loop, which uses one core; without a CPU limit, one."""
+    limit = config.resources.limits.cpu
+    return min(MAX_WORKERS, max(1, int(cpu_cores(limit)))) if limit else 1
+
+
 def _resources(config: ProxyConfig) -> k8s.core.v1.ResourceRequirementsArgsDict:
     resources: k8s.core.v1.ResourceRequirementsArgsDict = {}
     if requests := config.resources.requests.model_dump(exclude_none=True):
@@ -107,6 +129,9 @@ def _container(config: ProxyConfig, upstream_url: str) -> k8s.core.v1.ContainerA
         "liveness_probe": _probe("/healthz", period=10, failures=3),
         "readiness_probe": _probe("/readyz", period=5, failures=2),
         "lifecycle": _pre_stop(),
+        # A proxy that exits at start leaves its last log lines in the pod's status, so
+        # `pulumi up`'s error (which quotes pod statuses) says why.
+        "termination_message_policy": "FallbackToLogsOnError",
         "security_context": container_security_context(),
         "volume_mounts": [
             {"name": KEY_VOLUME, "mount_path": KEY_MOUNT_DIR, "read_only": True},
@@ -166,6 +191,8 @@ def deployment(
     spec: k8s.apps.v1.DeploymentSpecArgsDict = {
         "replicas": replicas,
         "revision_history_limit": 5,
+        # The cluster's own verdict on a stuck rollout matches the time `pulumi up` waits.
+        "progress_deadline_seconds": config.rollout_timeout,
         "selector": {"match_labels": selector(name)},
         "strategy": _strategy(),
         "template": template,

@@ -27,7 +27,7 @@ def labels(component: str) -> dict[str, str]:
 
 
 def object_meta(
-    name: str,
+    name: pulumi.Input[str],
     namespace: pulumi.Input[str] | None,
     *,
     component: str,
