@@ -26,7 +26,7 @@ from proxy.json_scan import shown_name
 from proxy.keysource import KeySource
 from proxy.model_check import is_json_type, read_models_off_loop
 from proxy.observability import CallRecord, EventLog, Metrics
-from proxy.payload import SlicedPayload
+from proxy.payload import SLICE_BYTES, SlicedPayload
 from proxy.routes import Policy, Route, classify
 from proxy.settings import Settings
 from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_path, check_upstream
@@ -57,6 +57,30 @@ class BodyLimit:
         return errors.body_timeout(self.seconds)
 
 
+class _BodyBuffer:
+    """One growing request body: size checked and memory reserved chunk by chunk."""
+
+    __slots__ = ("body", "limit", "reserve", "reserved", "size")
+
+    def __init__(self, length: int | None, limit: int, reserve: Callable[[int], None]) -> None:
+        self.reserved = length or 0
+        reserve(self.reserved)
+        self.body = bytearray(self.reserved)
+        self.size = 0
+        self.limit = limit
+        self.reserve = reserve
+
+    def add(self, chunk: bytes) -> None:
+        end = self.size + len(chunk)
+        if end > self.limit:
+            raise errors.body_too_large(self.limit)
+        if end > self.reserved:
+            self.reserve(end - self.reserved)
+            self.reserved = end
+        self.body[self.size : end] = chunk  # in place while within the preallocated length
+        self.size = end
+
+
 async def read_bounded(
     content: aiohttp.StreamReader,
     limit: BodyLimit,
@@ -67,27 +91,22 @@ async def read_bounded(
 
     Kept in one bytearray (no list of chunks joined at the end), allocated once when
     the Content-Length is known: one copy of the body in memory, never two while it
-    grows, which aiohttp then sends as it is.
+    grows, which aiohttp then sends as it is. A body that came in whole with its head
+    (most JSON calls) is taken as it is, without arming a timer.
     """
-    reserved = length or 0
-    reserve(reserved)
-    body = bytearray(reserved)
-    size = 0
-    try:
-        async with asyncio.timeout_at(limit.deadline):
-            while chunk := await content.readany():
-                end = size + len(chunk)
-                if end > limit.max_bytes:
-                    raise errors.body_too_large(limit.max_bytes)
-                if end > reserved:
-                    reserve(end - reserved)
-                    reserved = end
-                body[size:end] = chunk  # in place while within the preallocated length
-                size = end
-    except TimeoutError:
-        raise limit.too_slow() from None
-    if size != len(body):
-        del body[size:]  # a (compressed) body whose length differs from the header
+    buffer = _BodyBuffer(length, limit.max_bytes, reserve)
+    if content.is_eof():
+        buffer.add(content.read_nowait())
+    else:
+        try:
+            async with asyncio.timeout_at(limit.deadline):
+                while chunk := await content.readany():
+                    buffer.add(chunk)
+        except TimeoutError:
+            raise limit.too_slow() from None
+    body = buffer.body
+    if buffer.size != len(body):
+        del body[buffer.size :]  # a (compressed) body whose length differs from the header
     return body
 
 
@@ -246,7 +265,7 @@ class Forwarder:
                 request.method,
                 url,
                 headers=upstream_headers(request.headers, key.authorization),
-                data=SlicedPayload(body) if isinstance(body, bytearray) else body,
+                data=_payload(body),
                 allow_redirects=False,
                 proxy=self.egress_proxy,
             )
@@ -375,6 +394,15 @@ class Forwarder:
             if not chunk:
                 break
         await response.write_eof()
+
+
+def _payload(
+    body: bytearray | AsyncIterator[bytes] | None,
+) -> bytearray | SlicedPayload | AsyncIterator[bytes] | None:
+    """Large buffered bodies go out in slices; a small one in aiohttp's single write."""
+    if isinstance(body, bytearray) and len(body) > SLICE_BYTES:
+        return SlicedPayload(body)
+    return body
 
 
 async def _first_chunk(upstream: aiohttp.ClientResponse) -> bytes:

@@ -76,32 +76,65 @@ def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
     return listed
 
 
+# Per header name as received: does it go upstream? Real traffic has a few dozen
+# names; the cache stops growing at _MAX_CACHED so odd names cannot bloat it.
+_MAX_CACHED = 512
+_passes_upstream: dict[str, bool] = {}
+
+
+def _request_header_passes(name: str) -> bool:
+    passes = _passes_upstream.get(name)
+    if passes is None:
+        lowered = name.lower()
+        passes = lowered not in _REQUEST_DROP and not lowered.startswith(_REQUEST_DROP_PREFIX)
+        if len(_passes_upstream) < _MAX_CACHED:
+            _passes_upstream[name] = passes
+    return passes
+
+
 def upstream_headers(incoming: CIMultiDictProxy[str], authorization: str) -> CIMultiDict[str]:
     """The client's headers minus the dropped ones, plus the proxy's key."""
-    drop = _REQUEST_DROP
+    passes = _request_header_passes
     if "Connection" in incoming:
-        drop = drop | _connection_listed(incoming)
-    headers: CIMultiDict[str] = CIMultiDict(
-        (k, v)
-        for k, v in incoming.items()
-        if (name := k.lower()) not in drop and not name.startswith(_REQUEST_DROP_PREFIX)
-    )
+        listed = _connection_listed(incoming)
+        headers: CIMultiDict[str] = CIMultiDict(
+            (k, v) for k, v in incoming.items() if passes(k) and k.lower() not in listed
+        )
+    else:
+        headers = CIMultiDict([(k, v) for k, v in incoming.items() if passes(k)])
     headers["Authorization"] = authorization
     headers["Accept-Encoding"] = _UPSTREAM_ACCEPT_ENCODING
     return headers
+
+
+_passes_back: dict[str, bool] = {}
+
+
+def _response_header_passes(name: str) -> bool:
+    passes = _passes_back.get(name)
+    if passes is None:
+        passes = name.lower() not in _RESPONSE_DROP
+        if len(_passes_back) < _MAX_CACHED:
+            _passes_back[name] = passes
+    return passes
 
 
 def client_headers(
     upstream: aiohttp.ClientResponse, key: str
 ) -> tuple[CIMultiDict[str], int | None]:
     """Response headers for the client and the body length when it is still exact."""
-    drop = _RESPONSE_DROP
-    if "Connection" in upstream.headers:
-        drop = drop | _connection_listed(upstream.headers)
-    headers: CIMultiDict[str] = CIMultiDict(
-        (k, v) for k, v in upstream.headers.items() if k.lower() not in drop and key not in v
-    )
+    incoming = upstream.headers
+    passes = _response_header_passes
+    if "Connection" in incoming:
+        listed = _connection_listed(incoming)
+        headers: CIMultiDict[str] = CIMultiDict(
+            (k, v)
+            for k, v in incoming.items()
+            if passes(k) and k.lower() not in listed and key not in v
+        )
+    else:
+        headers = CIMultiDict([(k, v) for k, v in incoming.items() if passes(k) and key not in v])
     headers["X-Accel-Buffering"] = "no"  # tell nginx-style ingresses not to buffer streams
-    encoded = "Content-Encoding" in upstream.headers
+    encoded = "Content-Encoding" in incoming
     length = None if encoded else upstream.content_length
     return headers, length

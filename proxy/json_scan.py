@@ -83,8 +83,56 @@ class JsonScan:
 
 def scan_json(body: Buffer) -> JsonScan:
     """Validate `body` as JSON and collect every top-level `model` (any case), in order."""
+    found = _scan_small(body)
+    if found is not None:
+        return found
     scanner = _Scanner(body)
     return scanner.run()
+
+
+# The fast path: small bodies whose every limit is provably met before parsing.
+FAST_MAX_BYTES = 64 * 1024  # ≤ 13,108 top-level keys: the MAX_ITEMS budget cannot run out
+_FAST_MAX_BRACKETS = MAX_DEPTH  # fewer brackets than this cannot nest deeper than MAX_DEPTH
+_LONG_DIGITS = re.compile(rb"[0-9]{300}")  # shorter runs keep every number < MAX_NUMBER_CHARS
+_FAST_MAX_MODEL_CHARS = MAX_MODEL_BYTES // 12  # even written as escapes, within MAX_MODEL_BYTES
+_JSON_WS = " \t\r\n"
+
+
+def _reject_constant(name: str) -> object:
+    raise JsonScanError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=list, parse_constant=_reject_constant)
+
+
+def _scan_small(body: Buffer) -> JsonScan | None:
+    """The C parser's answer for a small body, or None to let the scanner decide.
+
+    Only a body the scanner would accept with the same models is answered here: strict
+    UTF-8, within the depth, number and size limits (checked up front, so json.loads can
+    neither recurse deeply nor build much), and every model a short string. Objects
+    become lists of pairs, so duplicate keys all survive. Anything else, including every
+    invalid body, goes to the scanner, which also words the error.
+    """
+    if len(body) > FAST_MAX_BYTES:
+        return None
+    if body.count(b"[") + body.count(b"{") >= _FAST_MAX_BRACKETS or _LONG_DIGITS.search(body):
+        return None
+    try:
+        text = body.decode("utf-8")
+        document = _DECODER.decode(text)
+    except (ValueError, RecursionError):
+        return None  # invalid UTF-8, invalid JSON, NaN/Infinity: the scanner's call
+    is_object = text.lstrip(_JSON_WS)[:1] == "{"
+    if not is_object:
+        return JsonScan(False, ())
+    models = []
+    for key, value in document:
+        if key.casefold() == "model":
+            if type(value) is not str or len(value) > _FAST_MAX_MODEL_CHARS:
+                return None  # refused or long: the scanner words what is shown
+            models.append(FoundModel(value, shown_name(value)))
+    return JsonScan(True, tuple(models))
 
 
 class _Scanner:

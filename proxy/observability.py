@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _quote  # json.dumps' own (C)
 from typing import TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -191,7 +192,11 @@ class EventLog:
         self._stamp = ""
 
     def write(self, fields: dict[str, object]) -> None:
-        self._stream.write(json.dumps(fields, separators=(",", ":")) + "\n")
+        self.write_line(json.dumps(fields, separators=(",", ":")))
+
+    def write_line(self, line: str) -> None:
+        """One finished JSON line; the flush is scheduled once per batch."""
+        self._stream.write(line + "\n")
         if self._flush_pending:
             return
         try:
@@ -219,24 +224,25 @@ class EventLog:
         return self._stamp
 
     def call(self, call: CallRecord, duration: float) -> None:
-        fields: dict[str, object] = {
-            "time": self._now(),
-            "event": "call",
-            "method": call.method,
-            "path": call.path,
-            "model": call.model,
-            "status": call.status,
-            "durationMs": round(duration * 1000, 2),
-            "streamed": call.streamed,
-            "bytesIn": call.bytes_in,
-            "bytesOut": call.bytes_out,
-        }
+        """The access-log line, formatted directly: the same JSON `json.dumps` gives.
+
+        Strings go through the C escaper json.dumps itself uses; numbers are ints or
+        finite floats, whose repr is their JSON form.
+        """
+        model = call.model
+        line = (
+            f'{{"time":"{self._now()}","event":"call","method":{_quote(call.method)},'
+            f'"path":{_quote(call.path)},"model":{"null" if model is None else _quote(model)},'
+            f'"status":{call.status},"durationMs":{round(duration * 1000, 2)!r},'
+            f'"streamed":{"true" if call.streamed else "false"},'
+            f'"bytesIn":{call.bytes_in},"bytesOut":{call.bytes_out}'
+        )
         if call.ttfb is not None:
-            fields["ttfbMs"] = round(call.ttfb * 1000, 2)
+            line += f',"ttfbMs":{round(call.ttfb * 1000, 2)!r}'
         if call.prompt_tokens is not None:
-            fields["promptTokens"] = call.prompt_tokens
+            line += f',"promptTokens":{call.prompt_tokens}'
         if call.completion_tokens is not None:
-            fields["completionTokens"] = call.completion_tokens
+            line += f',"completionTokens":{call.completion_tokens}'
         if call.error is not None:
-            fields["error"] = call.error
-        self.write(fields)
+            line += f',"error":{_quote(call.error)}'
+        self.write_line(line + "}")

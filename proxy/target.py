@@ -48,10 +48,11 @@ class UpstreamTarget:
 
 def check_path(path: str, raw_path: str) -> None:
     """Refuse paths an upstream could resolve to something else than the proxy checked."""
-    if _ENCODED_SEPARATOR.search(raw_path):
+    if "%" in raw_path and _ENCODED_SEPARATOR.search(raw_path):
         raise errors.bad_path("encoded '/' or '\\' in the path")
     if "\\" in path:
         raise errors.bad_path("'\\' in the path")
-    for segment in path.split("/"):
-        if segment in (".", ".."):
-            raise errors.bad_path("'.' or '..' path segments")
+    if "/." in path or path.startswith("."):  # a dot segment needs one of these
+        for segment in path.split("/"):
+            if segment in (".", ".."):
+                raise errors.bad_path("'.' or '..' path segments")

@@ -35,11 +35,16 @@ class UsageTail:
 
 
 def parse_usage(body: bytes) -> tuple[int | None, int | None]:
-    last = None
-    for last in _USAGE.finditer(body):  # noqa: B007 - we want the final match
-        pass
-    if last is None:
-        return None, None
+    # The last `"usage": {`, found backwards from the end with bytes.rfind.
+    end = len(body)
+    while True:
+        at = body.rfind(b'"usage"', 0, end)
+        if at < 0:
+            return None, None
+        last = _USAGE.match(body, at)
+        if last is not None:
+            break
+        end = at + 6  # the next search may find a start just before this one
     prompt: int | None = None
     completion: int | None = None
     # The usage object is small; its counts come before any nested detail objects end.

@@ -182,3 +182,54 @@ def test_urlencoded_model_fields_are_found_in_any_spelling() -> None:
     with pytest.raises(ValueError, match="fields named like model"):
         urlencoded_models(b"mxxxx=x&" * (2 * 1024 * 1024))
     assert time.process_time() - began < 4
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}',
+        b'{"model": NaN}',
+        b'{"model": "m", "t": Infinity}',
+        b'{"model": "m", "n": ' + b"1" * 400 + b"}",
+        b'{"model": "m", "x": "\xff\xfe"}',  # bytes beyond UTF-8 in a nested string
+        b'\xef\xbb\xbf{"model": "m"}',  # a BOM
+        b'{"model": "' + b"\\u0041" * 180 + b'"}',  # short decoded, long as written
+        b'{"model": "' + b"a" * 1100 + b'"}',
+        b'{"Model": ["x"], "MODEL": "y", "mod\\u0065l": "z"}',
+        b'{"model": "m", "d": ' + b"[" * 300 + b"]" * 300 + b"}",
+        b'{"model": "\\ud800"}',
+        b"[" * 255 + b"]" * 255,
+        b'{"a": 1,}',
+        b"   ",
+    ],
+)
+def test_the_small_body_fast_path_answers_exactly_as_the_scanner(body: bytes) -> None:
+    """The C-parser fast path answers only where the scanner would say the same."""
+    from proxy.json_scan import _Scanner
+
+    try:
+        expected: object = _Scanner(body).run()
+    except JsonScanError:
+        expected = "invalid"
+    try:
+        got: object = scan_json(body)
+    except JsonScanError:
+        got = "invalid"
+    assert got == expected
+
+
+def test_the_fast_path_agrees_with_the_scanner_on_random_documents() -> None:
+    from proxy.json_scan import _scan_small, _Scanner
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        document = {
+            rng.choice(["model", "Model", "x", "messages"]): rng.choice(
+                ["gpt", 1, None, [1, {"model": "n"}], "é" * rng.randint(0, 90)]
+            )
+            for _ in range(rng.randint(0, 4))
+        }
+        text = json.dumps(document, ensure_ascii=rng.random() < 0.5).encode()
+        fast = _scan_small(text)
+        if fast is not None:
+            assert fast == _Scanner(text).run(), text

@@ -115,3 +115,14 @@ def test_requirements_are_fully_pinned_with_hashes() -> None:
         assert "==" in line, line
     blocks = re.split(r"\n(?=[A-Za-z])", text.split("\n", 6)[-1])
     assert all("--hash=sha256:" in block for block in blocks if re.match(r"[A-Za-z]", block))
+
+
+def test_usage_is_read_from_the_last_usage_object_only() -> None:
+    from proxy.usage import parse_usage
+
+    body = (
+        b'{"usage": {"prompt_tokens": 1, "completion_tokens": 2}} "usage"usage": '
+        b'{"prompt_tokens": 5, "completion_tokens": 7}'
+    )
+    assert parse_usage(body) == (5, 7)
+    assert parse_usage(b'"usage" "usage": 3') == (None, None)
