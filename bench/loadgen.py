@@ -1,16 +1,22 @@
 """Load generator, run as its own process: `python -m bench.loadgen JSON_SPEC`.
 
-Prints one JSON line of results. Spec keys: url, mode (chat|stream|streams-held),
-concurrency, duration (s), warmup (s), count (stream mode), behaviour.
+Prints one JSON line of results. Spec keys: url, mode (chat|stream), concurrency,
+duration (s), warmup (s), cpu (chat: name -> pids whose CPU to read over the window),
+count and behaviour (stream mode). Chat load uses the lean client in bench.rawclient;
+streams use aiohttp's client, whose reads per response are what a real client sees.
 """
 
 import asyncio
 import json
+import os
 import sys
 import time
 
 import aiohttp
 import uvloop
+
+from bench.cpu import cpu_busy_seconds, tree_cpu_seconds
+from bench.rawclient import build_post, connect
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]}
 
@@ -23,44 +29,68 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+def cpu_snapshot(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each named process group, and of this load generator."""
+    snap = {name: tree_cpu_seconds(pids) for name, pids in groups.items()}
+    snap["loadgen"] = time.process_time()
+    for cpu in range(min(os.cpu_count() or 1, 2)):
+        snap[f"cpu{cpu} busy"] = cpu_busy_seconds(cpu)
+    return snap
+
+
 async def chat_load(spec: dict[str, object]) -> dict[str, object]:
-    """Closed loop: `concurrency` workers, each sending the next request on reply."""
-    url = f"{spec['url']}/chat/completions"
+    """Closed loop: `concurrency` connections, each sending the next request on reply.
+
+    CPU of the process groups in spec["cpu"] (name -> pids) is read from /proc at
+    the start and end of the measured window, beside the requests counted in it.
+    """
     concurrency = int(spec["concurrency"])  # type: ignore[call-overload]
     duration = float(spec["duration"])  # type: ignore[arg-type]
     warmup = float(spec.get("warmup", 0.5))  # type: ignore[arg-type]
-    body = json.dumps(CHAT).encode()
+    groups: dict[str, list[int]] = dict(spec.get("cpu", {}))  # type: ignore[call-overload]
     headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench-dummy"}
+    host, port, raw = build_post(
+        f"{spec['url']}/chat/completions", json.dumps(CHAT).encode(), headers
+    )
     latencies: list[float] = []
     errors = 0
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        began = time.perf_counter()
-        measure_from = began + warmup
-        stop_at = measure_from + duration
+    began = time.perf_counter()
+    measure_from = began + warmup
+    stop_at = measure_from + duration
+    snapshots: list[dict[str, float]] = []
 
-        async def worker() -> None:
-            nonlocal errors
-            while (now := time.perf_counter()) < stop_at:
-                try:
-                    async with session.post(url, data=body, headers=headers) as response:
-                        await response.read()
-                        ok = response.status == 200
-                except aiohttp.ClientError:
-                    ok = False
-                if now >= measure_from:
-                    if ok:
-                        latencies.append(time.perf_counter() - now)
-                    else:
-                        errors += 1
+    async def worker() -> None:
+        nonlocal errors
+        connection = await connect(host, port)
+        while (now := time.perf_counter()) < stop_at:
+            status = await connection.request(raw)
+            if now >= measure_from:
+                if status == 200:
+                    latencies.append(time.perf_counter() - now)
+                else:
+                    errors += 1
+            if connection.lost or connection.reader.close:
+                if connection.transport is not None:
+                    connection.transport.close()
+                connection = await connect(host, port)
+        if connection.transport is not None:
+            connection.transport.close()
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    async def sample() -> None:
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        snapshots.append(cpu_snapshot(groups))
+        await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+        snapshots.append(cpu_snapshot(groups))
+
+    await asyncio.gather(sample(), *(worker() for _ in range(concurrency)))
     return {
         "requests": len(latencies),
         "errors": errors,
         "rate": len(latencies) / duration,
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
+        "cpu_s": {name: snapshots[1][name] - snapshots[0][name] for name in snapshots[0]},
+        "window_s": duration,
     }
 
 
