@@ -52,9 +52,10 @@ demo-down:
 image:
 	scripts/image/build.sh
 
-## make bench: proxy vs direct, side by side (results in bench/RESULTS.md).
+## make bench: the proxy vs a bare passthrough, nginx and direct (results in bench/RESULTS.md).
+## BENCH_ARGS="--quick" for a short run, "--before PATH" to add another tree's proxy (a worktree).
 bench: venv
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

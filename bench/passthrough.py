@@ -1,13 +1,14 @@
-"""Minimal passthroughs, one per upstream client, to compare clients side by side.
+"""Minimal passthroughs: the bare reference the proxy is measured against, and client variants.
 
 `python -m bench.passthrough CLIENT UPSTREAM_BASE` serves /v1/... on a free port
 (printed on stdout) with the same aiohttp server and a different upstream client:
 
-  aiohttp        aiohttp.ClientSession (what the proxy uses)
-  httpx          a default httpx.AsyncClient
-  httpx-aiohttp  httpx.AsyncClient over the httpx-aiohttp transport
+  aiohttp        aiohttp.ClientSession: the "bare passthrough (aiohttp)" row, the
+                 simplest thing that could work in Python, and the proxy's own client
+  httpx          a default httpx.AsyncClient           (only with --clients)
+  httpx-aiohttp  httpx.AsyncClient over httpx-aiohttp  (only with --clients)
 
-No checks, logging or metrics: this isolates the cost of the client alone.
+No checks, logging or metrics: whatever the proxy costs beyond this is its own.
 """
 
 import asyncio
