@@ -7,7 +7,6 @@ work with nothing to do.
 
 import asyncio
 import contextlib
-from typing import TextIO
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,14 +14,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from proxy import errors
 from proxy.forward import Forwarder
 from proxy.keysource import KeySource, LiveKey
-from proxy.observability import EventLog, Metrics
+from proxy.observability import EventLog, LogStream, Metrics
 from proxy.settings import Settings
 
 
 class ProxyState:
     """Everything one running proxy holds; handlers are its bound methods."""
 
-    def __init__(self, settings: Settings, log_stream: TextIO) -> None:
+    def __init__(self, settings: Settings, log_stream: LogStream) -> None:
         self.settings = settings
         self.log = EventLog(log_stream)
         self.metrics = Metrics(settings.allowed_models)

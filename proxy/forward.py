@@ -45,7 +45,7 @@ class _CoalescedResponse(web.StreamResponse):
     _send_headers_immediately = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BodyLimit:
     """How much of a request body may arrive, and by when (loop time)."""
 

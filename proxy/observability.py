@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _quote  # json.dumps' own (C)
-from typing import TextIO
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import (
@@ -175,17 +175,27 @@ def _labelable(model: str) -> bool:
     return len(model) <= _MAX_MODEL_LABEL_CHARS and _PRINTABLE.issuperset(model)
 
 
+class LogStream(Protocol):
+    """Where the log goes: a text stream (stdout's batch writer, or a StringIO in tests)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class EventLog:
     """JSON lines to a stream (stdout in the pod): one per call, one per key event.
 
-    Lines are flushed at most every FLUSH_SECONDS rather than once per line, so a
-    busy proxy pays one write(2) per batch, not per call. `flush()` at shutdown
-    keeps the last lines; a SIGKILL can lose at most that interval of log.
+    Call lines are flushed at most every FLUSH_SECONDS rather than once per line, so a
+    busy proxy pays one write(2) per batch, not per call (stdout is a
+    logstream.LineBatchWriter, which holds lines until flushed); other events flush at
+    once. `flush()` at shutdown keeps the last lines; a SIGKILL can lose at most that
+    interval of log.
     """
 
     FLUSH_SECONDS = 0.05
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: LogStream) -> None:
         self._stream = stream
         self._flush_pending = False
         self._second = -1
@@ -208,8 +218,12 @@ class EventLog:
         loop.call_later(self.FLUSH_SECONDS, self.flush)
 
     def event(self, name: str, **fields: object) -> None:
-        """A line that is not a call (key changes, start, drain, stop), timestamped alike."""
+        """A line that is not a call (key changes, start, drain, stop), timestamped alike.
+
+        Sent at once: these are rare, and operators and probes wait for some of them.
+        """
         self.write({"time": self._now(), "event": name, **fields})
+        self.flush()
 
     def flush(self) -> None:
         self._flush_pending = False

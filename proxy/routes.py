@@ -90,8 +90,23 @@ def path_label(path: str) -> str:
     return f"/v1/{parts[2]}"
 
 
+# Routes already worked out, per (method, path). Most traffic repeats a few paths;
+# paths with ids are endless, so the cache stops growing at _MAX_CACHED entries.
+_MAX_CACHED = 1024
+_known: dict[tuple[str, str], Route] = {}
+
+
 def classify(method: str, path: str) -> Route:
     """The label and allowlist policy of one call (`path` decoded, starting `/v1/`)."""
+    route = _known.get((method, path))
+    if route is None:
+        route = _classify(method, path)
+        if len(_known) < _MAX_CACHED:
+            _known[(method, path)] = route
+    return route
+
+
+def _classify(method: str, path: str) -> Route:
     label = path_label(path)
     if path in _MODEL_PATHS:
         policy = Policy.MODEL if method == "POST" else Policy.NO_MODEL

@@ -6,12 +6,13 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import TextIO
 
 from aiohttp import web
 
 from proxy.app import ProxyState
 from proxy.connections import GuardedServer
+from proxy.logstream import LineBatchWriter
+from proxy.observability import LogStream
 from proxy.settings import Settings
 from proxy.upstream_url import display_upstream
 
@@ -61,7 +62,7 @@ class RunningProxy:
         state.log.flush()
 
 
-async def start(settings: Settings, log_stream: TextIO) -> RunningProxy:
+async def start(settings: Settings, log_stream: LogStream) -> RunningProxy:
     """Listen on settings.host:port (port 0 picks a free one)."""
     began = time.perf_counter()
     state = ProxyState(settings, log_stream)
@@ -92,8 +93,11 @@ async def start(settings: Settings, log_stream: TextIO) -> RunningProxy:
     return RunningProxy(runner, state, port)
 
 
-async def serve(settings: Settings, log_stream: TextIO = sys.stdout) -> None:
-    """Serve until SIGTERM or SIGINT, then drain."""
+async def serve(settings: Settings, log_stream: LogStream | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain; the log goes to stdout in batches."""
+    if log_stream is None:
+        sys.stdout.flush()
+        log_stream = LineBatchWriter(sys.stdout.fileno())
     proxy = await start(settings, log_stream)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

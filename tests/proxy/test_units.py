@@ -126,3 +126,30 @@ def test_usage_is_read_from_the_last_usage_object_only() -> None:
     )
     assert parse_usage(body) == (5, 7)
     assert parse_usage(b'"usage" "usage": 3') == (None, None)
+
+
+def test_stdout_log_lines_leave_in_whole_line_batches_no_larger_than_pipe_buf() -> None:
+    """Workers share one stdout pipe: each write(2) must hold whole lines, atomically."""
+    import os
+    import select
+
+    from proxy.logstream import LineBatchWriter
+
+    read_end, write_end = os.pipe()
+    try:
+        writer = LineBatchWriter(write_end)
+        lines = [f'{{"n":{i},"pad":"{"x" * (i % 300)}"}}\n' for i in range(200)]
+        for line in lines:
+            writer.write(line)
+        assert select.select([read_end], [], [], 0)[0] == []  # nothing before the flush
+        writer.flush()
+        os.close(write_end)
+        write_end = -1
+        received = b""
+        while chunk := os.read(read_end, 1 << 20):
+            received += chunk
+        assert received.decode() == "".join(lines)
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
