@@ -65,6 +65,18 @@ def _check_dns_label(value: str) -> str:
     return value
 
 
+_SUFFIX_FACTORS = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_SUFFIX_FACTORS |= {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
+
+
+def quantity_value(quantity: str) -> float:
+    """A Kubernetes quantity (validated: "500m", "2", "1.5", "64Mi") as a plain number."""
+    for suffix in sorted(_SUFFIX_FACTORS, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * _SUFFIX_FACTORS[suffix]
+    return float(quantity)
+
+
 def _check_quantity(value: str | None) -> str | None:
     if value is not None and not _QUANTITY.match(value):
         raise ValueError("must be a Kubernetes quantity such as 100m, 0.5, 128Mi or 1Gi")
@@ -179,6 +191,25 @@ class ResourcesConfig(_Strict):
         description="container limits",
         examples=[{"memory": "256Mi"}],
     )
+
+    @model_validator(mode="after")
+    def _check_requests_within_limits(self) -> "ResourcesConfig":
+        violations = []
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(self.requests, kind), getattr(self.limits, kind)
+            if request and limit and quantity_value(request) > quantity_value(limit):
+                violations.append(
+                    RuleViolation(
+                        f"requests.{kind}",
+                        f"{request} is more than limits.{kind} {limit}: Kubernetes refuses a "
+                        "pod whose request exceeds its limit (lower the request or raise the "
+                        "limit)",
+                        fix=(f"proxy.resources.requests.{kind}", limit),
+                    )
+                )
+        if violations:
+            raise RuleViolations(violations)
+        return self
 
 
 class ProxyConfig(_Strict):

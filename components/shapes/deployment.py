@@ -8,7 +8,7 @@ pod template carries nothing derived from the key, so a new key never rolls pods
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..config_model import ProxyConfig
+from ..config_model import ProxyConfig, quantity_value
 from .meta import labels, object_meta, selector
 from .secret import KEY_FIELD
 
@@ -48,18 +48,6 @@ def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsD
     return [{"name": name, "value": value} for name, value in values.items()]
 
 
-_SUFFIX_FACTORS = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-_SUFFIX_FACTORS |= {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
-
-
-def cpu_cores(quantity: str) -> float:
-    """A Kubernetes CPU quantity ("500m", "2", "1.5"; validated by the config) in cores."""
-    for suffix in sorted(_SUFFIX_FACTORS, key=len, reverse=True):
-        if quantity.endswith(suffix):
-            return float(quantity[: -len(suffix)]) * _SUFFIX_FACTORS[suffix]
-    return float(quantity)
-
-
 MAX_WORKERS = 16  # past this a pod is better split into more replicas
 
 
@@ -67,7 +55,7 @@ def workers_for(config: ProxyConfig) -> int:
     """One proxy worker process per whole CPU of the container's limit (1 to MAX_WORKERS):
     a worker is one event loop, which uses one core; without a CPU limit, one."""
     limit = config.resources.limits.cpu
-    return min(MAX_WORKERS, max(1, int(cpu_cores(limit)))) if limit else 1
+    return min(MAX_WORKERS, max(1, int(quantity_value(limit)))) if limit else 1
 
 
 def _resources(config: ProxyConfig) -> k8s.core.v1.ResourceRequirementsArgsDict:

@@ -19,6 +19,7 @@ COMPONENT = "llm-smoke"
 # One chat: the client's own request timeout (60 s) and, for the proxy, its wait for the
 # new key (180 s) fit inside, with room for the image pull and start.
 ACTIVE_DEADLINE_SECONDS = 330
+REPLACE_UNREADY_ANNOTATION = "pulumi.com/replaceUnready"
 
 
 def job_name(plane: str, *parts: str) -> str:
@@ -71,7 +72,8 @@ def smoke_job(
             "spec": pod_spec,
         },
     }
-    return {
-        "metadata": object_meta(name, namespace, component=COMPONENT, skip_await=False),
-        "spec": spec,
-    }
+    metadata = object_meta(name, namespace, component=COMPONENT, skip_await=False)
+    # A failed Job is re-run by the next `pulumi up` (once the upstream is fixed, say):
+    # the provider replaces a Job that is not complete instead of awaiting it again.
+    metadata["annotations"] = {REPLACE_UNREADY_ANNOTATION: "true"}
+    return {"metadata": metadata, "spec": spec}

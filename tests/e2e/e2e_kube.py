@@ -34,6 +34,10 @@ class Kube:
         return client.AppsV1Api(self.api)
 
     @property
+    def batch(self) -> Any:
+        return client.BatchV1Api(self.api)
+
+    @property
     def custom(self) -> Any:
         return client.CustomObjectsApi(self.api)
 

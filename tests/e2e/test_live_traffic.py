@@ -18,7 +18,7 @@ import pytest
 from components.shapes.deployment import TERMINATION_GRACE_SECONDS
 from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
-from tests.e2e.e2e_node import proxy_pods, up_node_stack, upstream_calls
+from tests.e2e.e2e_node import proxy_pods, proxy_service_url, up_node_stack, upstream_calls
 from tests.e2e.e2e_pulumi import (
     FAKE_KEY,
     ROTATED_KEY,
@@ -55,8 +55,7 @@ def served_fingerprints(kube: Kube) -> dict[str, str | None]:
 
 
 def service_url(kube: Kube) -> str:
-    service = kube.core.read_namespaced_service(PROXY, NS)
-    return f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/v1"
+    return proxy_service_url(kube, NS)
 
 
 def test_up_with_two_replicas(

@@ -151,6 +151,24 @@ CASES = [
         f"{SET} --path smokeTest.model gpt-4o-mini",
     ),
     (
+        {"proxy.resources.limits.memory": "24Mi"},  # below the dev stack's request, 48Mi
+        "proxy.resources.requests.memory",
+        "48Mi is more than limits.memory 24Mi",
+        f"{SET} --path proxy.resources.requests.memory 24Mi",
+    ),
+    (
+        {"proxy.resources.requests.cpu": "2", "proxy.resources.limits.cpu": "1500m"},
+        "proxy.resources.requests.cpu",
+        "Kubernetes refuses a pod whose request exceeds its limit",
+        f"{SET} --path proxy.resources.requests.cpu 1500m",
+    ),
+    (
+        {"proxy.rolloutTimeout": 5},
+        "proxy.rolloutTimeout",
+        "greater than or equal to 30",
+        f"{SET} --path proxy.rolloutTimeout 300",
+    ),
+    (
         {"proxy.egressProxy": "egress.internal:3128"},
         "proxy.egressProxy",
         "must be an http(s) URL",

@@ -29,7 +29,10 @@ def test_one_hardened_client_job_per_plane_that_never_retries() -> None:
     ]
     for job in found.values():
         assert job["metadata"]["namespace"] == result.outputs["namespace"]
-        assert "pulumi.com/skipAwait" not in job["metadata"].get("annotations", {})
+        annotations = job["metadata"]["annotations"]
+        assert "pulumi.com/skipAwait" not in annotations
+        # A failed run (Job not complete) is replaced, so re-run, by the next `pulumi up`.
+        assert annotations["pulumi.com/replaceUnready"] == "true"
         spec = job["spec"]
         assert spec["backoffLimit"] == 0  # a retry would spend a second real request
         assert 0 < spec["activeDeadlineSeconds"] < 600

@@ -1,0 +1,166 @@
+"""Rollouts on the real node: three replicas take a new image digest under load with no
+failed request; an unpullable image and a proxy that dies at start fail `pulumi up` within
+proxy.rolloutTimeout, naming the pods' reason, while the old pods keep serving; fixing the
+config recovers. Tests run in file order on one stack, `rollout`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.e2e_kube import Kube
+from tests.e2e.e2e_node import (
+    proxy_pods,
+    proxy_service_url,
+    same_image_new_digest,
+    up_node_stack,
+)
+from tests.e2e.e2e_pulumi import Workspace, run_smoke_output
+from tests.e2e.steady_load import SteadyLoad
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
+
+STACK = "rollout"
+NS = "llm-gateway-rollout"
+PROXY = "llm-proxy"
+REPLICAS = 3
+ROLLOUT_TIMEOUT_S = 60  # proxy.rolloutTimeout for this stack (the default is 300)
+# `pulumi up` may take this much beyond the rollout timeout (engine start, other steps).
+UP_OVERHEAD_S = 45
+
+
+def pods(kube: Kube) -> list[Any]:
+    return proxy_pods(kube, NS)
+
+
+def pod_names(kube: Kube) -> set[str]:
+    return {pod.metadata.name for pod in pods(kube)}
+
+
+def up(workspace: Workspace, *, check: bool = True) -> tuple[float, str, int]:
+    """`pulumi up`: (seconds it took, its output, exit code)."""
+    began = time.monotonic()
+    done = workspace.run("up", "--yes", "--skip-preview", "--stack", STACK, check=check)
+    return time.monotonic() - began, done.output, done.code
+
+
+def set_proxy(workspace: Workspace, key: str, value: str) -> None:
+    workspace.run("config", "set", "--path", "--stack", STACK, f"proxy.{key}", value)
+
+
+def under_load(kube: Kube) -> SteadyLoad:
+    return SteadyLoad(proxy_service_url(kube, NS), rate=10, max_seconds=300).start()
+
+
+def assert_no_failures(load: SteadyLoad, what: str) -> None:
+    outcomes = load.stop()
+    failures = load.failures()
+    print(f"\n{what}: {len(outcomes)} requests, {len(failures)} failed")
+    assert len(outcomes) > 50
+    assert failures == [], failures[:5]
+
+
+def test_up_with_three_replicas(
+    workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
+) -> None:
+    proxy = {"replicas": REPLICAS, "rolloutTimeout": ROLLOUT_TIMEOUT_S}
+    up_node_stack(workspace, STACK, NS, kubeconfig, node, proxy=proxy)
+    deployment = kube.apps.read_namespaced_deployment(PROXY, NS)
+    assert deployment.status.available_replicas == REPLICAS
+    assert deployment.spec.progress_deadline_seconds == ROLLOUT_TIMEOUT_S
+
+
+def test_a_rolling_update_to_a_new_digest_loses_no_request(
+    workspace: Workspace, kube: Kube, node: dict[str, str]
+) -> None:
+    before = pod_names(kube)
+    image = same_image_new_digest(node["LLM_GATEWAY_NODE_PROXY_IMAGE"], "rollout")
+    load = under_load(kube)
+    try:
+        time.sleep(3)  # traffic flowing before the change
+        set_proxy(workspace, "image", image)
+        took, _, _ = up(workspace)
+        time.sleep(3)  # and after it
+    finally:
+        assert_no_failures(load, f"rolling update of {REPLICAS} pods ({took:.0f} s)")
+    after = pods(kube)
+    assert len(after) == REPLICAS
+    assert before.isdisjoint(pod.metadata.name for pod in after)  # every pod replaced
+    for pod in after:
+        assert pod.spec.containers[0].image == image
+        assert pod.status.container_statuses[0].ready
+
+
+def test_an_unpullable_image_fails_up_in_time_naming_why_and_the_old_pods_serve(
+    workspace: Workspace, kube: Kube, node: dict[str, str]
+) -> None:
+    serving = pod_names(kube)
+    good_image = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template.spec.containers[0]
+    registry = node["LLM_GATEWAY_NODE_PROXY_IMAGE"].split("/")[0]
+    load = under_load(kube)
+    try:
+        set_proxy(workspace, "image", f"{registry}/llm-proxy:no-such-tag")
+        took, output, code = up(workspace, check=False)
+    finally:
+        assert_no_failures(load, "failed rollout (unpullable image)")
+    print(f"unpullable image: `pulumi up` failed after {took:.0f} s")
+    assert code != 0
+    assert ROLLOUT_TIMEOUT_S <= took <= ROLLOUT_TIMEOUT_S + UP_OVERHEAD_S
+    assert "ErrImagePull" in output or "ImagePullBackOff" in output, output[-3000:]
+    assert "no-such-tag" in output
+    assert serving <= pod_names(kube)  # surge pod only: the old ones never went away
+
+    set_proxy(workspace, "image", good_image.image)
+    took, _, _ = up(workspace)
+    print(f"recovered in {took:.0f} s")
+    assert pod_names(kube) == serving
+
+
+def test_a_proxy_that_dies_at_start_fails_up_naming_the_reason_and_recovers(
+    workspace: Workspace, kube: Kube
+) -> None:
+    serving = pod_names(kube)
+    load = under_load(kube)
+    try:
+        # Too little memory for the interpreter and its imports: killed before it serves.
+        set_proxy(workspace, "resources.requests.memory", "24Mi")
+        set_proxy(workspace, "resources.limits.memory", "24Mi")
+        took, output, code = up(workspace, check=False)
+    finally:
+        assert_no_failures(load, "failed rollout (proxy killed at start)")
+    print(f"crash at start: `pulumi up` failed after {took:.0f} s")
+    assert code != 0
+    assert took <= ROLLOUT_TIMEOUT_S + UP_OVERHEAD_S
+    assert "OOMKilled" in output, output[-3000:]
+    assert serving <= pod_names(kube)
+
+    set_proxy(workspace, "resources.limits.memory", "256Mi")
+    set_proxy(workspace, "resources.requests.memory", "48Mi")
+    up(workspace)
+    assert pod_names(kube) == serving
+
+
+def test_the_smoke_output_says_why_when_the_proxy_is_scaled_to_zero(
+    workspace: Workspace, kube: Kube
+) -> None:
+    set_proxy(workspace, "replicas", "0")
+    up(workspace)
+    # Terminating pods serve until drained (kube-proxy keeps them): wait until none is left.
+    selector = f"app.kubernetes.io/name={PROXY}"
+    deadline = time.monotonic() + 90
+    while kube.core.list_namespaced_pod(NS, label_selector=selector).items:
+        assert time.monotonic() < deadline, "proxy pods still there 90 s after scaling to 0"
+        time.sleep(1)
+    done = run_smoke_output(workspace, STACK)
+    assert done.returncode != 0
+    (reason,) = [line for line in done.stdout.splitlines() if line.startswith("smoke failed:")]
+    assert "cannot connect" in reason
+    assert f"{PROXY}.{NS}.svc.cluster.local" in reason
+
+
+def test_destroy(workspace: Workspace, kube: Kube) -> None:
+    workspace.run("destroy", "--yes", "--skip-preview", "--stack", STACK)
+    assert kube.wait_gone("Namespace", NS, timeout=120)
