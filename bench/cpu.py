@@ -62,3 +62,11 @@ def cpu_busy_seconds(cpu: int, proc: Path = PROC) -> float:
             ticks = [int(x) for x in line.split()[1:]]
             return (sum(ticks[:8]) - ticks[3] - ticks[4]) / TICKS_PER_S
     return 0.0
+
+
+def start_ticks(pid: int, proc: Path = PROC) -> int | None:
+    """When a process started (clock ticks after boot): tells a pid from its reuse."""
+    try:
+        return int(stat_fields(pid, proc)[19])
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+        return None

@@ -7,6 +7,7 @@ may run inside a CPU-quota cgroup (the workers rows).
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from bench.cgroup import CpuQuota
-from bench.cpu import descendants
+from bench.cpu import descendants, start_ticks
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_CPU, PROXY_CPU = 0, 1
@@ -69,10 +70,27 @@ class Target:
     concurrencies: tuple[int, ...] = (1, 16, 64)
     streams: bool = True
 
+    started: dict[int, int | None] = field(default_factory=dict)
+
     def settle(self) -> None:
         """List the process tree once it serves (workers have forked by then)."""
         if self.process is not None:
             self.pids = descendants(self.process.pid)
+            self.started = {pid: start_ticks(pid) for pid in self.pids}
+
+    def stop_leftovers(self) -> None:
+        """Kill listed processes that outlived the stopped root (same pid, same start)."""
+        deadline = time.monotonic() + 5
+        for pid, started in self.started.items():
+
+            def alive(pid: int = pid, started: int | None = started) -> bool:
+                return started is not None and start_ticks(pid) == started
+
+            while alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -82,6 +100,7 @@ class Target:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.stop_leftovers()
         if self.quota is not None:
             self.quota.remove()
             self.quota = None
@@ -151,7 +170,8 @@ def start_proxy(
     url = f"http://127.0.0.1:{port}"
     target = Target(spec.name, url + "/v1", process, quota, [], spec.concurrencies, spec.streams)
     try:
-        while True:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"{spec.name} exited with {process.returncode}; see {log_path}")
             try:
@@ -160,10 +180,15 @@ def start_proxy(
             except httpx.TransportError:
                 pass
             time.sleep(0.005)
+        else:
+            raise TimeoutError(f"{spec.name} not ready in 60 s; see {log_path}")
         ready = time.perf_counter() - began
-        if spec.workers and spec.workers > 1:
-            time.sleep(1.0)  # let every worker bind before the tree is listed
         target.settle()
+        wanted = 1 + spec.workers if spec.workers and spec.workers > 1 else 1
+        deadline = time.monotonic() + 10
+        while len(target.pids) < wanted and time.monotonic() < deadline:
+            time.sleep(0.1)  # a supervisor forks its workers: list the tree once all are up
+            target.settle()
     except BaseException:
         target.stop()
         raise
