@@ -92,7 +92,10 @@ def header(raw: dict[str, Any]) -> list[str]:
         "= an aiohttp server + aiohttp client copying requests and responses, no checks, log "
         "or metrics (`bench/passthrough.py`): the simplest thing that could work in Python. "
         "nginx = Debian's nginx, one process (`master_process off`), keep-alive upstream "
-        "block, key set by `proxy_set_header`, `proxy_buffering off`, access log to a file.",
+        "block, key set by `proxy_set_header`, `proxy_buffering off`, access log to a file; "
+        "installed by the benchmark through `scripts/ensure-debian-packages.sh nginx` when "
+        "missing (root only; the package's own service is never left running: this machine's "
+        "policy-rc.d keeps it from starting, elsewhere the benchmark stops it by its pid file).",
         "",
         "CPU per request = utime+stime from `/proc/<pid>/stat`, summed over the target's "
         "whole process tree, read at the start and end of the measured window, divided by "
@@ -259,7 +262,15 @@ def before_section(n: Numbers) -> list[str]:
     before = next((x for x in n.raw["names"] if x.startswith("proxy (before")), None)
     if before is None or not n.has(before, 64):
         return []
-    lines = ["", f"## Before vs after the hot-path work: {before} vs {PROXY}, same run", ""]
+    lines = [
+        "",
+        f"## Before vs after the hot-path work: {before} vs {PROXY}, same run",
+        "",
+        "The before row is the proxy of an older commit, run from a git worktree with the "
+        "same venv (`--before PATH`), interleaved with the other rows. Ratios are after / "
+        "before, medians of per-rep ratios.",
+        "",
+    ]
     for c in (1, 16, 64):
         lines.append(
             f"- c={c}: req/s {n.m(before, c, rate):.0f} -> {n.m(PROXY, c, rate):.0f} "
