@@ -7,6 +7,9 @@ work with nothing to do.
 
 import asyncio
 import contextlib
+import os
+import socket
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -16,12 +19,21 @@ from proxy.forward import Forwarder
 from proxy.keysource import KeySource, LiveKey
 from proxy.observability import EventLog, LogStream, Metrics
 from proxy.settings import Settings
+from proxy.worker_link import ScrapeIncomplete, SupervisorLink
 
 
 class ProxyState:
     """Everything one running proxy holds; handlers are its bound methods."""
 
-    def __init__(self, settings: Settings, log_stream: LogStream) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_stream: LogStream,
+        supervisor: socket.socket | None = None,
+        key: LiveKey | None = None,
+    ) -> None:
+        """`supervisor`: a worker's link to proxy.workers, which then owns the key (`key`
+        is the one it held at the fork) and answers /metrics for the whole pod."""
         self.settings = settings
         self.log = EventLog(log_stream)
         self.metrics = Metrics(settings.allowed_models)
@@ -30,6 +42,11 @@ class ProxyState:
         self.metrics.in_flight_source = lambda: self.forwarder.in_flight
         self.draining = False
         self._watcher: asyncio.Task[None] | None = None
+        self.link: SupervisorLink | None = None
+        self.on_supervisor_lost: Callable[[], None] = lambda: None
+        if supervisor is not None:
+            self.link = SupervisorLink(supervisor, self.keys, self.metrics)
+            self.keys.current = key
 
     def _key_changed(self, key: LiveKey | None, result: str) -> None:
         self.metrics.key_loaded.set(0 if key is None else 1)
@@ -51,11 +68,18 @@ class ProxyState:
         if path == "/readyz":
             return self.readyz()
         if path == "/metrics":
-            return web.Response(
-                body=generate_latest(self.metrics.registry),
-                headers={"Content-Type": CONTENT_TYPE_LATEST},
-            )
+            return await self.metrics_response()
         return errors.not_found(path).to_response()
+
+    async def metrics_response(self) -> web.Response:
+        if self.link is None:
+            body = generate_latest(self.metrics.registry)
+        else:
+            try:
+                body = await self.link.scrape()
+            except ScrapeIncomplete as exc:
+                return web.Response(status=503, text=f"metrics incomplete: {exc}\n")
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def readyz(self) -> web.Response:
         key = self.keys.current
@@ -67,20 +91,31 @@ class ProxyState:
         elif key is None:
             reason = "key missing or empty"
         fingerprint = None if key is None else key.fingerprint
+        body: dict[str, object] = {"status": "ready", "keyFingerprint": fingerprint}
         if reason is not None:
             body = {"status": "not ready", "reason": reason, "keyFingerprint": fingerprint}
-            return web.json_response(body, status=503)
-        return web.json_response({"status": "ready", "keyFingerprint": fingerprint})
+        if self.link is not None:
+            body["worker"] = os.getpid()  # which of the pod's workers answered
+        return web.json_response(body, status=200 if reason is None else 503)
 
     async def open(self) -> None:
-        """Read the key, open the upstream pool and start the key watcher."""
-        await self.keys.load()
+        """Read the key, open the upstream pool and start the key watcher.
+
+        A worker instead listens to its supervisor, which watches the key for the pod.
+        """
+        if self.link is None:
+            await self.keys.load()
+            self._watcher = asyncio.create_task(self.keys.watch())
+        else:
+            await self.link.connect()
+            self._watcher = asyncio.create_task(self.link.run(self.on_supervisor_lost))
         self.forwarder.open_session()
-        self._watcher = asyncio.create_task(self.keys.watch())
 
     async def close(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        if self.link is not None:
+            self.link.close()
         await self.forwarder.close_session()

@@ -79,5 +79,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from proxy.server import run  # aiohttp only when serving
 
-    run(settings)
-    return 0
+    return run(settings)

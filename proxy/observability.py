@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _quote  # json.dumps' own (C)
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import (
@@ -65,10 +65,9 @@ class _Histogram:
         self.total += value
         self.count += 1
 
-    def buckets(self) -> list[tuple[str, float]]:
-        cumulative = list(itertools.accumulate(self.counts))
-        edges = [*(repr(float(b)) for b in self.bounds), "+Inf"]
-        return list(zip(edges, map(float, cumulative), strict=True))
+    def state(self) -> list[float]:
+        """Bucket counts, then the sum, then the count: what merging workers adds up."""
+        return [*self.counts, self.total, self.count]
 
 
 class Metrics:
@@ -135,39 +134,91 @@ class Metrics:
     def _add_tokens(self, model: str, kind: str, count: int) -> None:
         self._tokens[(model, kind)] = self._tokens.get((model, kind), 0) + count
 
+    def snapshot(self) -> "Snapshot":
+        """This process's per-call series as plain JSON-able data (for merging workers)."""
+        return {
+            "requests": [[*labels, value] for labels, value in self._requests.items()],
+            "latency": {path: h.state() for path, h in self._latency.items()},
+            "ttfb": {path: h.state() for path, h in self._ttfb.items()},
+            "tokens": [[*labels, value] for labels, value in self._tokens.items()],
+            "in_flight": self.in_flight_source(),
+        }
+
     def collect(self) -> Iterator[Metric]:
         """Called by the registry at scrape time."""
-        requests = CounterMetricFamily(
-            "llm_proxy_requests",
-            "Calls by model, path and status.",
-            labels=["model", "path", "status"],
-        )
-        for labels, value in self._requests.items():
-            requests.add_metric(list(labels), value)
-        yield requests
-        for name, text, histograms in (
-            ("llm_proxy_request_duration_seconds", "Whole-call latency.", self._latency),
-            (
-                "llm_proxy_stream_time_to_first_byte_seconds",
-                "Streams: time from request to the first body chunk sent to the client.",
-                self._ttfb,
-            ),
-        ):
-            family = HistogramMetricFamily(name, text, labels=["path"])
-            for path, histogram in histograms.items():
-                family.add_metric([path], histogram.buckets(), histogram.total)
-            yield family
-        tokens = CounterMetricFamily(
-            "llm_proxy_tokens",
-            "Tokens the upstream reported, by model and kind.",
-            labels=["model", "kind"],
-        )
-        for model_kind, value in self._tokens.items():
-            tokens.add_metric(list(model_kind), value)
-        yield tokens
-        yield GaugeMetricFamily(
-            "llm_proxy_in_flight", "Calls being served now.", value=self.in_flight_source()
-        )
+        return call_families([self.snapshot()])
+
+
+Snapshot = dict[str, Any]
+
+
+def call_families(snapshots: list[Snapshot]) -> Iterator[Metric]:
+    """The per-call metric families, summed over one snapshot per worker."""
+    requests_total: dict[tuple[str, ...], int] = {}
+    tokens_total: dict[tuple[str, ...], int] = {}
+    histograms: dict[str, dict[str, list[float]]] = {"latency": {}, "ttfb": {}}
+    for snapshot in snapshots:
+        for *labels, value in snapshot["requests"]:
+            requests_total[tuple(labels)] = requests_total.get(tuple(labels), 0) + value
+        for *labels, value in snapshot["tokens"]:
+            tokens_total[tuple(labels)] = tokens_total.get(tuple(labels), 0) + value
+        for kind, merged in histograms.items():
+            for path, state in snapshot[kind].items():
+                known = merged.get(path)
+                merged[path] = (
+                    state if known is None else [a + b for a, b in zip(known, state, strict=True)]
+                )
+    requests = CounterMetricFamily(
+        "llm_proxy_requests",
+        "Calls by model, path and status.",
+        labels=["model", "path", "status"],
+    )
+    for labels, value in requests_total.items():
+        requests.add_metric(list(labels), value)
+    yield requests
+    for kind, name, text, bounds in (
+        ("latency", "llm_proxy_request_duration_seconds", "Whole-call latency.", _LATENCY_BUCKETS),
+        (
+            "ttfb",
+            "llm_proxy_stream_time_to_first_byte_seconds",
+            "Streams: time from request to the first body chunk sent to the client.",
+            _TTFB_BUCKETS,
+        ),
+    ):
+        family = HistogramMetricFamily(name, text, labels=["path"])
+        for path, state in histograms[kind].items():
+            family.add_metric([path], _buckets(bounds, state[:-2]), state[-2])
+        yield family
+    tokens = CounterMetricFamily(
+        "llm_proxy_tokens",
+        "Tokens the upstream reported, by model and kind.",
+        labels=["model", "kind"],
+    )
+    for model_kind, value in tokens_total.items():
+        tokens.add_metric(list(model_kind), value)
+    yield tokens
+    yield GaugeMetricFamily(
+        "llm_proxy_in_flight",
+        "Calls being served now.",
+        value=sum(snapshot["in_flight"] for snapshot in snapshots),
+    )
+
+
+def key_families(loaded: bool, reloads: dict[str, int]) -> Iterator[Metric]:
+    """The key metrics as the supervisor of several workers reports them."""
+    counter = CounterMetricFamily(
+        "llm_proxy_key_reloads", "Key file changes seen, by result.", labels=["result"]
+    )
+    for result, value in reloads.items():
+        counter.add_metric([result], value)
+    yield counter
+    yield GaugeMetricFamily("llm_proxy_key_loaded", "1 while a key is loaded.", value=int(loaded))
+
+
+def _buckets(bounds: tuple[float, ...], counts: list[float]) -> list[tuple[str, float]]:
+    cumulative = list(itertools.accumulate(counts))
+    edges = [*(repr(float(b)) for b in bounds), "+Inf"]
+    return list(zip(edges, map(float, cumulative), strict=True))
 
 
 def _labelable(model: str) -> bool:

@@ -3,14 +3,18 @@
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from proxy.app import ProxyState
 from proxy.connections import GuardedServer
+from proxy.keysource import LiveKey
 from proxy.logstream import LineBatchWriter
 from proxy.observability import LogStream
 from proxy.settings import Settings
@@ -62,10 +66,20 @@ class RunningProxy:
         state.log.flush()
 
 
-async def start(settings: Settings, log_stream: LogStream) -> RunningProxy:
-    """Listen on settings.host:port (port 0 picks a free one)."""
+async def start(
+    settings: Settings,
+    log_stream: LogStream,
+    state: ProxyState | None = None,
+    sock: socket.socket | None = None,
+) -> RunningProxy:
+    """Listen on settings.host:port (port 0 picks a free one), or serve `sock`.
+
+    A worker passes its `state` and the supervisor's listening `sock`; the supervisor
+    then announces the pod as listening, so the worker does not.
+    """
     began = time.perf_counter()
-    state = ProxyState(settings, log_stream)
+    worker = state is not None
+    state = state or ProxyState(settings, log_stream)
     await state.open()
     server = GuardedServer(
         state.dispatch,
@@ -76,9 +90,15 @@ async def start(settings: Settings, log_stream: LogStream) -> RunningProxy:
     # stop() has drained already; cleanup only closes what is left, quickly.
     runner = web.ServerRunner(server, shutdown_timeout=_CUT_SECONDS)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+    site: web.BaseSite
+    if sock is None:
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+    else:
+        site = web.SockSite(runner, sock)
     await site.start()
     port = int(runner.addresses[0][1])
+    if worker:
+        return RunningProxy(runner, state, port)
     key = state.keys.current
     state.log.event(
         "listening",
@@ -91,6 +111,28 @@ async def start(settings: Settings, log_stream: LogStream) -> RunningProxy:
         startupMs=round((time.perf_counter() - began) * 1000, 1),
     )
     return RunningProxy(runner, state, port)
+
+
+async def serve_worker(
+    settings: Settings, sock: socket.socket, supervisor: socket.socket, key: LiveKey | None
+) -> None:
+    """One of several worker processes (proxy.workers): serve until SIGTERM, then drain.
+
+    A worker whose supervisor is gone drains and exits too, rather than serve on
+    with a key nobody keeps current.
+    """
+    log_stream = LineBatchWriter(sys.stdout.fileno())
+    state = ProxyState(settings, log_stream, supervisor, key)
+    stop = asyncio.Event()
+    state.on_supervisor_lost = stop.set
+    proxy = await start(settings, log_stream, state, sock)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    assert state.link is not None
+    state.link.send({"ready": True})
+    await stop.wait()
+    await proxy.stop()
 
 
 async def serve(settings: Settings, log_stream: LogStream | None = None) -> None:
@@ -107,11 +149,22 @@ async def serve(settings: Settings, log_stream: LogStream | None = None) -> None
     await proxy.stop()
 
 
-def run(settings: Settings) -> None:
-    """Entry point for `python -m proxy serve`: uvloop when installed."""
+def run(settings: Settings) -> int:
+    """Entry point for `python -m proxy serve`: one process, or a supervisor of workers."""
+    if settings.workers > 1:
+        from proxy.workers import Supervisor
+
+        code: int = Supervisor(settings).run()
+        return code
+    run_loop(serve(settings))
+    return 0
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when installed."""
     try:
         import uvloop  # optional speed-up, pinned in requirements.txt
     except ImportError:
-        asyncio.run(serve(settings))
+        asyncio.run(main)
     else:
-        uvloop.run(serve(settings))
+        uvloop.run(main)

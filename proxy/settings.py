@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     header_timeout: float = Field(
         default=10.0, gt=0, description="Request headers must arrive within this, s (closed)."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Worker processes sharing the port (1 = a single process, no supervisor).",
+    )
     allow_unpoliced_paths: bool = Field(
         default=False,
         description="With an allowlist: still forward files, batches, assistants... (unchecked).",

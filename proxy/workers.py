@@ -1,0 +1,369 @@
+"""`LLM_PROXY_WORKERS=N` (N > 1): N worker processes serving one port, one pod view.
+
+The supervisor (this process) binds the port once and forks the workers, which all
+accept on that socket. It keeps what must be one per pod:
+
+- The key: only the supervisor reads the key file (same polling and miss rule as a
+  single process) and sends each change to every worker over its socketpair, so all
+  switch together and /readyz shows one fingerprint whichever worker answers. The
+  key crosses only that private socketpair, never argv or the environment.
+- Metrics: a scrape on any worker gets the others' counts through the supervisor
+  (proxy.worker_link), so /metrics shows the pod's totals. Nothing goes to disk.
+- Drain: SIGTERM (or SIGINT) is passed to every worker, which drains as a single
+  process does (readiness "draining", in-flight calls finish within drain_timeout);
+  the supervisor exits once all have.
+- Worker death: a worker that dies while serving is replaced at once (forked from
+  this clean, loop-free process). More than RESTART_LIMIT deaths within
+  RESTART_WINDOW seconds stop the whole pod (exit 1) so Kubernetes restarts it.
+
+The supervisor runs no event loop (so forking a replacement is safe): one selector
+over the workers' sockets and a signal wake-up socket.
+"""
+
+import collections
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.keysource import READ_TIMEOUT, KeySource, LiveKey, read_key_file
+from proxy.logstream import LineBatchWriter
+from proxy.observability import EventLog
+from proxy.settings import Settings
+from proxy.upstream_url import display_upstream
+
+RESTART_LIMIT = 5
+RESTART_WINDOW = 60.0
+SCRAPE_WAIT = 1.0  # how long a scrape waits for the other workers' counts
+SEND_TIMEOUT = 2.0  # a worker that takes no message this long is stuck: it is killed
+STOP_GRACE = 5.0  # after drain_timeout: how long workers get to exit before SIGKILL
+
+
+@dataclass
+class _Worker:
+    pid: int
+    sock: socket.socket
+    ready: bool = False
+    inbox: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class _Scrape:
+    requester: _Worker
+    request_id: int
+    waiting: set[int]
+    deadline: float
+    parts: list[Any] = field(default_factory=list)
+
+
+class _KeyRead:
+    """One key-file read on a daemon thread (a hung mount must not stop the supervisor)."""
+
+    def __init__(self, path: Any, wake: socket.socket) -> None:
+        self.started = time.monotonic()
+        self.done = False
+        self.result: LiveKey | None = None
+
+        def read() -> None:
+            self.result = read_key_file(path)
+            self.done = True
+            with contextlib.suppress(OSError):  # wake-up socket full: the next tick sees it
+                wake.send(b"k")
+
+        threading.Thread(target=read, name="key-file-read", daemon=True).start()
+
+
+class Supervisor:
+    """Binds, forks, relays and supervises; `run()` returns the process exit code."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        sys.stdout.flush()
+        self.log = EventLog(LineBatchWriter(sys.stdout.fileno()))
+        self.keys = KeySource(settings.key_file, settings.key_poll_interval, self._key_changed)
+        self.reloads: dict[str, int] = {}
+        self.workers: dict[int, _Worker] = {}
+        self.scrapes: dict[int, _Scrape] = {}
+        self.next_scrape = 0
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.restarts: collections.deque[float] = collections.deque()
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.listener: socket.socket | None = None
+        self.announced = False
+        self.began = time.perf_counter()
+
+    # -- start and main loop ---------------------------------------------------------
+
+    def run(self) -> int:
+        self.listener = _listen(self.settings.host, self.settings.port)
+        first = _KeyRead(self.settings.key_file, self.wake_w)
+        while not first.done and time.monotonic() - first.started < READ_TIMEOUT:
+            time.sleep(0.001)
+        self.keys.current = first.result if first.done else None
+        self._key_changed(self.keys.current, "initial")
+        for sock in (self.wake_r, self.wake_w):
+            sock.setblocking(False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+        signal.set_wakeup_fd(self.wake_w.fileno(), warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_stop_signal)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the selector
+        for _ in range(self.settings.workers):
+            self._spawn()
+        try:
+            return self._loop()
+        finally:
+            self.log.flush()
+
+    def _loop(self) -> int:
+        reading: _KeyRead | None = None
+        next_poll = time.monotonic() + self.settings.key_poll_interval
+        while True:
+            now = time.monotonic()
+            timeout = max(0.0, min(next_poll, self._next_deadline()) - now)
+            for key, _ in self.selector.select(timeout):
+                if key.fileobj is self.wake_r:
+                    _drain(self.wake_r)
+                else:
+                    self._receive(key.data)
+            if self.stopping and self.stop_deadline == 0.0:
+                self._stop_workers()
+            exit_code = self._reap()
+            if exit_code is not None:
+                return exit_code
+            if self.stopping and not self.workers:
+                self.log.event("stopped", workers=self.settings.workers)
+                return 0
+            now = time.monotonic()
+            if self.stopping and now > self.stop_deadline:
+                for pid in self.workers:
+                    _signal(pid, signal.SIGKILL)
+            if reading is not None and reading.done:
+                self.keys.adopt(reading.result)
+                reading = None
+            elif reading is not None and now - reading.started > READ_TIMEOUT:
+                self.keys.adopt(None)  # a stuck read counts as a miss, as in one process
+                reading.started = now
+            if now >= next_poll:
+                next_poll = now + self.settings.key_poll_interval
+                if reading is None:
+                    reading = _KeyRead(self.settings.key_file, self.wake_w)
+            self._expire_scrapes(now)
+
+    def _next_deadline(self) -> float:
+        deadlines = [scrape.deadline for scrape in self.scrapes.values()]
+        if self.stopping and self.stop_deadline:
+            deadlines.append(self.stop_deadline)
+        return min(deadlines, default=float("inf"))
+
+    def _on_stop_signal(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    # -- workers ---------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        assert self.listener is not None
+        self.log.flush()  # nothing pending may be written twice by the child
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os._exit(self._become_worker(theirs, ours))
+        theirs.close()
+        ours.settimeout(SEND_TIMEOUT)
+        worker = _Worker(pid, ours)
+        self.workers[pid] = worker
+        self.selector.register(ours, selectors.EVENT_READ, worker)
+
+    def _become_worker(self, link: socket.socket, ours: socket.socket) -> int:
+        """In the child: drop the supervisor's state, then serve until drained."""
+        try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                signal.signal(signum, signal.SIG_DFL)
+            self.selector.close()
+            for sock in (ours, self.wake_r, self.wake_w, *(w.sock for w in self.workers.values())):
+                sock.close()
+            from proxy.server import run_loop, serve_worker
+
+            assert self.listener is not None
+            run_loop(serve_worker(self.settings, self.listener, link, self.keys.current))
+            return 0
+        except BaseException:  # a worker must never return into the supervisor's code
+            return 70
+
+    def _reap(self) -> int | None:
+        """Collect exited workers; replace them unless stopping. An exit code ends all."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if pid == 0:
+                return None
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            _close_link(self.selector, worker)
+            for scrape in self.scrapes.values():
+                scrape.waiting.discard(pid)
+            if self.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            self.log.event("worker_exited", pid=pid, exitCode=code)
+            now = time.monotonic()
+            self.restarts.append(now)
+            while self.restarts and now - self.restarts[0] > RESTART_WINDOW:
+                self.restarts.popleft()
+            if len(self.restarts) > RESTART_LIMIT:
+                self.log.event("workers_failing", restarts=len(self.restarts))
+                self.stopping = True
+                self._stop_workers()
+                self._wait_all()
+                return 1
+            self._spawn()
+
+    def _stop_workers(self) -> None:
+        self.stop_deadline = time.monotonic() + self.settings.drain_timeout + STOP_GRACE
+        self.log.event("draining", workers=len(self.workers))
+        for pid in self.workers:
+            _signal(pid, signal.SIGTERM)
+
+    def _wait_all(self) -> None:
+        while self.workers and time.monotonic() < self.stop_deadline:
+            self._reap()
+            time.sleep(0.01)
+        for pid in self.workers:
+            _signal(pid, signal.SIGKILL)
+
+    # -- messages --------------------------------------------------------------------
+
+    def _receive(self, worker: _Worker) -> None:
+        try:
+            data = worker.sock.recv(1 << 20)
+        except (BlockingIOError, TimeoutError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            _close_link(self.selector, worker)  # it is exiting; _reap collects it
+            return
+        worker.inbox += data
+        while (end := worker.inbox.find(b"\n")) >= 0:
+            line = bytes(worker.inbox[:end])
+            del worker.inbox[: end + 1]
+            self._handle(worker, json.loads(line))
+
+    def _handle(self, worker: _Worker, message: dict[str, Any]) -> None:
+        if "ready" in message:
+            worker.ready = True
+            if not self.announced and all(w.ready for w in self.workers.values()):
+                self._announce()
+        elif "scrape" in message:
+            self.next_scrape += 1
+            others = {pid for pid in self.workers if pid != worker.pid}
+            scrape = _Scrape(worker, message["scrape"], others, time.monotonic() + SCRAPE_WAIT)
+            self.scrapes[self.next_scrape] = scrape
+            for pid in others:
+                self._send(self.workers[pid], {"snap": self.next_scrape})
+            self._answer_if_complete(self.next_scrape)
+        elif "snap" in message:
+            pending = self.scrapes.get(message["snap"])
+            if pending is not None and worker.pid in pending.waiting:
+                pending.waiting.discard(worker.pid)
+                pending.parts.append(message["data"])
+                self._answer_if_complete(message["snap"])
+
+    def _answer_if_complete(self, scrape_id: int, expired: bool = False) -> None:
+        scrape = self.scrapes[scrape_id]
+        if scrape.waiting and not expired:
+            return
+        del self.scrapes[scrape_id]
+        self._send(
+            scrape.requester,
+            {
+                "merged": scrape.request_id,
+                "parts": scrape.parts,
+                "missing": len(scrape.waiting),
+                "key_loaded": self.keys.current is not None,
+                "key_reloads": self.reloads,
+            },
+        )
+
+    def _expire_scrapes(self, now: float) -> None:
+        for scrape_id in [i for i, s in self.scrapes.items() if s.deadline <= now]:
+            self._answer_if_complete(scrape_id, expired=True)
+
+    def _send(self, worker: _Worker, message: dict[str, Any]) -> None:
+        try:
+            worker.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        except OSError:  # stuck or gone: a stuck worker is replaced
+            if worker.pid in self.workers and not self.stopping:
+                _signal(worker.pid, signal.SIGKILL)
+
+    def _key_changed(self, key: LiveKey | None, result: str) -> None:
+        if result != "initial":
+            self.reloads[result] = self.reloads.get(result, 0) + 1
+        for worker in list(self.workers.values()):
+            self._send(worker, {"key": None if key is None else key.value})
+        self.log.event(
+            f"key_{result}",
+            keyFile=str(self.settings.key_file),
+            keyFingerprint=None if key is None else key.fingerprint,
+        )
+
+    def _announce(self) -> None:
+        self.announced = True
+        settings, key = self.settings, self.keys.current
+        assert self.listener is not None
+        self.log.event(
+            "listening",
+            host=settings.host,
+            port=int(self.listener.getsockname()[1]),
+            upstream=display_upstream(settings.upstream),
+            allowedModels=list(settings.allowed_models),
+            disabled=settings.disabled,
+            keyFingerprint=None if key is None else key.fingerprint,
+            workers=len(self.workers),
+            workerPids=sorted(self.workers),
+            startupMs=round((time.perf_counter() - self.began) * 1000, 1),
+        )
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The one listening socket all workers accept on."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _close_link(selector: selectors.BaseSelector, worker: _Worker) -> None:
+    """Stop listening to a worker's socket (once); later sends to it fail quietly."""
+    if worker.sock.fileno() >= 0:
+        selector.unregister(worker.sock)
+        worker.sock.close()
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)

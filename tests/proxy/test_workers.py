@@ -1,0 +1,218 @@
+"""LLM_PROXY_WORKERS=2: one port, one key, one metrics view, one drain per pod (issue 9)."""
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from proxy.fingerprint import key_fingerprint
+from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
+from tests.proxy.support import FAKE_KEY, ROOT, SECOND_KEY, Upstream
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
+AUTH = {"Authorization": "Bearer sk-client-dummy"}
+
+
+class Pod:
+    """A `python -m proxy` supervisor with its workers, and its log lines so far."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("LLM_PROXY_")}
+        began = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "serve"],
+            cwd=ROOT,
+            env={**base, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.lines: list[dict[str, Any]] = []
+        listening = self.wait_for("listening", 15)
+        self.startup_seconds = time.perf_counter() - began
+        self.port = int(listening["port"])
+        self.worker_pids = set(listening["workerPids"])
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_for(self, event: str, seconds: float) -> dict[str, Any]:
+        """The next log line of `event` (bounded wait)."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
+            if ready:
+                raw = self.process.stdout.readline()
+                if not raw:
+                    break
+                self.lines.append(json.loads(raw))
+                if self.lines[-1]["event"] == event:
+                    return self.lines[-1]
+        raise AssertionError(f"no {event!r} line within {seconds} s: {self.lines[-5:]}")
+
+    def answering_workers(self, tries: int = 200) -> set[int]:
+        """Worker pids seen on /readyz, a fresh connection per call, until all have answered."""
+        seen: set[int] = set()
+        for _ in range(tries):
+            seen.add(httpx.get(self.root + "/readyz", timeout=5).json()["worker"])
+            if seen >= self.worker_pids:
+                break
+        return seen
+
+
+@pytest.fixture
+def pod(proxy_env: dict[str, str]) -> Iterator[Pod]:
+    started = Pod({**proxy_env, "LLM_PROXY_WORKERS": "2", "LLM_PROXY_KEY_POLL_INTERVAL": "0.05"})
+    yield started
+    if started.process.poll() is None:
+        started.process.send_signal(signal.SIGTERM)
+        try:
+            started.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            started.process.kill()
+            started.process.wait(timeout=5)
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def metric(text: str, series: str) -> float:
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError(f"{series} not in metrics:\n{text}")
+
+
+def test_both_workers_serve_one_port_and_start_quickly(pod: Pod) -> None:
+    assert len(pod.worker_pids) == 2
+    assert children(pod.process.pid) == pod.worker_pids
+    assert pod.answering_workers() == pod.worker_pids
+    assert pod.startup_seconds < 5  # start→ready (the benchmark measures the 0.5 s target)
+
+
+def test_metrics_show_the_pods_totals_whichever_worker_answers(pod: Pod) -> None:
+    calls = 30
+    for _ in range(calls):  # a connection per call: they spread over the workers
+        response = httpx.post(pod.root + "/v1/chat/completions", json=CHAT, headers=AUTH)
+        assert response.status_code == 200
+    requests = (
+        'llm_proxy_requests_total{model="gpt-4o-mini",path="/v1/chat/completions",status="200"}'
+    )
+    for _ in range(10):  # scrapes land on either worker; every one sees the total
+        text = httpx.get(pod.root + "/metrics", timeout=5).text
+        assert metric(text, requests) == calls
+        assert metric(text, "llm_proxy_in_flight") == 0
+        assert metric(text, "llm_proxy_key_loaded") == 1
+        assert (
+            metric(text, 'llm_proxy_tokens_total{kind="prompt",model="gpt-4o-mini"}') == 11 * calls
+        )
+
+
+def test_a_key_rotation_reaches_every_worker_once(
+    pod: Pod, secret_dir: KubeletSecretDir, upstream: Upstream
+) -> None:
+    secret_dir.write(SECOND_KEY)
+    reloaded = pod.wait_for("key_reloaded", 5)
+    assert reloaded["keyFingerprint"] == key_fingerprint(SECOND_KEY)
+    seen = set()
+    for _ in range(40):
+        answer = httpx.get(pod.root + "/readyz", timeout=5).json()
+        seen.add(answer["worker"])
+        assert answer["keyFingerprint"] == key_fingerprint(SECOND_KEY)
+    assert seen == pod.worker_pids
+    before = len(upstream.fake.seen.authorizations)
+    for _ in range(20):
+        httpx.post(pod.root + "/v1/chat/completions", json=CHAT, headers=AUTH)
+    assert set(upstream.fake.seen.authorizations[before:]) == {f"Bearer {SECOND_KEY}"}
+    text = httpx.get(pod.root + "/metrics", timeout=5).text
+    assert metric(text, 'llm_proxy_key_reloads_total{result="reloaded"}') == 1
+    for pid in pod.worker_pids:  # the key reached the workers over their socketpair only
+        for part in ("cmdline", "environ"):
+            exposed = Path(f"/proc/{pid}/{part}").read_bytes()
+            assert FAKE_KEY.encode() not in exposed
+            assert SECOND_KEY.encode() not in exposed
+
+
+def test_sigterm_drains_every_worker_and_lets_calls_finish(pod: Pod) -> None:
+    slow = {**AUTH, "x-fake-behaviour": "slow:1.0"}
+    results: list[int] = []
+
+    def call() -> None:
+        url = pod.root + "/v1/chat/completions"
+        results.append(httpx.post(url, json=CHAT, headers=slow, timeout=10).status_code)
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    time.sleep(0.3)
+    pod.process.send_signal(signal.SIGTERM)
+    pod.wait_for("draining", 5)
+    answer = httpx.get(pod.root + "/readyz", timeout=5)
+    assert (answer.status_code, answer.json()["reason"]) == (503, "draining")
+    for caller in callers:
+        caller.join(timeout=10)
+    assert results == [200] * 4
+    assert pod.process.wait(timeout=10) == 0
+    assert pod.process.stdout is not None
+    pod.lines += [json.loads(raw) for raw in pod.process.stdout.read().splitlines()]
+    stopped = [line for line in pod.lines if line["event"] == "stopped"]
+    assert len(stopped) == 3  # each worker, then the supervisor
+    assert sum(1 for line in pod.lines if line["event"] == "draining") == 3
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pod.worker_pids)
+
+
+def test_a_worker_that_dies_is_replaced(pod: Pod) -> None:
+    victim = min(pod.worker_pids)
+    os.kill(victim, signal.SIGKILL)
+    exited = pod.wait_for("worker_exited", 5)
+    assert exited["pid"] == victim
+    deadline = time.monotonic() + 5
+    while len(children(pod.process.pid)) < 2:
+        assert time.monotonic() < deadline, "no replacement worker"
+        time.sleep(0.02)
+    replacement = children(pod.process.pid) - pod.worker_pids
+    assert len(replacement) == 1
+    pod.worker_pids = children(pod.process.pid)
+    assert pod.answering_workers() == pod.worker_pids
+    response = httpx.post(pod.root + "/v1/chat/completions", json=CHAT, headers=AUTH)
+    assert response.status_code == 200
+
+
+def test_one_worker_is_one_process(proxy_env: dict[str, str]) -> None:
+    single = Pod.__new__(Pod)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LLM_PROXY_")}
+    single.process = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "serve"],
+        cwd=ROOT,
+        env={**base, **proxy_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    single.lines = []
+    try:
+        listening = single.wait_for("listening", 15)
+        assert "workers" not in listening
+        assert children(single.process.pid) == set()
+        ready = httpx.get(f"http://127.0.0.1:{listening['port']}/readyz").json()
+        assert "worker" not in ready
+    finally:
+        single.process.send_signal(signal.SIGTERM)
+        assert single.process.wait(timeout=10) == 0
