@@ -20,44 +20,57 @@ from proxy import errors
 
 
 class GuardedRequestHandler(RequestHandler):
-    """aiohttp's protocol, plus a deadline for each request head."""
+    """aiohttp's protocol, plus a deadline for each request head.
 
-    __slots__ = ("_head_timeout", "_head_timer")
+    The deadline costs no timer per request: a head that begins only notes the loop
+    time; one timer per connection, armed when none is pending, checks on firing
+    whether the pending head is overdue, and if not, re-arms for when it would be.
+    """
+
+    __slots__ = ("_head_since", "_head_timeout", "_head_timer")
 
     def __init__(self, manager: web.Server, *, head_timeout: float, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._head_timeout = head_timeout
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_since: float | None = None  # loop time the pending head began
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._arm()
+        self._head_began()
 
     def data_received(self, data: bytes) -> None:
         parsed = self._request_count  # aiohttp counts each complete request head
         super().data_received(data)
         if self._request_count != parsed:
-            self._disarm()
-        elif self._head_timer is None and self._waiter is not None:
+            self._head_since = None
+        elif self._head_since is None and self._waiter is not None:
             # Idle on a kept-alive connection, and the next head has begun: time it.
-            self._arm()
+            self._head_began()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._head_timer = loop.call_later(self._head_timeout, self._head_too_slow)
-
-    def _disarm(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        super().connection_lost(exc)
 
-    def _head_too_slow(self) -> None:
+    def _head_began(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._head_since = loop.time()
+        if self._head_timer is None:
+            self._head_timer = loop.call_at(self._head_since + self._head_timeout, self._check)
+
+    def _check(self) -> None:
         self._head_timer = None
-        self.force_close()
+        since = self._head_since
+        if since is None:
+            return  # no head pending: the next one to begin arms the timer again
+        due = since + self._head_timeout
+        loop = asyncio.get_running_loop()
+        if loop.time() >= due:
+            self.force_close()
+        else:
+            self._head_timer = loop.call_at(due, self._check)
 
     def handle_error(
         self,

@@ -332,6 +332,23 @@ def test_a_slow_request_head_is_cut_off(start_proxy: Callable[..., ProxyHandle])
         assert closes_within(sock, 3)
 
 
+def test_the_head_deadline_runs_per_head_not_per_connection(
+    start_proxy: Callable[..., ProxyHandle],
+) -> None:
+    """One timer per connection re-arms for each head: prompt heads never trip it."""
+    proxy = start_proxy(header_timeout=0.5)
+    with socket.create_connection(("127.0.0.1", proxy.running.port), timeout=5) as sock:
+        for _ in range(5):  # 1.5 s of kept-alive traffic, each head well in time
+            time.sleep(0.3)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(0.3)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # this one never ends
+        began = time.monotonic()
+        assert closes_within(sock, 3)
+        assert time.monotonic() - began >= 0.4  # timed from its own start
+
+
 def test_slow_heads_do_not_pile_up_connections(start_proxy: Callable[..., ProxyHandle]) -> None:
     proxy = start_proxy(header_timeout=0.5)
     sockets = [socket.create_connection(("127.0.0.1", proxy.running.port)) for _ in range(50)]
