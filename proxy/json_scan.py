@@ -93,7 +93,10 @@ def scan_json(body: Buffer) -> JsonScan:
 # The fast path: small bodies whose every limit is provably met before parsing.
 FAST_MAX_BYTES = 64 * 1024  # ≤ 13,108 top-level keys: the MAX_ITEMS budget cannot run out
 _FAST_MAX_BRACKETS = MAX_DEPTH  # fewer brackets than this cannot nest deeper than MAX_DEPTH
-_LONG_DIGITS = re.compile(rb"[0-9]{300}")  # shorter runs keep every number < MAX_NUMBER_CHARS
+# Runs of fewer than 300 digits keep every number under MAX_NUMBER_CHARS. Found by
+# mapping every digit to "0" and searching (C speed; a regex search costs ~20 ns a byte).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 300
 _FAST_MAX_MODEL_CHARS = MAX_MODEL_BYTES // 12  # even written as escapes, within MAX_MODEL_BYTES
 _JSON_WS = " \t\r\n"
 
@@ -116,7 +119,9 @@ def _scan_small(body: Buffer) -> JsonScan | None:
     """
     if len(body) > FAST_MAX_BYTES:
         return None
-    if body.count(b"[") + body.count(b"{") >= _FAST_MAX_BRACKETS or _LONG_DIGITS.search(body):
+    if body.count(b"[") + body.count(b"{") >= _FAST_MAX_BRACKETS:
+        return None
+    if _LONG_DIGIT_RUN in body.translate(_DIGITS_TO_ZERO):
         return None
     try:
         text = body.decode("utf-8")
