@@ -16,22 +16,30 @@ _COUNT = re.compile(rb'"(prompt_tokens|completion_tokens|input_tokens|output_tok
 
 
 class UsageTail:
-    """A rolling window over the end of a body."""
+    """A rolling window over the end of a body.
+
+    Chunks are appended to one buffer that is trimmed back to TAIL_BYTES only once it
+    holds twice that, so a stream of small chunks costs a copy of each chunk, not of
+    the whole window per chunk.
+    """
 
     __slots__ = ("_tail",)
 
     def __init__(self) -> None:
-        self._tail = b""
+        self._tail = bytearray()
 
     def feed(self, chunk: bytes) -> None:
         if len(chunk) >= TAIL_BYTES:
-            self._tail = chunk[-TAIL_BYTES:]
-        else:
-            self._tail = (self._tail + chunk)[-TAIL_BYTES:]
+            self._tail = bytearray(chunk[-TAIL_BYTES:])
+            return
+        tail = self._tail
+        tail += chunk
+        if len(tail) > 2 * TAIL_BYTES:
+            del tail[:-TAIL_BYTES]
 
     def tokens(self) -> tuple[int | None, int | None]:
         """(prompt, completion) from the last `"usage": {...}` in the tail, if any."""
-        return parse_usage(self._tail)
+        return parse_usage(bytes(self._tail[-TAIL_BYTES:]))
 
 
 def parse_usage(body: bytes) -> tuple[int | None, int | None]:
