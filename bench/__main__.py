@@ -123,7 +123,7 @@ def proxy_specs(args: argparse.Namespace, notes: dict[str, Any]) -> list[ProxySp
     )  # fmt: skip
     if has_workers:
         specs.append(
-            ProxySpec(report.TWO_WORKERS, workers=2, cpus=2 * per, concurrencies=(16, 64),
+            ProxySpec(report.TWO_WORKERS, workers=2, cpus=per, concurrencies=(16, 64),
                       streams=False)
         )  # fmt: skip
     else:

@@ -137,7 +137,7 @@ class ProxySpec:
     name: str
     tree: Path = ROOT
     workers: int | None = None  # None: leave LLM_PROXY_WORKERS unset (the default)
-    cpus: float | None = None  # a quota for the whole process tree, in CPUs
+    cpus: float | None = None  # a quota for each process of the tree, in CPUs
     concurrencies: tuple[int, ...] = (1, 16, 64)
     streams: bool = True
 
@@ -189,6 +189,8 @@ def start_proxy(
         while len(target.pids) < wanted and time.monotonic() < deadline:
             time.sleep(0.1)  # a supervisor forks its workers: list the tree once all are up
             target.settle()
+        if quota is not None:
+            quota.isolate([pid for pid in target.pids if pid != process.pid])
     except BaseException:
         target.stop()
         raise
