@@ -106,7 +106,8 @@ def test_an_unpullable_image_fails_up_in_time_naming_why_and_the_old_pods_serve(
         took, output, code = up(workspace, check=False)
     finally:
         assert_no_failures(load, "failed rollout (unpullable image)")
-    print(f"unpullable image: `pulumi up` failed after {took:.0f} s")
+    reasons = [line.strip() for line in output.splitlines() if "no-such-tag" in line]
+    print(f"unpullable image: `pulumi up` failed after {took:.0f} s: {reasons[:1]}")
     assert code != 0
     assert ROLLOUT_TIMEOUT_S <= took <= ROLLOUT_TIMEOUT_S + UP_OVERHEAD_S
     assert "ErrImagePull" in output or "ImagePullBackOff" in output, output[-3000:]
@@ -123,6 +124,8 @@ def test_a_proxy_that_dies_at_start_fails_up_naming_the_reason_and_recovers(
     workspace: Workspace, kube: Kube
 ) -> None:
     serving = pod_names(kube)
+    container = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template.spec.containers[0]
+    memory = (container.resources.requests["memory"], container.resources.limits["memory"])
     load = under_load(kube)
     try:
         # Too little memory for the interpreter and its imports: killed before it serves.
@@ -131,14 +134,15 @@ def test_a_proxy_that_dies_at_start_fails_up_naming_the_reason_and_recovers(
         took, output, code = up(workspace, check=False)
     finally:
         assert_no_failures(load, "failed rollout (proxy killed at start)")
-    print(f"crash at start: `pulumi up` failed after {took:.0f} s")
+    reasons = [line.strip() for line in output.splitlines() if "OOMKilled" in line]
+    print(f"crash at start: `pulumi up` failed after {took:.0f} s: {reasons[:1]}")
     assert code != 0
     assert took <= ROLLOUT_TIMEOUT_S + UP_OVERHEAD_S
     assert "OOMKilled" in output, output[-3000:]
     assert serving <= pod_names(kube)
 
-    set_proxy(workspace, "resources.limits.memory", "256Mi")
-    set_proxy(workspace, "resources.requests.memory", "48Mi")
+    set_proxy(workspace, "resources.limits.memory", memory[1])
+    set_proxy(workspace, "resources.requests.memory", memory[0])
     up(workspace)
     assert pod_names(kube) == serving
 

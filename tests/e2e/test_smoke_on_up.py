@@ -108,7 +108,8 @@ def test_a_key_the_upstream_rejects_fails_up_with_the_smoke_reason(
     workspace.set_secret("openaiKey", REJECTED_KEY, STACK)
     began = time.time()
     took, text, code = up(workspace, check=False)
-    print(f"\nrejected key: `pulumi up` failed after {took:.0f} s")
+    reasons = [line.strip() for line in text.splitlines() if "smoke failed:" in line]
+    print(f"\nrejected key: `pulumi up` failed after {took:.0f} s: {reasons[:1]}")
     assert code != 0
     assert took < ROTATION_UP_BOUND_S
     assert "smoke failed: HTTP 401" in text, text[-3000:]
