@@ -21,20 +21,18 @@ import httpx
 from bench import report
 from bench.cgroup import cpu_hierarchy
 from bench.machine import machine_line
-from bench.nginx import ensure_nginx, nginx_command, write_config
+from bench.nginx import start_nginx
 from bench.targets import (
     LOAD_CPU,
     PROXY_CPU,
     ROOT,
     ProxySpec,
     Target,
-    free_port,
     peak_rss_mib,
     pinned,
     raise_group_priority,
     spawn_printing_port,
     start_proxy,
-    wait_ready,
 )
 from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 
@@ -42,7 +40,7 @@ OUT = ROOT / "bench" / "out"
 KEY_A = "sk-bench-FAKEKEY-aaaaaaaaaaaaaaaaaaaa"
 KEY_B = "sk-bench-FAKEKEY-bbbbbbbbbbbbbbbbbbbb"
 STREAM_SHAPE = "chunks:20,chunk-delay:0.002"
-CPUS_PER_WORKER = 0.4  # 2 workers: 0.8 of CPU 1, headroom left for the rest of the machine
+CPUS_PER_WORKER = 0.4  # each worker's quota; 2 workers: 0.8 of CPU 1, the rest left to others
 
 
 def loadgen(spec: dict[str, object]) -> dict[str, Any]:
@@ -73,25 +71,6 @@ def proxy_has_workers() -> bool:
     from proxy.settings import Settings
 
     return "workers" in Settings.model_fields
-
-
-def start_nginx(upstream_port: int, work: Path) -> Target:
-    binary = ensure_nginx()
-    port = free_port()
-    workdir = work / "nginx"
-    write_config(workdir, port, upstream_port, KEY_A)
-    process = subprocess.Popen(
-        nginx_command(binary, workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        text=True, preexec_fn=pinned(PROXY_CPU),
-    )  # fmt: skip
-    target = Target(report.NGINX, f"http://127.0.0.1:{port}/v1", process)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/", process)
-    except BaseException:
-        target.stop()
-        raise
-    target.settle()
-    return target
 
 
 def git_short(tree: Path) -> str:
@@ -171,7 +150,7 @@ def start_targets(
         raw["nginx_note"] = "skipped (--no-nginx)"
     else:
         try:
-            targets.append(start_nginx(upstream_port, work))
+            targets.append(start_nginx(upstream_port, work, KEY_A, report.NGINX))
         except (RuntimeError, subprocess.CalledProcessError, TimeoutError) as exc:
             raw["nginx_note"] = f"not measured: {exc}"
             print(f"skipping nginx: {exc}", flush=True)

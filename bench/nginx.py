@@ -10,7 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.targets import PROXY_CPU, ROOT, Target, free_port, pinned, wait_ready
+
 PACKAGE = "nginx"  # bookworm: the server itself; nginx-light only adds the echo module
 SYSTEM_PID_FILE = Path("/run/nginx.pid")
 
@@ -96,3 +97,23 @@ def nginx_command(binary: str, workdir: Path) -> list[str]:
 def write_config(workdir: Path, listen_port: int, upstream_port: int, key: str) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "nginx.conf").write_text(nginx_config(workdir, listen_port, upstream_port, key))
+
+
+def start_nginx(upstream_port: int, work: Path, key: str, name: str) -> Target:
+    """nginx in front of the upstream, pinned like the other targets, ready to serve."""
+    binary = ensure_nginx()
+    port = free_port()
+    workdir = work / "nginx"
+    write_config(workdir, port, upstream_port, key)
+    process = subprocess.Popen(
+        nginx_command(binary, workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        text=True, preexec_fn=pinned(PROXY_CPU),
+    )  # fmt: skip
+    target = Target(name, f"http://127.0.0.1:{port}/v1", process)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", process)
+    except BaseException:
+        target.stop()
+        raise
+    target.settle()
+    return target
