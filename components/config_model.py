@@ -188,7 +188,8 @@ class ResourcesConfig(_Strict):
     )
     limits: QuantitiesConfig = Field(
         default=QuantitiesConfig(cpu="500m", memory="256Mi"),
-        description="container limits",
+        description="container limits; limits.cpu in whole cores is also the number of proxy "
+        "worker processes (1 to 16; allow ~64Mi of memory per worker)",
         examples=[{"memory": "256Mi"}],
     )
 

@@ -26,6 +26,16 @@ DRAIN_TIMEOUT_SECONDS = 20
 TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + DRAIN_TIMEOUT_SECONDS + 5
 
 
+MAX_WORKERS = 16  # past this a pod is better split into more replicas
+
+
+def workers_for(config: ProxyConfig) -> int:
+    """One proxy worker process per whole CPU of the container's limit (1 to MAX_WORKERS):
+    a worker is one event loop, which uses one core; without a CPU limit, one."""
+    limit = config.resources.limits.cpu
+    return min(MAX_WORKERS, max(1, int(quantity_value(limit)))) if limit else 1
+
+
 def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsDict]:
     values = {
         "LLM_PROXY_HOST": "0.0.0.0",  # noqa: S104 - listening on the pod IP is the point
@@ -39,6 +49,7 @@ def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsD
         "LLM_PROXY_CONNECT_TIMEOUT": str(config.connect_timeout),
         "LLM_PROXY_READ_TIMEOUT": str(config.read_timeout),
         "LLM_PROXY_DRAIN_TIMEOUT": str(DRAIN_TIMEOUT_SECONDS),
+        "LLM_PROXY_WORKERS": str(workers_for(config)),
     }
     if config.egress_proxy is not None:
         # The standard variables: the proxy resolves them once at start (proxy/egress.py).
@@ -46,16 +57,6 @@ def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsD
         values["HTTP_PROXY"] = config.egress_proxy
         values["NO_PROXY"] = ",".join(config.no_proxy)
     return [{"name": name, "value": value} for name, value in values.items()]
-
-
-MAX_WORKERS = 16  # past this a pod is better split into more replicas
-
-
-def workers_for(config: ProxyConfig) -> int:
-    """One proxy worker process per whole CPU of the container's limit (1 to MAX_WORKERS):
-    a worker is one event loop, which uses one core; without a CPU limit, one."""
-    limit = config.resources.limits.cpu
-    return min(MAX_WORKERS, max(1, int(quantity_value(limit)))) if limit else 1
 
 
 def _resources(config: ProxyConfig) -> k8s.core.v1.ResourceRequirementsArgsDict:

@@ -6,6 +6,7 @@ config recovers. Tests run in file order on one stack, `rollout`.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -63,14 +64,27 @@ def assert_no_failures(load: SteadyLoad, what: str) -> None:
     assert failures == [], failures[:5]
 
 
-def test_up_with_three_replicas(
+def test_up_with_three_replicas_of_two_workers(
     workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
 ) -> None:
-    proxy = {"replicas": REPLICAS, "rolloutTimeout": ROLLOUT_TIMEOUT_S}
+    proxy = {
+        "replicas": REPLICAS,
+        "rolloutTimeout": ROLLOUT_TIMEOUT_S,
+        # A 2-CPU limit makes each pod a supervisor with two workers (LLM_PROXY_WORKERS).
+        "resources": {
+            "requests": {"cpu": "25m", "memory": "48Mi"},
+            "limits": {"cpu": "2", "memory": "192Mi"},
+        },
+    }
     up_node_stack(workspace, STACK, NS, kubeconfig, node, proxy=proxy)
     deployment = kube.apps.read_namespaced_deployment(PROXY, NS)
     assert deployment.status.available_replicas == REPLICAS
     assert deployment.spec.progress_deadline_seconds == ROLLOUT_TIMEOUT_S
+    for pod in pods(kube):
+        log = kube.core.read_namespaced_pod_log(pod.metadata.name, NS, container="proxy")
+        (listening,) = [json.loads(line) for line in log.splitlines() if '"listening"' in line]
+        assert listening["workers"] == 2
+        assert len(set(listening["workerPids"])) == 2
 
 
 def test_a_rolling_update_to_a_new_digest_loses_no_request(

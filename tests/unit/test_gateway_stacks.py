@@ -368,6 +368,27 @@ def test_every_proxy_env_var_is_one_the_proxy_reads(stack: str, monkeypatch) -> 
     assert loaded.allow_unpoliced_paths is False  # the allowlist fails closed by default
 
 
+@pytest.mark.parametrize(
+    ("cpu_limit", "workers"),
+    [
+        ("250m", "1"),
+        ("1", "1"),
+        ("1500m", "1"),
+        ("2", "2"),
+        ("3.5", "3"),
+        ("64", "16"),
+        (None, "1"),
+    ],
+)
+def test_the_proxy_runs_one_worker_per_whole_cpu_of_its_limit(
+    cpu_limit: str | None, workers: str
+) -> None:
+    result = render_stack("prod", overrides={"proxy.resources.limits.cpu": cpu_limit})
+    (container,) = result.one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["LLM_PROXY_WORKERS"] == workers
+
+
 def test_unpoliced_paths_are_allowed_only_when_the_config_says_so(monkeypatch) -> None:
     result = render_stack("prod", overrides={"proxy.allowUnpolicedPaths": True})
     (container,) = result.one("Deployment").inputs["spec"]["template"]["spec"]["containers"]
