@@ -216,3 +216,13 @@ def test_one_worker_is_one_process(proxy_env: dict[str, str]) -> None:
     finally:
         single.process.send_signal(signal.SIGTERM)
         assert single.process.wait(timeout=10) == 0
+
+
+def test_workers_stop_when_their_supervisor_is_killed(pod: Pod) -> None:
+    """No orphan keeps serving with a key nobody keeps current."""
+    pod.process.kill()
+    pod.process.wait(timeout=5)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in pod.worker_pids):
+        assert time.monotonic() < deadline, "a worker outlived its supervisor"
+        time.sleep(0.05)
