@@ -24,12 +24,12 @@ from proxy.errors import ProxyError
 from proxy.headers import client_headers, upstream_headers
 from proxy.json_scan import shown_name
 from proxy.keysource import KeySource
-from proxy.model_check import is_json_type, read_models_off_loop
+from proxy.model_check import THREAD_THRESHOLD, is_json_type, read_models, read_models_off_loop
 from proxy.observability import CallRecord, EventLog, Metrics
 from proxy.payload import SLICE_BYTES, SlicedPayload
 from proxy.routes import Policy, Route, classify
 from proxy.settings import Settings
-from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_path, check_upstream
+from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_upstream
 from proxy.usage import UsageTail
 
 _ALLOWED_METHODS_TEXT = ", ".join(sorted(ALLOWED_METHODS))
@@ -234,13 +234,13 @@ class Forwarder:
         if request.method not in ALLOWED_METHODS:
             raise errors.method_not_allowed(_ALLOWED_METHODS_TEXT)
         rel_url = request.rel_url
-        check_path(rel_url.path, rel_url.raw_path)
+        url = self.target.checked_url(rel_url)
         if self.allowed_models:
             if route.policy is Policy.UNPOLICED and not self.settings.allow_unpoliced_paths:
                 raise errors.unpoliced_path(route.label)
             if rel_url.raw_query_string:
                 self._check_query(rel_url)
-        return self.target.url_for(rel_url)
+        return url
 
     def _check_query(self, rel_url: URL) -> None:
         """A `model` query parameter (some upstreams read one) must be allowed too."""
@@ -316,9 +316,11 @@ class Forwarder:
         # JSON, or a model call while an allowlist is set: read it (bounded) to find the model.
         body = await read_bounded(request.content, limit, length, partial(self._reserve, call))
         call.bytes_in = len(body)
-        found = await read_models_off_loop(
-            content_type, request.headers.get("Content-Type", ""), body
-        )
+        content_type_header = request.headers.get("Content-Type", "")
+        if len(body) < THREAD_THRESHOLD:  # cheaper than a thread hop (and a coroutine)
+            found = read_models(content_type, content_type_header, body)
+        else:
+            found = await read_models_off_loop(content_type, content_type_header, body)
         if found.models:
             call.model = found.models[0].shown
         if self.allowed_models:

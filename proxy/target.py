@@ -20,16 +20,33 @@ ALLOWED_METHODS = frozenset({"GET", "HEAD", "POST", "DELETE"})
 _ENCODED_SEPARATOR = re.compile(r"%(?:2[fF]|5[cC])")
 
 
+# Upstream URLs already checked and built, per client URL. Most calls repeat a few
+# paths; paths with ids are endless, so the cache stops growing at _MAX_CACHED entries.
+_MAX_CACHED = 1024
+
+
 class UpstreamTarget:
     """Builds the upstream URL of each call from the base URL's fixed parts."""
 
-    __slots__ = ("_host", "_port", "_prefix", "_scheme")
+    __slots__ = ("_built", "_host", "_port", "_prefix", "_scheme")
 
     def __init__(self, base: URL) -> None:
         self._scheme = base.scheme
         self._host = base.raw_host or ""
         self._port = base.explicit_port
         self._prefix = base.raw_path.rstrip("/")  # e.g. "/v1", or "" for a bare host
+        self._built: dict[tuple[str, str], URL] = {}
+
+    def checked_url(self, rel_url: URL) -> URL:
+        """`check_path`, then `url_for`; remembered per (raw path, raw query)."""
+        key = (rel_url.raw_path, rel_url.raw_query_string)
+        url = self._built.get(key)
+        if url is None:
+            check_path(rel_url.path, rel_url.raw_path)
+            url = self.url_for(rel_url)
+            if len(self._built) < _MAX_CACHED:
+                self._built[key] = url
+        return url
 
     def url_for(self, rel_url: URL) -> URL:
         """The upstream URL for a client URL whose decoded path starts with /v1/."""

@@ -153,3 +153,19 @@ def test_stdout_log_lines_leave_in_whole_line_batches_no_larger_than_pipe_buf() 
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+
+
+def test_checked_upstream_urls_are_remembered_but_bad_paths_always_refused() -> None:
+    import pytest
+    from yarl import URL
+
+    from proxy.errors import ProxyError
+    from proxy.target import UpstreamTarget
+
+    target = UpstreamTarget(URL("https://upstream.example/base/v1"))
+    good = URL("/v1/chat/completions?x=1")
+    assert target.checked_url(good) == URL("https://upstream.example/base/v1/chat/completions?x=1")
+    assert target.checked_url(good) is target.checked_url(good)
+    for _ in range(2):
+        with pytest.raises(ProxyError):
+            target.checked_url(URL("/v1/a/%2e%2e/files", encoded=True))
