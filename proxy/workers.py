@@ -30,6 +30,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +199,7 @@ class Supervisor:
             run_loop(serve_worker(self.settings, self.listener, link, self.keys.current))
             return 0
         except BaseException:  # a worker must never return into the supervisor's code
+            traceback.print_exc()  # to stderr; nothing here holds the key (LiveKey hides it)
             return 70
 
     def _reap(self) -> int | None:
