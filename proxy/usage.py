@@ -26,23 +26,29 @@ class UsageTail:
     __slots__ = ("_tail",)
 
     def __init__(self) -> None:
-        self._tail = bytearray()
+        self._tail: bytes | bytearray = b""
 
     def feed(self, chunk: bytes) -> None:
         if len(chunk) >= TAIL_BYTES:
-            self._tail = bytearray(chunk[-TAIL_BYTES:])
+            self._tail = chunk[-TAIL_BYTES:]
             return
         tail = self._tail
+        if not tail:
+            self._tail = bytes(chunk)  # one chunk (most non-streamed bodies): bytes, no copy
+            return
+        if isinstance(tail, bytes):
+            tail = self._tail = bytearray(tail)
         tail += chunk
         if len(tail) > 2 * TAIL_BYTES:
             del tail[:-TAIL_BYTES]
 
     def tokens(self) -> tuple[int | None, int | None]:
         """(prompt, completion) from the last `"usage": {...}` in the tail, if any."""
-        return parse_usage(bytes(self._tail[-TAIL_BYTES:]))
+        tail = self._tail
+        return parse_usage(tail if len(tail) <= TAIL_BYTES else tail[-TAIL_BYTES:])
 
 
-def parse_usage(body: bytes) -> tuple[int | None, int | None]:
+def parse_usage(body: bytes | bytearray) -> tuple[int | None, int | None]:
     # The last `"usage": {`, found backwards from the end with bytes.rfind.
     end = len(body)
     while True:
