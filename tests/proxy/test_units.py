@@ -169,3 +169,20 @@ def test_checked_upstream_urls_are_remembered_but_bad_paths_always_refused() -> 
     for _ in range(2):
         with pytest.raises(ProxyError):
             target.checked_url(URL("/v1/a/%2e%2e/files", encoded=True))
+
+
+def test_usage_tail_keeps_exactly_the_last_window_however_the_body_is_cut() -> None:
+    import random
+
+    from proxy.usage import TAIL_BYTES, UsageTail, parse_usage
+
+    rng = random.Random(3)
+    alphabet = b'ab"usage": {"prompt_tokens": 3, "completion_tokens": 4}'
+    for _ in range(2000):
+        sizes = [rng.choice([1, 50, 300, 5000, 9000]) for _ in range(rng.randint(0, 12))]
+        chunks = [bytes(rng.choice(alphabet) for _ in range(size)) for size in sizes]
+        tail = UsageTail()
+        for chunk in chunks:
+            tail.feed(chunk)
+        window = b"".join(chunks)[-TAIL_BYTES:]
+        assert tail.tokens() == parse_usage(window)
