@@ -53,7 +53,8 @@ image:
 	scripts/image/build.sh
 
 ## make bench: the proxy vs a bare passthrough, nginx and direct (results in bench/RESULTS.md).
-## BENCH_ARGS="--quick" for a short run, "--before PATH" to add another tree's proxy (a worktree).
+## BENCH_ARGS="--quick" for a short run, "--before PATH" to add another tree's proxy (a worktree),
+## "--proxy-tree PATH" to measure a clean checkout of a commit instead of this tree as it is.
 bench: venv
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -8,6 +8,7 @@ per-rep ratios. Writes bench/RESULTS.md (raw numbers in bench/out/results.json).
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -66,11 +67,14 @@ def reload_latency(url: str, secret: KubeletSecretDir, key: str) -> float:
         return time.perf_counter() - began
 
 
-def proxy_has_workers() -> bool:
-    """The 2-worker row needs the proxy's `workers` setting (LLM_PROXY_WORKERS)."""
-    from proxy.settings import Settings
-
-    return "workers" in Settings.model_fields
+def proxy_has_workers(tree: Path) -> bool:
+    """The 2-worker row needs the proxy's `workers` setting (LLM_PROXY_WORKERS) in `tree`."""
+    probe = "from proxy.settings import Settings; print('workers' in Settings.model_fields)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return result.stdout.strip() == "True"
 
 
 def git_short(tree: Path) -> str:
@@ -80,12 +84,23 @@ def git_short(tree: Path) -> str:
     return result.stdout.strip() or tree.name
 
 
+def measured_commit(tree: Path) -> str:
+    """The commit whose proxy is measured, and whether proxy/ had uncommitted edits."""
+    status = subprocess.run(
+        ["git", "-C", str(tree), "status", "--porcelain", "--", "proxy"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    dirty = " with uncommitted changes in proxy/" if status.stdout.strip() else ""
+    return git_short(tree) + dirty
+
+
 def proxy_specs(args: argparse.Namespace, notes: dict[str, Any]) -> list[ProxySpec]:
     """The proxy rows: full, optionally the before tree, and the workers pair."""
-    specs = [ProxySpec(report.PROXY)]
+    tree = args.proxy_tree
+    specs = [ProxySpec(report.PROXY, tree=tree)]
     if args.before:
-        tree = Path(args.before).resolve()
-        specs.append(ProxySpec(f"proxy (before, {git_short(tree)})", tree=tree))
+        before = Path(args.before).resolve()
+        specs.append(ProxySpec(f"proxy (before, {git_short(before)})", tree=before))
     if args.no_workers:
         notes["note"] = "skipped (--no-workers)"
         return specs
@@ -93,16 +108,16 @@ def proxy_specs(args: argparse.Namespace, notes: dict[str, Any]) -> list[ProxySp
         notes["note"] = "no writable cgroup cpu controller (needs root)"
         print(f"skipping workers rows: {notes['note']}", flush=True)
         return specs
-    has_workers = proxy_has_workers()
+    has_workers = proxy_has_workers(tree)
     per = CPUS_PER_WORKER
     notes["cpus_per_worker"] = per
     specs.append(
-        ProxySpec(report.ONE_WORKER, workers=1 if has_workers else None, cpus=per,
+        ProxySpec(report.ONE_WORKER, tree=tree, workers=1 if has_workers else None, cpus=per,
                   concurrencies=(16, 64), streams=False)
     )  # fmt: skip
     if has_workers:
         specs.append(
-            ProxySpec(report.TWO_WORKERS, workers=2, cpus=per, concurrencies=(16, 64),
+            ProxySpec(report.TWO_WORKERS, tree=tree, workers=2, cpus=per, concurrencies=(16, 64),
                       streams=False)
         )  # fmt: skip
     else:
@@ -195,10 +210,11 @@ def measure(
 
 
 def memory_and_startup(
-    upstream: str, secret: KubeletSecretDir, raw: dict[str, Any], startups: list[float]
-) -> None:
+    tree: Path, upstream: str, secret: KubeletSecretDir, raw: dict[str, Any],
+    startups: list[float],
+) -> None:  # fmt: skip
     """Peak RSS of a fresh proxy under 64 concurrent streams; more start-to-ready samples."""
-    fresh, ready = start_proxy(ProxySpec(report.PROXY), upstream, secret.key_file,
+    fresh, ready = start_proxy(ProxySpec(report.PROXY, tree=tree), upstream, secret.key_file,
                                OUT / "proxy.log")  # fmt: skip
     startups.append(ready)
     try:
@@ -210,7 +226,7 @@ def memory_and_startup(
     finally:
         fresh.stop()
     for _ in range(2):
-        again, ready = start_proxy(ProxySpec(report.PROXY), upstream, secret.key_file,
+        again, ready = start_proxy(ProxySpec(report.PROXY, tree=tree), upstream, secret.key_file,
                                    OUT / "proxy.log")  # fmt: skip
         startups.append(ready)
         again.stop()
@@ -224,6 +240,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short runs, for iteration")
     parser.add_argument("--before", metavar="PATH", help="also run the proxy of this tree")
     parser.add_argument(
+        "--proxy-tree", metavar="PATH", type=Path, default=ROOT,
+        help="the tree whose proxy is measured (default: this one, as it is on disk)",
+    )  # fmt: skip
+    parser.add_argument(
         "--clients", default="", help="extra passthrough clients: httpx,httpx-aiohttp"
     )
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx row")
@@ -233,6 +253,7 @@ def parse_args() -> argparse.Namespace:
         help="rewrite RESULTS.md from bench/out/results.json without measuring",
     )  # fmt: skip
     args = parser.parse_args()
+    args.proxy_tree = args.proxy_tree.resolve()
     if args.quick:
         args.duration, args.streams = min(args.duration, 1.0), min(args.streams, 40)
     return args
@@ -250,6 +271,7 @@ def main() -> None:
     raw: dict[str, Any] = {
         "args": {"reps": args.reps, "duration": args.duration, "streams": args.streams},
         "machine": machine,
+        "proxy_commit": measured_commit(args.proxy_tree),
     }
     work = Path(tempfile.mkdtemp(prefix="llm-proxy-bench-"))
     secret = KubeletSecretDir(work)
@@ -268,7 +290,7 @@ def main() -> None:
         ]
         for target in targets:
             target.stop()
-        memory_and_startup(upstream, secret, raw, startups)
+        memory_and_startup(args.proxy_tree, upstream, secret, raw, startups)
         raw["startup_s"] = startups
     finally:
         for target in targets:

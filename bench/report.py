@@ -83,6 +83,8 @@ def header(raw: dict[str, Any]) -> list[str]:
         "",
         f"Machine: {raw['machine']}.",
         "",
+        f"Proxy measured: commit {raw.get('proxy_commit', 'unknown')}.",
+        "",
         f"`python -m bench` (reps={args['reps']}, interleaved, order rotated each rep; "
         f"{args['duration']:g} s per rate run after 0.5 s warm-up). The fake upstream "
         "(`bench/upstream.py`, raw asyncio protocol, canned OpenAI bodies with usage) and the "
