@@ -46,7 +46,13 @@ READ_TIMEOUT = 5.0  # a read that takes longer (hung mount) counts as a miss
 
 
 def read_key_file(key_file: Path) -> LiveKey | None:
-    """The key in `key_file`, or None when there is no usable one.
+    """The key in `key_file`, or None when there is no usable one (`key_file_verdict`)."""
+    verdict = key_file_verdict(key_file)
+    return verdict if isinstance(verdict, LiveKey) else None
+
+
+def key_file_verdict(key_file: Path) -> LiveKey | str:
+    """The key in `key_file`, or why there is no usable one (never quoting the content).
 
     Unusable: missing, unreadable, not a regular file (a FIFO or device would block
     or never end), too big, blank, or with inner whitespace or control characters
@@ -54,21 +60,40 @@ def read_key_file(key_file: Path) -> LiveKey | None:
     """
     try:
         fd = os.open(key_file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+            return "not a regular file"
         raw = os.read(fd, MAX_KEY_FILE_BYTES + 1)
-        text = raw.decode("utf-8") if len(raw) <= MAX_KEY_FILE_BYTES else ""
-    except (OSError, UnicodeDecodeError):
-        return None
+        if len(raw) > MAX_KEY_FILE_BYTES:
+            return f"larger than {MAX_KEY_FILE_BYTES} bytes, not a key"
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
     finally:
         os.close(fd)
     value = text.strip()
-    if not value or not value.isprintable() or " " in value:
-        return None
+    if not value:
+        return "empty"
+    if not value.isprintable() or " " in value:
+        return "holds whitespace or control characters inside the key (two lines?)"
     return LiveKey.from_text(value)
+
+
+def key_problem_at_start(key_file: Path) -> str | None:
+    """Why `key_file` holds no usable key right now (bounded like every read), or None."""
+    found: list[LiveKey | str] = []
+    reader = threading.Thread(
+        target=lambda: found.append(key_file_verdict(key_file)), name="key-check", daemon=True
+    )
+    reader.start()
+    reader.join(READ_TIMEOUT)
+    if not found:
+        return f"reading it took longer than {READ_TIMEOUT:g} s"
+    return None if isinstance(found[0], LiveKey) else str(found[0])
 
 
 def start_key_read(key_file: Path) -> "asyncio.Future[LiveKey | None]":

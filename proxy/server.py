@@ -14,7 +14,7 @@ from aiohttp import web
 
 from proxy.app import ProxyState
 from proxy.connections import GuardedServer
-from proxy.keysource import LiveKey
+from proxy.keysource import LiveKey, key_problem_at_start
 from proxy.logstream import LineBatchWriter
 from proxy.observability import LogStream
 from proxy.settings import Settings
@@ -150,7 +150,19 @@ async def serve(settings: Settings, log_stream: LogStream | None = None) -> None
 
 
 def run(settings: Settings) -> int:
-    """Entry point for `python -m proxy serve`: one process, or a supervisor of workers."""
+    """Entry point for `python -m proxy serve`: one process, or a supervisor of workers.
+
+    With require_key, a key file without a usable key stops the start (exit 1) with one
+    line saying why: in a pod that mounts its Secret, that is a misconfiguration that
+    no wait would fix, and the line becomes the pod's termination message.
+    """
+    if settings.require_key and (problem := key_problem_at_start(settings.key_file)):
+        print(
+            f"llm-proxy: cannot start: no usable key in {settings.key_file}: {problem} "
+            "(LLM_PROXY_REQUIRE_KEY is set)",
+            file=sys.stderr,
+        )
+        return 1
     if settings.workers > 1:
         from proxy.workers import Supervisor
 

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         ge=1,
         description="Worker processes sharing the port (1 = a single process, no supervisor).",
     )
+    require_key: bool = Field(
+        default=False,
+        description="Exit 1 at start, saying why, when the key file holds no usable key.",
+    )
     allow_unpoliced_paths: bool = Field(
         default=False,
         description="With an allowlist: still forward files, batches, assistants... (unchecked).",

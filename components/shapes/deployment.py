@@ -50,6 +50,9 @@ def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsD
         "LLM_PROXY_READ_TIMEOUT": str(config.read_timeout),
         "LLM_PROXY_DRAIN_TIMEOUT": str(DRAIN_TIMEOUT_SECONDS),
         "LLM_PROXY_WORKERS": str(workers_for(config)),
+        # The Secret is always mounted: no usable key at start is a misconfiguration; the
+        # proxy exits saying why, and `pulumi up` quotes it (FallbackToLogsOnError).
+        "LLM_PROXY_REQUIRE_KEY": "true",
     }
     if config.egress_proxy is not None:
         # The standard variables: the proxy resolves them once at start (proxy/egress.py).

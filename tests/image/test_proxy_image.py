@@ -80,6 +80,7 @@ class Built:
 @dataclass
 class Running:
     podman: Podman
+    image_id: str
     name: str
     pid: int
     url: str
@@ -161,7 +162,7 @@ def proxy(
             image_id,
         )  # fmt: skip
         pid = int(podman("inspect", "--format", "{{.State.Pid}}", name).stdout.strip())
-        running = Running(podman, name, pid, f"http://127.0.0.1:{port}", secret, fake)
+        running = Running(podman, image_id, name, pid, f"http://127.0.0.1:{port}", secret, fake)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -234,6 +235,31 @@ def test_smoke_command_runs_inside_the_image(proxy: Running) -> None:
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     assert smoke.stdout.startswith("ok:"), smoke.stdout
     assert proxy.fake.seen.authorizations[before:] == [f"Bearer {FAKE_KEY}"]
+
+
+def test_an_unreadable_key_stops_the_start_naming_why(proxy: Running, tmp_path: Path) -> None:
+    # The Deployment sets LLM_PROXY_REQUIRE_KEY: a Secret volume the proxy's uid cannot read
+    # (here: 0400 root) ends the start with one line, the pod's termination message.
+    secret = KubeletSecretDir(tmp_path / "secret")
+    secret.write(FAKE_KEY)
+    kubelet_permissions(secret.root)
+    for path in secret.root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o400)
+    done = proxy.podman(
+        "run", "--rm", "--network", "none", "--read-only", "--read-only-tmpfs=false",
+        "--user", f"{RUN_AS}:{RUN_AS}", "--cap-drop", "ALL", *Podman.ulimits(),
+        "--env", "LLM_PROXY_REQUIRE_KEY=true",
+        "--volume", f"{secret.root}:{SECRET_MOUNT}:ro",
+        proxy.image_id,
+        check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        f"llm-proxy: cannot start: no usable key in {SECRET_MOUNT}/apiKey: Permission denied"
+        in done.stderr
+    )
+    assert "FAKEKEY" not in done.stdout + done.stderr
 
 
 def test_proxy_process_is_uid_10001_with_no_capabilities(proxy: Running) -> None:

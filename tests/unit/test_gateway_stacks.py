@@ -366,6 +366,7 @@ def test_every_proxy_env_var_is_one_the_proxy_reads(stack: str, monkeypatch) -> 
     assert str(loaded.key_file) == "/etc/llm-gateway/secret/apiKey"
     assert loaded.port == 8080
     assert loaded.allow_unpoliced_paths is False  # the allowlist fails closed by default
+    assert loaded.require_key is True  # no usable key at start: exit saying why, not hang
 
 
 @pytest.mark.parametrize(
