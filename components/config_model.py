@@ -552,7 +552,11 @@ class LlmGatewayConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_rules_across_keys(self) -> "LlmGatewayConfig":
-        violations = [*self._plane_violations(), *self._allowlist_violations()]
+        violations = [
+            *self._plane_violations(),
+            *self._smoke_on_up_violations(),
+            *self._allowlist_violations(),
+        ]
         if violations:
             raise RuleViolations(violations)
         return self
@@ -576,25 +580,29 @@ class LlmGatewayConfig(_Strict):
                     " (or set proxy.enabled false)",
                 )
             ]
-        if self.smoke_test.on_up and self.skip_await:
-            return [
-                RuleViolation(
-                    "smokeTest.onUp",
-                    "needs the provider to wait for the smoke Jobs, but skipAwait is true; "
-                    "set skipAwait false (a cluster with a kubelet) or smokeTest.onUp false",
-                    fix=("smokeTest.onUp", False),
-                )
-            ]
-        if self.smoke_test.on_up and self.proxy.image is None:
-            return [
-                RuleViolation(
-                    "smokeTest.onUp",
-                    "needs proxy.image: the smoke Jobs run the smoke client of the proxy "
-                    "image; set proxy.image (`make image` builds one) or smokeTest.onUp false",
-                    fix=("smokeTest.onUp", False),
-                )
-            ]
         return []
+
+    def _smoke_on_up_violations(self) -> list[RuleViolation]:
+        """What smokeTest.onUp needs: the provider awaiting Jobs, and the proxy image."""
+        if not self.smoke_test.on_up:
+            return []
+        needs = []
+        if self.skip_await:
+            needs.append(
+                "the provider to wait for the smoke Jobs, but skipAwait is true; set "
+                "skipAwait false (a cluster with a kubelet)"
+            )
+        if self.proxy.image is None and not self.proxy.enabled:  # else proxy.image says it
+            needs.append(
+                "proxy.image: the smoke Jobs run the smoke client of the proxy image; set "
+                "proxy.image (`make image` builds one)"
+            )
+        return [
+            RuleViolation(
+                "smokeTest.onUp", f"needs {need} or smokeTest.onUp false", ("smokeTest.onUp", False)
+            )
+            for need in needs
+        ]
 
     def _allowlist_violations(self) -> list[RuleViolation]:
         allowed = self.proxy.allowed_models

@@ -108,22 +108,33 @@ def test_a_rolling_update_to_a_new_digest_loses_no_request(
         assert pod.status.container_statuses[0].ready
 
 
+def failed_up_under_load(
+    workspace: Workspace, kube: Kube, changes: dict[str, str], what: str, marker: str
+) -> str:
+    """Apply `changes` (proxy.<key> → value) and `pulumi up` under load: the update must
+    fail within the rollout timeout while no request fails. Its output."""
+    load = under_load(kube)
+    try:
+        for key, value in changes.items():
+            set_proxy(workspace, key, value)
+        took, output, code = up(workspace, check=False)
+    finally:
+        assert_no_failures(load, f"failed rollout ({what})")
+    reasons = [line.strip() for line in output.splitlines() if marker in line]
+    print(f"{what}: `pulumi up` failed after {took:.0f} s: {reasons[:1]}")
+    assert code != 0
+    assert ROLLOUT_TIMEOUT_S <= took <= ROLLOUT_TIMEOUT_S + UP_OVERHEAD_S
+    return output
+
+
 def test_an_unpullable_image_fails_up_in_time_naming_why_and_the_old_pods_serve(
     workspace: Workspace, kube: Kube, node: dict[str, str]
 ) -> None:
     serving = pod_names(kube)
     good_image = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template.spec.containers[0]
     registry = node["LLM_GATEWAY_NODE_PROXY_IMAGE"].split("/")[0]
-    load = under_load(kube)
-    try:
-        set_proxy(workspace, "image", f"{registry}/llm-proxy:no-such-tag")
-        took, output, code = up(workspace, check=False)
-    finally:
-        assert_no_failures(load, "failed rollout (unpullable image)")
-    reasons = [line.strip() for line in output.splitlines() if "no-such-tag" in line]
-    print(f"unpullable image: `pulumi up` failed after {took:.0f} s: {reasons[:1]}")
-    assert code != 0
-    assert ROLLOUT_TIMEOUT_S <= took <= ROLLOUT_TIMEOUT_S + UP_OVERHEAD_S
+    missing = {"image": f"{registry}/llm-proxy:no-such-tag"}
+    output = failed_up_under_load(workspace, kube, missing, "unpullable image", "no-such-tag")
     assert "ErrImagePull" in output or "ImagePullBackOff" in output, output[-3000:]
     assert "no-such-tag" in output
     assert serving <= pod_names(kube)  # surge pod only: the old ones never went away
@@ -139,24 +150,15 @@ def test_a_proxy_that_dies_at_start_fails_up_naming_the_reason_and_recovers(
 ) -> None:
     serving = pod_names(kube)
     container = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template.spec.containers[0]
-    memory = (container.resources.requests["memory"], container.resources.limits["memory"])
-    load = under_load(kube)
-    try:
-        # Too little memory for the interpreter and its imports: killed before it serves.
-        set_proxy(workspace, "resources.requests.memory", "24Mi")
-        set_proxy(workspace, "resources.limits.memory", "24Mi")
-        took, output, code = up(workspace, check=False)
-    finally:
-        assert_no_failures(load, "failed rollout (proxy killed at start)")
-    reasons = [line.strip() for line in output.splitlines() if "OOMKilled" in line]
-    print(f"crash at start: `pulumi up` failed after {took:.0f} s: {reasons[:1]}")
-    assert code != 0
-    assert took <= ROLLOUT_TIMEOUT_S + UP_OVERHEAD_S
+    requests, limits = container.resources.requests, container.resources.limits
+    # Too little memory for the interpreter and its imports: killed before it serves.
+    tiny = {"resources.requests.memory": "24Mi", "resources.limits.memory": "24Mi"}
+    output = failed_up_under_load(workspace, kube, tiny, "crash at start", "OOMKilled")
     assert "OOMKilled" in output, output[-3000:]
     assert serving <= pod_names(kube)
 
-    set_proxy(workspace, "resources.limits.memory", memory[1])
-    set_proxy(workspace, "resources.requests.memory", memory[0])
+    set_proxy(workspace, "resources.limits.memory", limits["memory"])
+    set_proxy(workspace, "resources.requests.memory", requests["memory"])
     up(workspace)
     assert pod_names(kube) == serving
 

@@ -72,3 +72,12 @@ class ProxyHandle:
             if len(found) >= expected or time.monotonic() > deadline:
                 return found
             time.sleep(0.005)
+
+
+def metric(text: str, series: str) -> float:
+    """The value of one exposition line, e.g. `name{label="v"} 2.0`."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError(f"{series} not in metrics:\n{text}")

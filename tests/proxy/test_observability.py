@@ -12,7 +12,14 @@ from prometheus_client import generate_latest
 from proxy.observability import CallRecord, Metrics
 from proxy.routes import path_label
 from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
+from tests.proxy.support import (
+    CLIENT_DUMMY_KEY,
+    FAKE_KEY,
+    SECOND_KEY,
+    ProxyHandle,
+    Upstream,
+    metric,
+)
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -39,15 +46,6 @@ def test_access_log_has_one_json_line_per_call_with_the_documented_fields(
     assert (call["promptTokens"], call["completionTokens"]) == (11, 1)
     assert "zz" not in line
     assert "hi" not in line.replace('"time"', "")  # no request body content
-
-
-def metric(text: str, series: str) -> float:
-    """The value of one exposition line, e.g. `name{label="v"} 2.0`."""
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == series:
-            return float(value)
-    raise AssertionError(f"{series} not in metrics:\n{text}")
 
 
 def test_metrics_count_requests_tokens_ttfb_in_flight_and_reloads(

@@ -17,7 +17,7 @@ import pytest
 
 from proxy.fingerprint import key_fingerprint
 from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import FAKE_KEY, ROOT, SECOND_KEY, Upstream
+from tests.proxy.support import FAKE_KEY, ROOT, SECOND_KEY, Upstream, metric
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
 AUTH = {"Authorization": "Bearer sk-client-dummy"}
@@ -38,10 +38,10 @@ class Pod:
             text=True,
         )
         self.lines: list[dict[str, Any]] = []
-        listening = self.wait_for("listening", 15)
+        self.listening = self.wait_for("listening", 15)
         self.startup_seconds = time.perf_counter() - began
-        self.port = int(listening["port"])
-        self.worker_pids = set(listening["workerPids"])
+        self.port = int(self.listening["port"])
+        self.worker_pids = set(self.listening.get("workerPids", ()))
 
     @property
     def root(self) -> str:
@@ -90,14 +90,6 @@ def children(pid: int) -> set[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found.update(int(c) for c in (task / "children").read_text().split())
     return found
-
-
-def metric(text: str, series: str) -> float:
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == series:
-            return float(value)
-    raise AssertionError(f"{series} not in metrics:\n{text}")
 
 
 def test_both_workers_serve_one_port_and_start_quickly(pod: Pod) -> None:
@@ -196,22 +188,11 @@ def test_a_worker_that_dies_is_replaced(pod: Pod) -> None:
 
 
 def test_one_worker_is_one_process(proxy_env: dict[str, str]) -> None:
-    single = Pod.__new__(Pod)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("LLM_PROXY_")}
-    single.process = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "serve"],
-        cwd=ROOT,
-        env={**base, **proxy_env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    single.lines = []
+    single = Pod(proxy_env)
     try:
-        listening = single.wait_for("listening", 15)
-        assert "workers" not in listening
+        assert "workers" not in single.listening
         assert children(single.process.pid) == set()
-        ready = httpx.get(f"http://127.0.0.1:{listening['port']}/readyz").json()
+        ready = httpx.get(single.root + "/readyz").json()
         assert "worker" not in ready
     finally:
         single.process.send_signal(signal.SIGTERM)
