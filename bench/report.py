@@ -196,9 +196,9 @@ def bottleneck_section(n: Numbers) -> list[str]:
         "the bottleneck. The upstream costs the `(upstream ...)` figure of the direct rows per "
         "request, the load generator about as much. (The aiohttp test fixture costs ~65 us and "
         "aiohttp's client ~100 us per request; with them CPU 0 was 60-80% busy during proxy "
-        "runs, which is why the benchmark has its own upstream and client.) nginx is so cheap "
-        "that at c=64 it can come near the load side's limit: its req/s is a lower bound, its "
-        "CPU/req still holds.",
+        "runs, which is why the benchmark has its own upstream and client.) nginx is the "
+        "exception: it is so cheap that the load side (CPU 0 near 1.00 in its rows) limits it "
+        "before its own core does, so its req/s is a lower bound; its CPU/req still holds.",
     ]
     return lines
 
