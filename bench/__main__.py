@@ -161,6 +161,13 @@ def start_targets(
         target = Target(name, f"http://127.0.0.1:{port}/v1", process)
         target.settle()
         targets.append(target)
+    if args.stacks:
+        from bench.stacks import KINDS, start_stacks
+
+        raw["stack_notes"] = {}
+        for target in start_stacks(upstream, list(KINDS), raw["stack_notes"]):
+            target.concurrencies = (1, 16, 64)
+            targets.append(target)
     if args.no_nginx:
         raw["nginx_note"] = "skipped (--no-nginx)"
     else:
@@ -246,6 +253,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--clients", default="", help="extra passthrough clients: httpx,httpx-aiohttp"
     )
+    parser.add_argument(
+        "--stacks", action="store_true",
+        help="add bare passthroughs on granian, uvicorn and raw httptools (bench.stacks)",
+    )  # fmt: skip
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx row")
     parser.add_argument("--no-workers", action="store_true", help="skip the workers rows")
     parser.add_argument(

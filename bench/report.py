@@ -398,6 +398,43 @@ def clients_section(n: Numbers) -> list[str]:
     ]
 
 
+def stacks_section(n: Numbers) -> list[str]:
+    """The --stacks rows: bare passthroughs on other servers, all with aiohttp's client."""
+    stacks = [x for x in n.raw["names"] if x.startswith("stack ")]
+    if not stacks or not n.has(BARE, 64):
+        return []
+    lines = [
+        "",
+        "## Server stacks (bare passthroughs)",
+        "",
+        "CPU per request of the passthrough's whole process tree (median of reps); ratios are "
+        "medians of per-rep ratios of CPU per request. TTFB and reads: one stream at a time, "
+        "20 SSE events 2 ms apart.",
+        "",
+        "| stack | CPU us/req c=16 | c=64 | req/s c=16 | c=64 | CPU vs aiohttp c=16 | c=64 "
+        "| CPU vs nginx c=16 | c=64 | TTFB p50 ms | reads/stream |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in [BARE, NGINX, *stacks]:
+        if not n.has(name, 64):
+            continue
+        cells = [name]
+        cells += [f"{n.m(name, c, cpu_us):.0f}" for c in (16, 64)]
+        cells += [f"{n.m(name, c, rate):.0f}" for c in (16, 64)]
+        cells += [f"{n.ratio(name, BARE, c, cpu_us):.2f}x" for c in (16, 64)]
+        cells += [
+            f"{n.ratio(name, NGINX, c, cpu_us):.2f}x" if n.has(NGINX, c) else "-" for c in (16, 64)
+        ]
+        if n.has(name):
+            cells += [f"{n.s(name, 'ttfb_p50_ms'):.2f}", f"{n.s(name, 'reads_median'):.0f}"]
+        else:
+            cells += ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    for kind, note in n.raw.get("stack_notes", {}).items():
+        lines.append(f"\n{kind}: {note}")
+    return lines
+
+
 def render(raw: dict[str, Any]) -> str:
     n = Numbers(raw)
     lines = header(raw)
@@ -408,5 +445,6 @@ def render(raw: dict[str, Any]) -> str:
     lines += workers_section(n)
     lines += before_section(n)
     lines += clients_section(n)
+    lines += stacks_section(n)
     lines += footer()
     return "\n".join(lines)

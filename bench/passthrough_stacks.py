@@ -1,0 +1,218 @@
+"""Bare passthroughs on other server stacks, all with the aiohttp.ClientSession client.
+
+`python -m bench.passthrough_stacks KIND UPSTREAM_BASE` serves /v1/... on a free
+port (printed on stdout first) and behaves like bench/passthrough.py's aiohttp
+row: forward method, path, body and headers minus hop-by-hop ones, stream the
+answer back chunk by chunk as the upstream gives it (no buffering of SSE), no
+checks, log or metrics. Only the server side changes:
+
+  granian-rsgi   granian (Rust, hyper + tokio) through its RSGI interface
+  granian-asgi   granian through its ASGI interface
+  uvicorn        uvicorn with httptools (C parser) and uvloop, ASGI
+  httptools      a raw asyncio.Protocol on uvloop with httptools' parser, no framework
+
+granian runs its app in a worker process it spawns (workers=1); the harness counts
+the CPU of the whole process tree.
+"""
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, cast
+
+import aiohttp
+import uvloop
+
+DROP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+UPSTREAM = os.environ.get("BENCH_STACK_UPSTREAM", "").rstrip("/")
+_session: aiohttp.ClientSession | None = None
+
+
+def session() -> aiohttp.ClientSession:
+    """One client per worker, made lazily inside the worker's own event loop."""
+    global _session
+    if _session is None:
+        _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+    return _session
+
+
+def upstream_url(raw_path: str) -> str:
+    return UPSTREAM + raw_path[3:]  # /v1/x -> UPSTREAM (ends in /v1) + /x
+
+
+async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body = bytearray()
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    headers = {
+        k.decode("latin-1"): v.decode("latin-1")
+        for k, v in scope["headers"]
+        if k.decode("latin-1").lower() not in DROP
+    }
+    path = scope.get("raw_path") or scope["path"].encode()
+    if scope.get("query_string"):
+        path += b"?" + scope["query_string"]
+    async with session().request(
+        scope["method"], upstream_url(path.decode("latin-1")), headers=headers, data=bytes(body)
+    ) as upstream:
+        content_type = upstream.headers.get("Content-Type", "application/octet-stream")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": upstream.status,
+                "headers": [(b"content-type", content_type.encode("latin-1"))],
+            }
+        )
+        while chunk := await upstream.content.readany():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def rsgi_app(scope: Any, proto: Any) -> None:
+    body = await proto()
+    headers = {k: v for k, v in scope.headers.items() if k.lower() not in DROP}
+    path = scope.path + ("?" + scope.query_string if scope.query_string else "")
+    async with session().request(
+        scope.method, upstream_url(path), headers=headers, data=body
+    ) as upstream:
+        content_type = upstream.headers.get("Content-Type", "application/octet-stream")
+        transport = proto.response_stream(upstream.status, [("content-type", content_type)])
+        while chunk := await upstream.content.readany():
+            await transport.send_bytes(chunk)
+
+
+class HttptoolsProtocol(asyncio.Protocol):
+    """HTTP/1.1 keep-alive server on httptools' parser; one request at a time per connection."""
+
+    def __init__(self) -> None:
+        import httptools
+
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+        self.queue: asyncio.Queue[tuple[str, str, dict[str, str], bytes, bool]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.task = asyncio.get_running_loop().create_task(self.serve())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except Exception:
+            assert self.transport is not None
+            self.transport.close()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.url, self.headers, self.body = b"", {}, bytearray()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1")
+        if key.lower() not in DROP:
+            self.headers[key] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method().decode()
+        keep = self.parser.should_keep_alive()
+        self.queue.put_nowait(
+            (method, self.url.decode("latin-1"), self.headers, bytes(self.body), keep)
+        )
+
+    async def serve(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        while not transport.is_closing():
+            method, path, headers, body, keep = await self.queue.get()
+            async with session().request(
+                method, upstream_url(path), headers=headers, data=body
+            ) as upstream:
+                content_type = upstream.headers.get("Content-Type", "application/octet-stream")
+                head = (
+                    f"HTTP/1.1 {upstream.status} {upstream.reason or ''}\r\n"
+                    f"content-type: {content_type}\r\ntransfer-encoding: chunked\r\n"
+                    + ("" if keep else "connection: close\r\n")
+                    + "\r\n"
+                )
+                transport.write(head.encode("latin-1"))
+                while chunk := await upstream.content.readany():
+                    transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                transport.write(b"0\r\n\r\n")
+            if not keep:
+                transport.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def serve_httptools(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(HttptoolsProtocol, "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+def main(kind: str, upstream: str) -> None:
+    os.environ["BENCH_STACK_UPSTREAM"] = upstream
+    global UPSTREAM
+    UPSTREAM = upstream.rstrip("/")
+    port = free_port()
+    print(port, flush=True)
+    if kind.startswith("granian-"):
+        from granian.constants import Interfaces, Loops
+        from granian.server import Server
+
+        interface = Interfaces.RSGI if kind == "granian-rsgi" else Interfaces.ASGI
+        target = "bench.passthrough_stacks:" + (
+            "rsgi_app" if kind == "granian-rsgi" else "asgi_app"
+        )
+        Server(
+            target, address="127.0.0.1", port=port, interface=interface, workers=1,
+            loop=Loops.uvloop, log_enabled=False, backlog=1024,
+        ).serve()  # fmt: skip
+    elif kind == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(
+            "bench.passthrough_stacks:asgi_app", host="127.0.0.1", port=port, loop="uvloop",
+            http="httptools", lifespan="off", access_log=False, log_level="warning",
+            backlog=1024,
+        )  # fmt: skip
+    elif kind == "httptools":
+        uvloop.run(serve_httptools(port))
+    else:
+        raise SystemExit(f"unknown kind {kind!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
