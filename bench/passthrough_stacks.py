@@ -1,4 +1,4 @@
-"""Bare passthroughs on other server stacks, all with the aiohttp.ClientSession client.
+"""Bare passthroughs on other server stacks, with aiohttp's client or pyreqwest's (Rust).
 
 `python -m bench.passthrough_stacks KIND UPSTREAM_BASE` serves /v1/... on a free
 port (printed on stdout first) and behaves like bench/passthrough.py's aiohttp
@@ -11,15 +11,20 @@ checks, log or metrics. Only the server side changes:
   uvicorn        uvicorn with httptools (C parser) and uvloop, ASGI
   httptools      a raw asyncio.Protocol on uvloop with httptools' parser, no framework
 
+KIND+pyreqwest (e.g. httptools+pyreqwest) swaps the upstream client for pyreqwest's
+(reqwest + hyper on its own tokio runtime, streamed body via read_chunk).
+
 granian runs its app in a worker process it spawns (workers=1); the harness counts
 the CPU of the whole process tree.
 """
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from http import HTTPStatus
 from typing import Any, cast
 
 import aiohttp
@@ -31,7 +36,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 UPSTREAM = os.environ.get("BENCH_STACK_UPSTREAM", "").rstrip("/")
+CLIENT = os.environ.get("BENCH_STACK_CLIENT", "aiohttp")
 _session: aiohttp.ClientSession | None = None
+_reqwest: Any = None
 
 
 def session() -> aiohttp.ClientSession:
@@ -44,6 +51,48 @@ def session() -> aiohttp.ClientSession:
 
 def upstream_url(raw_path: str) -> str:
     return UPSTREAM + raw_path[3:]  # /v1/x -> UPSTREAM (ends in /v1) + /x
+
+
+Chunks = AsyncIterator[bytes]
+
+
+@contextlib.asynccontextmanager
+async def forward(
+    method: str, path: str, headers: dict[str, str], body: bytes
+) -> AsyncIterator[tuple[int, str, Chunks]]:
+    """Send the request upstream: (status, content type, the body's chunks as they come)."""
+    if CLIENT == "pyreqwest":
+        global _reqwest
+        if _reqwest is None:
+            from pyreqwest.client import ClientBuilder
+
+            _reqwest = ClientBuilder().max_connections(256).build()
+        request = (
+            _reqwest.request(method, upstream_url(path))
+            .headers(headers)
+            .body_bytes(body)
+            .build_streamed()
+        )
+        async with request as response:
+            reader = response.body_reader
+
+            async def reqwest_chunks() -> Chunks:
+                while (chunk := await reader.read_chunk()) is not None:
+                    yield bytes(chunk)
+
+            content_type = response.headers.get("content-type", "application/octet-stream")
+            yield response.status, content_type, reqwest_chunks()
+        return
+    async with session().request(
+        method, upstream_url(path), headers=headers, data=body
+    ) as upstream:
+
+        async def aiohttp_chunks() -> Chunks:
+            while chunk := await upstream.content.readany():
+                yield chunk
+
+        content_type = upstream.headers.get("Content-Type", "application/octet-stream")
+        yield upstream.status, content_type, aiohttp_chunks()
 
 
 async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,18 +115,19 @@ async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
     path = scope.get("raw_path") or scope["path"].encode()
     if scope.get("query_string"):
         path += b"?" + scope["query_string"]
-    async with session().request(
-        scope["method"], upstream_url(path.decode("latin-1")), headers=headers, data=bytes(body)
-    ) as upstream:
-        content_type = upstream.headers.get("Content-Type", "application/octet-stream")
+    async with forward(scope["method"], path.decode("latin-1"), headers, bytes(body)) as (
+        status,
+        content_type,
+        chunks,
+    ):
         await send(
             {
                 "type": "http.response.start",
-                "status": upstream.status,
+                "status": status,
                 "headers": [(b"content-type", content_type.encode("latin-1"))],
             }
         )
-        while chunk := await upstream.content.readany():
+        async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -86,12 +136,9 @@ async def rsgi_app(scope: Any, proto: Any) -> None:
     body = await proto()
     headers = {k: v for k, v in scope.headers.items() if k.lower() not in DROP}
     path = scope.path + ("?" + scope.query_string if scope.query_string else "")
-    async with session().request(
-        scope.method, upstream_url(path), headers=headers, data=body
-    ) as upstream:
-        content_type = upstream.headers.get("Content-Type", "application/octet-stream")
-        transport = proto.response_stream(upstream.status, [("content-type", content_type)])
-        while chunk := await upstream.content.readany():
+    async with forward(scope.method, path, headers, body) as (status, content_type, chunks):
+        transport = proto.response_stream(status, [("content-type", content_type)])
+        async for chunk in chunks:
             await transport.send_bytes(chunk)
 
 
@@ -151,18 +198,15 @@ class HttptoolsProtocol(asyncio.Protocol):
         assert transport is not None
         while not transport.is_closing():
             method, path, headers, body, keep = await self.queue.get()
-            async with session().request(
-                method, upstream_url(path), headers=headers, data=body
-            ) as upstream:
-                content_type = upstream.headers.get("Content-Type", "application/octet-stream")
+            async with forward(method, path, headers, body) as (status, content_type, chunks):
                 head = (
-                    f"HTTP/1.1 {upstream.status} {upstream.reason or ''}\r\n"
+                    f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
                     f"content-type: {content_type}\r\ntransfer-encoding: chunked\r\n"
                     + ("" if keep else "connection: close\r\n")
                     + "\r\n"
                 )
                 transport.write(head.encode("latin-1"))
-                while chunk := await upstream.content.readany():
+                async for chunk in chunks:
                     transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 transport.write(b"0\r\n\r\n")
             if not keep:
@@ -183,9 +227,11 @@ async def serve_httptools(port: int) -> None:
 
 
 def main(kind: str, upstream: str) -> None:
-    os.environ["BENCH_STACK_UPSTREAM"] = upstream
-    global UPSTREAM
-    UPSTREAM = upstream.rstrip("/")
+    """KIND is a server, optionally `+pyreqwest` for the Rust client instead of aiohttp's."""
+    global UPSTREAM, CLIENT
+    kind, _, client = kind.partition("+")
+    UPSTREAM, CLIENT = upstream.rstrip("/"), client or "aiohttp"
+    os.environ["BENCH_STACK_UPSTREAM"], os.environ["BENCH_STACK_CLIENT"] = UPSTREAM, CLIENT
     port = free_port()
     print(port, flush=True)
     if kind.startswith("granian-"):

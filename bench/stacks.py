@@ -1,4 +1,4 @@
-"""Server stacks: bare passthroughs on granian, uvicorn and raw httptools vs aiohttp's and nginx.
+"""Server stacks: bare passthroughs on granian, uvicorn, raw httptools (+ pyreqwest) vs aiohttp's.
 
 `python -m bench.stacks [--reps N] [--duration S] [--streams N]` runs only these
 rows (no proxy) at c=16 and c=64 plus the stream check, reps interleaved with the
@@ -27,7 +27,10 @@ from bench.targets import (
     wait_ready,
 )
 
-KINDS = ("granian-rsgi", "granian-asgi", "uvicorn", "httptools")
+KINDS = (
+    "granian-rsgi", "granian-asgi", "uvicorn", "httptools",
+    "granian-rsgi+pyreqwest", "httptools+pyreqwest",
+)  # fmt: skip
 PREFIX = "stack "
 
 
