@@ -12,7 +12,9 @@ checks, log or metrics. Only the server side changes:
   httptools      a raw asyncio.Protocol on uvloop with httptools' parser, no framework
 
 KIND+pyreqwest (e.g. httptools+pyreqwest) swaps the upstream client for pyreqwest's
-(reqwest + hyper on its own tokio runtime, streamed body via read_chunk).
+(reqwest + hyper on its own tokio runtime, streamed body via read_chunk); KIND+raw
+for a minimal keep-alive client on httptools' response parser (this file, no pool
+limits, timeouts or retries: the floor of a Python client on uvloop).
 
 granian runs its app in a worker process it spawns (workers=1); the harness counts
 the CPU of the whole process tree.
@@ -26,6 +28,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 import uvloop
@@ -56,11 +59,99 @@ def upstream_url(raw_path: str) -> str:
 Chunks = AsyncIterator[bytes]
 
 
+class UpstreamConnection(asyncio.Protocol):
+    """A minimal keep-alive HTTP/1.1 client connection on httptools' response parser."""
+
+    def __init__(self) -> None:
+        import httptools
+
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.keep = False
+        self.content_type = "application/octet-stream"
+        self.head: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.head.done():
+            self.head.set_exception(ConnectionError("upstream closed"))
+        self.chunks.put_nowait(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def send(self, head: bytes, body: bytes) -> None:
+        self.head = asyncio.get_running_loop().create_future()
+        self.chunks = asyncio.Queue()
+        self.content_type = "application/octet-stream"
+        assert self.transport is not None
+        self.transport.write(head + body)
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"content-type":
+            self.content_type = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.head.set_result(self.parser.get_status_code())
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.put_nowait(body)
+
+    def on_message_complete(self) -> None:
+        self.keep = self.parser.should_keep_alive()
+        self.chunks.put_nowait(None)
+
+
+_idle: list[UpstreamConnection] = []
+
+
+async def raw_connection() -> UpstreamConnection:
+    while _idle:
+        connection = _idle.pop()
+        if not connection.closed:
+            return connection
+    parts = urlsplit(UPSTREAM)
+    _, protocol = await asyncio.get_running_loop().create_connection(
+        UpstreamConnection, parts.hostname or "127.0.0.1", parts.port or 80
+    )
+    return protocol
+
+
 @contextlib.asynccontextmanager
 async def forward(
     method: str, path: str, headers: dict[str, str], body: bytes
 ) -> AsyncIterator[tuple[int, str, Chunks]]:
     """Send the request upstream: (status, content type, the body's chunks as they come)."""
+    if CLIENT == "raw":
+        connection = await raw_connection()
+        parts = urlsplit(UPSTREAM)
+        lines = [f"{method} {parts.path}{path[3:]} HTTP/1.1", f"Host: {parts.netloc}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        connection.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), body)
+        status = await connection.head
+        done = False
+
+        async def raw_chunks() -> Chunks:
+            nonlocal done
+            while (chunk := await connection.chunks.get()) is not None:
+                yield chunk
+            done = True
+
+        try:
+            yield status, connection.content_type, raw_chunks()
+        finally:
+            if done and connection.keep and not connection.closed:
+                _idle.append(connection)
+            elif connection.transport is not None:
+                connection.transport.close()
+        return
     if CLIENT == "pyreqwest":
         global _reqwest
         if _reqwest is None:

@@ -1,4 +1,4 @@
-"""Server stacks: bare passthroughs on granian, uvicorn, raw httptools (+ pyreqwest) vs aiohttp's.
+"""Server stacks: bare passthroughs on granian, uvicorn, raw httptools, other clients, vs aiohttp.
 
 `python -m bench.stacks [--reps N] [--duration S] [--streams N]` runs only these
 rows (no proxy) at c=16 and c=64 plus the stream check, reps interleaved with the
@@ -29,7 +29,7 @@ from bench.targets import (
 
 KINDS = (
     "granian-rsgi", "granian-asgi", "uvicorn", "httptools",
-    "granian-rsgi+pyreqwest", "httptools+pyreqwest",
+    "granian-rsgi+pyreqwest", "httptools+pyreqwest", "granian-rsgi+raw", "httptools+raw",
 )  # fmt: skip
 PREFIX = "stack "
 
