@@ -12,7 +12,8 @@ checks, log or metrics. Only the server side changes:
   httptools      a raw asyncio.Protocol on uvloop with httptools' parser, no framework
 
 KIND+pyreqwest (e.g. httptools+pyreqwest) swaps the upstream client for pyreqwest's
-(reqwest + hyper on its own tokio runtime, streamed body via read_chunk); KIND+raw
+(reqwest + hyper on its own tokio runtime, streamed body via read_chunk, its read-ahead
+buffer off: with the default 64 KiB a stream's first byte waits for its last); KIND+raw
 for a minimal keep-alive client on httptools' response parser (this file, no pool
 limits, timeouts or retries: the floor of a Python client on uvloop).
 
@@ -162,6 +163,7 @@ async def forward(
             _reqwest.request(method, upstream_url(path))
             .headers(headers)
             .body_bytes(body)
+            .streamed_read_buffer_limit(0)  # else __aenter__ waits for 64 KiB or the body's end
             .build_streamed()
         )
         async with request as response:
