@@ -315,7 +315,10 @@ def main() -> None:
 
 def write_report(raw: dict[str, Any]) -> None:
     text = report.render(raw)
-    (ROOT / "bench" / "RESULTS.md").write_text(text)
+    path = ROOT / "bench" / "RESULTS.md"
+    if report.STACKS_HEADING not in text and path.exists():
+        text += report.carried_stacks_section(path.read_text())  # from `python -m bench.stacks`
+    path.write_text(text)
     print(text)
 
 

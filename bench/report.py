@@ -398,6 +398,18 @@ def clients_section(n: Numbers) -> list[str]:
     ]
 
 
+STACKS_HEADING = "## Server stacks (bare passthroughs)"
+
+
+def carried_stacks_section(old: str) -> str:
+    """The stacks section of an earlier RESULTS.md (to its next `## ` heading), or ""."""
+    if STACKS_HEADING not in old:
+        return ""
+    section = old[old.index(STACKS_HEADING) :]
+    end = section.find("\n## ", len(STACKS_HEADING))
+    return "\n\n" + (section if end < 0 else section[:end]).rstrip("\n") + "\n"
+
+
 def stacks_section(n: Numbers) -> list[str]:
     """The --stacks rows: bare passthroughs on other servers, all with aiohttp's client."""
     stacks = [x for x in n.raw["names"] if x.startswith("stack ")]
@@ -405,11 +417,23 @@ def stacks_section(n: Numbers) -> list[str]:
         return []
     lines = [
         "",
-        "## Server stacks (bare passthroughs)",
+        STACKS_HEADING,
         "",
         "CPU per request of the passthrough's whole process tree (median of reps); ratios are "
         "medians of per-rep ratios of CPU per request. TTFB and reads: one stream at a time, "
         "20 SSE events 2 ms apart.",
+    ]
+    raw = n.raw
+    if "started" in raw:
+        args = raw["args"]
+        lines += [
+            "",
+            f"Run {raw['started']} by `python -m bench.stacks` ({args['reps']} reps, "
+            f"{args['duration']} s per rate run, {args['streams']} streams per rep), load "
+            f"average {' '.join(raw['loadavg_start'])} at start and {' '.join(raw['loadavg'])} "
+            f"at the end; {raw['machine']}.",
+        ]
+    lines += [
         "",
         "| stack | CPU us/req c=16 | c=64 | req/s c=16 | c=64 | CPU vs aiohttp c=16 | c=64 "
         "| CPU vs nginx c=16 | c=64 | TTFB p50 ms | reads/stream |",

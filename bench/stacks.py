@@ -3,7 +3,8 @@
 `python -m bench.stacks [--reps N] [--duration S] [--streams N]` runs only these
 rows (no proxy) at c=16 and c=64 plus the stream check, reps interleaved with the
 order rotated, CPU per request from /proc; prints the "Server stacks" section of
-RESULTS.md and keeps raw numbers in bench/out/stacks.json. `python -m bench --stacks`
+RESULTS.md (also in bench/out/stacks.md; a full run keeps the one RESULTS.md has) and
+keeps raw numbers in bench/out/stacks.json. `python -m bench --stacks`
 adds the same rows to the full run.
 """
 
@@ -81,6 +82,7 @@ def main() -> None:
     raw: dict[str, Any] = {
         "args": vars(args), "machine": machine_line(), "stack_notes": {},
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "loadavg_start": Path("/proc/loadavg").read_text().split()[:3],
     }  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="llm-proxy-stacks-"))
     upstream_process, upstream_port = spawn_printing_port(["-m", "bench.upstream"], LOAD_CPU)
@@ -106,7 +108,9 @@ def main() -> None:
         upstream_process.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     (OUT / "stacks.json").write_text(json.dumps(raw, indent=2))
-    print("\n".join(report.stacks_section(report.Numbers(raw))))
+    section = "\n".join(report.stacks_section(report.Numbers(raw)))
+    (OUT / "stacks.md").write_text(section + "\n")  # to paste into RESULTS.md
+    print(section)
 
 
 if __name__ == "__main__":
