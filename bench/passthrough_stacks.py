@@ -10,6 +10,7 @@ checks, log or metrics. Only the server side changes:
   granian-asgi   granian through its ASGI interface
   uvicorn        uvicorn with httptools (C parser) and uvloop, ASGI
   httptools      a raw asyncio.Protocol on uvloop with httptools' parser, no framework
+  socketify      socketify (uWebSockets, C++ over libuv, its loop interleaved with asyncio's)
 
 KIND+pyreqwest (e.g. httptools+pyreqwest) swaps the upstream client for pyreqwest's
 (reqwest + hyper on its own tokio runtime, streamed body via read_chunk, its read-ahead
@@ -319,6 +320,29 @@ async def serve_httptools(port: int) -> None:
         await server.serve_forever()
 
 
+def serve_socketify(port: int) -> None:
+    from socketify import App, AppListenOptions  # type: ignore[import-untyped]
+
+    asyncio.set_event_loop(uvloop.new_event_loop())  # socketify drives the current loop
+    app = App(lifespan=False)
+
+    async def handle(res: Any, req: Any) -> None:
+        # req is only valid until the first await: read everything from it first
+        method, path = req.get_method(), req.get_full_url()
+        headers = {k: v for k, v in req.get_headers().items() if k.lower() not in DROP}
+        body = (await res.get_data()).getvalue()
+        async with forward(method, path, headers, body) as (status, content_type, chunks):
+            res.write_status(status)
+            res.write_header("content-type", content_type)
+            async for chunk in chunks:
+                res.write(chunk)
+            res.end(b"")
+
+    app.any("/*", handle)
+    app.listen(AppListenOptions(port=port, host="127.0.0.1"), lambda config: None)
+    app.run()
+
+
 def main(kind: str, upstream: str) -> None:
     """KIND is a server, optionally `+pyreqwest` for the Rust client instead of aiohttp's."""
     global UPSTREAM, CLIENT
@@ -349,6 +373,8 @@ def main(kind: str, upstream: str) -> None:
         )  # fmt: skip
     elif kind == "httptools":
         uvloop.run(serve_httptools(port))
+    elif kind == "socketify":
+        serve_socketify(port)
     else:
         raise SystemExit(f"unknown kind {kind!r}")
 

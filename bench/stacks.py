@@ -31,6 +31,7 @@ from bench.targets import (
 KINDS = (
     "granian-rsgi", "granian-asgi", "uvicorn", "httptools",
     "granian-rsgi+pyreqwest", "httptools+pyreqwest", "granian-rsgi+raw", "httptools+raw",
+    "socketify", "socketify+raw",
 )  # fmt: skip
 PREFIX = "stack "
 
@@ -82,7 +83,6 @@ def main() -> None:
     raw: dict[str, Any] = {
         "args": vars(args), "machine": machine_line(), "stack_notes": {},
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "loadavg_start": Path("/proc/loadavg").read_text().split()[:3],
     }  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="llm-proxy-stacks-"))
     upstream_process, upstream_port = spawn_printing_port(["-m", "bench.upstream"], LOAD_CPU)
