@@ -10,7 +10,8 @@ checks, log or metrics. Only the server side changes:
   granian-asgi   granian through its ASGI interface
   uvicorn        uvicorn with httptools (C parser) and uvloop, ASGI
   httptools      a raw asyncio.Protocol on uvloop with httptools' parser, no framework
-  socketify      socketify (uWebSockets, C++ over libuv, its loop interleaved with asyncio's)
+  socketify      socketify (uWebSockets, C++ over libuv, its loop interleaved with asyncio's);
+                 not in requirements-dev.txt: 0.0.31 crashed under load (see RESULTS.md)
 
 KIND+pyreqwest (e.g. httptools+pyreqwest) swaps the upstream client for pyreqwest's
 (reqwest + hyper on its own tokio runtime, streamed body via read_chunk, its read-ahead
@@ -321,7 +322,7 @@ async def serve_httptools(port: int) -> None:
 
 
 def serve_socketify(port: int) -> None:
-    from socketify import App, AppListenOptions  # type: ignore[import-untyped]
+    from socketify import App, AppListenOptions  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     asyncio.set_event_loop(uvloop.new_event_loop())  # socketify drives the current loop
     app = App(lifespan=False)
