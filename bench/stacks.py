@@ -33,7 +33,7 @@ KINDS = (
     "granian-rsgi+pyreqwest", "httptools+pyreqwest", "granian-rsgi+raw", "httptools+raw",
 )  # fmt: skip
 # Also runnable with --kinds, not in the default set: "socketify" (pip install socketify):
-# 0.0.31 measured 2x the aiohttp passthrough's CPU, then died of a cffi use-after-free.
+# 0.0.31 measured 1.8x the aiohttp passthrough's CPU, then died of a cffi use-after-free.
 PREFIX = "stack "
 
 
