@@ -428,10 +428,9 @@ def stacks_section(n: Numbers) -> list[str]:
         args = raw["args"]
         lines += [
             "",
-            f"Run {raw['started']} by `python -m bench.stacks` ({args['reps']} reps, "
-            f"{args['duration']} s per rate run, {args['streams']} streams per rep), load "
-            f"average {' '.join(raw['loadavg_start'])} at start and {' '.join(raw['loadavg'])} "
-            f"at the end; {raw['machine']}.",
+            f"Run by `python -m bench.stacks` ({args['reps']} reps, {args['duration']} s per "
+            f"rate run, {args['streams']} streams per rep): {raw['machine']}; load average "
+            f"{' '.join(raw['loadavg'])} at the end.",
         ]
     lines += [
         "",
