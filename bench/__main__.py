@@ -317,7 +317,8 @@ def write_report(raw: dict[str, Any]) -> None:
     text = report.render(raw)
     path = ROOT / "bench" / "RESULTS.md"
     if report.STACKS_HEADING not in text and path.exists():
-        text += report.carried_stacks_section(path.read_text())  # from `python -m bench.stacks`
+        carried = report.carried_stacks_section(path.read_text())  # from bench.stacks
+        text = text.rstrip("\n") + "\n\n" + carried if carried else text
     path.write_text(text)
     print(text)
 

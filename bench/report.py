@@ -407,7 +407,7 @@ def carried_stacks_section(old: str) -> str:
         return ""
     section = old[old.index(STACKS_HEADING) :]
     end = section.find("\n## ", len(STACKS_HEADING))
-    return "\n\n" + (section if end < 0 else section[:end]).rstrip("\n") + "\n"
+    return (section if end < 0 else section[:end]).rstrip("\n") + "\n"
 
 
 def stacks_section(n: Numbers) -> list[str]:
