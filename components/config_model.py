@@ -491,7 +491,7 @@ class LlmGatewayConfig(_Strict):
             podLabels={"app.kubernetes.io/name": "prometheus"},
         ),
         alias="metricsScraper",
-        description="who may scrape metrics (proxy port 8080, agentgateway port 15020)",
+        description="who may scrape metrics (proxy port 9090, agentgateway port 15020)",
         examples=[{"namespaceLabels": {"team": "observability"}}],
     )
     kill_switch: bool = Field(

@@ -58,6 +58,7 @@ class LlmProxy(pulumi.ComponentResource):
             namespace,
             pod_labels=selector(proxy_name),
             port=deployment.CONTAINER_PORT,
+            metrics_port=deployment.METRICS_PORT,
             clients=clients,
             scraper=scraper,
             upstream_ports=upstream_ports,

@@ -59,7 +59,8 @@ class ProxyState:
         )
 
     async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        """The only router: /v1/... is forwarded, three fixed paths answer locally."""
+        """The API port's router: /v1/... is forwarded, /healthz, /readyz (and /metrics when
+        no metrics port is set) answer locally."""
         path = request.path
         if path.startswith("/v1/"):
             return await self.forwarder.handle(request)
@@ -67,9 +68,16 @@ class ProxyState:
             return web.json_response({"status": "ok"})
         if path == "/readyz":
             return self.readyz()
-        if path == "/metrics":
+        if path == "/metrics" and self.settings.metrics_port is None:
             return await self.metrics_response()
         return errors.not_found(path).to_response()
+
+    async def metrics_dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The metrics port (settings.metrics_port): /metrics and nothing else, so a scraper
+        let in there by a NetworkPolicy cannot reach /v1."""
+        if request.path == "/metrics":
+            return await self.metrics_response()
+        return errors.not_found(request.path).to_response()
 
     async def metrics_response(self) -> web.Response:
         if self.link is None:

@@ -30,6 +30,8 @@ class RunningProxy:
     runner: web.ServerRunner
     state: ProxyState
     port: int
+    metrics_runner: web.ServerRunner | None = None  # settings.metrics_port's listener
+    metrics_port: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -61,6 +63,8 @@ class RunningProxy:
         if running:
             await asyncio.wait(running, timeout=_CUT_SECONDS)
         await self.runner.cleanup()  # idle keep-alive connections; bounded by shutdown_timeout
+        if self.metrics_runner is not None:  # scrapes keep working through the drain
+            await self.metrics_runner.cleanup()
         await state.close()
         state.log.event("stopped", cancelled=len(running))
         state.log.flush()
@@ -71,8 +75,10 @@ async def start(
     log_stream: LogStream,
     state: ProxyState | None = None,
     sock: socket.socket | None = None,
+    metrics_sock: socket.socket | None = None,
 ) -> RunningProxy:
-    """Listen on settings.host:port (port 0 picks a free one), or serve `sock`.
+    """Listen on settings.host:port (port 0 picks a free one), or serve `sock`; with
+    settings.metrics_port, /metrics on that port (or `metrics_sock`) instead.
 
     A worker passes its `state` and the supervisor's listening `sock`; the supervisor
     then announces the pod as listening, so the worker does not.
@@ -97,8 +103,10 @@ async def start(
         site = web.SockSite(runner, sock)
     await site.start()
     port = int(runner.addresses[0][1])
+    metrics_runner = await _start_metrics(settings, state, metrics_sock)
+    metrics_port = None if metrics_runner is None else int(metrics_runner.addresses[0][1])
     if worker:
-        return RunningProxy(runner, state, port)
+        return RunningProxy(runner, state, port, metrics_runner, metrics_port)
     key = state.keys.current
     state.log.event(
         "listening",
@@ -108,13 +116,35 @@ async def start(
         allowedModels=list(settings.allowed_models),
         disabled=settings.disabled,
         keyFingerprint=None if key is None else key.fingerprint,
+        metricsPort=metrics_port,
         startupMs=round((time.perf_counter() - began) * 1000, 1),
     )
-    return RunningProxy(runner, state, port)
+    return RunningProxy(runner, state, port, metrics_runner, metrics_port)
+
+
+async def _start_metrics(
+    settings: Settings, state: ProxyState, sock: socket.socket | None
+) -> web.ServerRunner | None:
+    """The metrics port's own small server (only /metrics), when one is configured."""
+    if settings.metrics_port is None:
+        return None
+    runner = web.ServerRunner(web.Server(state.metrics_dispatch, access_log=None))
+    await runner.setup()
+    site: web.BaseSite
+    if sock is None:
+        site = web.TCPSite(runner, settings.host, settings.metrics_port)
+    else:
+        site = web.SockSite(runner, sock)
+    await site.start()
+    return runner
 
 
 async def serve_worker(
-    settings: Settings, sock: socket.socket, supervisor: socket.socket, key: LiveKey | None
+    settings: Settings,
+    sock: socket.socket,
+    metrics_sock: socket.socket | None,
+    supervisor: socket.socket,
+    key: LiveKey | None,
 ) -> None:
     """One of several worker processes (proxy.workers): serve until SIGTERM, then drain.
 
@@ -125,7 +155,7 @@ async def serve_worker(
     state = ProxyState(settings, log_stream, supervisor, key)
     stop = asyncio.Event()
     state.on_supervisor_lost = stop.set
-    proxy = await start(settings, log_stream, state, sock)
+    proxy = await start(settings, log_stream, state, sock, metrics_sock)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

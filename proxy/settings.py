@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Worker processes sharing the port (1 = a single process, no supervisor).",
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve /metrics on this port only (the API port then answers 404 for it).",
+    )
     require_key: bool = Field(
         default=False,
         description="Exit 1 at start, saying why, when the key file holds no usable key.",

@@ -99,6 +99,7 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
         self.listener: socket.socket | None = None
+        self.metrics_listener: socket.socket | None = None  # settings.metrics_port's
         self.announced = False
         self.began = time.perf_counter()
 
@@ -106,6 +107,8 @@ class Supervisor:
 
     def run(self) -> int:
         self.listener = _listen(self.settings.host, self.settings.port)
+        if self.settings.metrics_port is not None:
+            self.metrics_listener = _listen(self.settings.host, self.settings.metrics_port)
         first = _KeyRead(self.settings.key_file, self.wake_w)
         while not first.done and time.monotonic() - first.started < READ_TIMEOUT:
             time.sleep(0.001)
@@ -196,7 +199,11 @@ class Supervisor:
             from proxy.server import run_loop, serve_worker
 
             assert self.listener is not None
-            run_loop(serve_worker(self.settings, self.listener, link, self.keys.current))
+            run_loop(
+                serve_worker(
+                    self.settings, self.listener, self.metrics_listener, link, self.keys.current
+                )
+            )
             return 0
         except BaseException:  # a worker must never return into the supervisor's code
             traceback.print_exc()  # to stderr; nothing here holds the key (LiveKey hides it)
@@ -334,6 +341,9 @@ class Supervisor:
             allowedModels=list(settings.allowed_models),
             disabled=settings.disabled,
             keyFingerprint=None if key is None else key.fingerprint,
+            metricsPort=(
+                None if self.metrics_listener is None else self.metrics_listener.getsockname()[1]
+            ),
             workers=len(self.workers),
             workerPids=sorted(self.workers),
             startupMs=round((time.perf_counter() - self.began) * 1000, 1),

@@ -14,6 +14,9 @@ from .secret import KEY_FIELD
 
 CONTAINER_PORT = 8080
 PORT_NAME = "http"
+# /metrics is served here only: the scraper's NetworkPolicy rule opens this port alone.
+METRICS_PORT = 9090
+METRICS_PORT_NAME = "metrics"
 KEY_MOUNT_DIR = "/etc/llm-gateway/secret"
 RUN_AS = 10001
 KEY_VOLUME = "api-key"
@@ -40,6 +43,7 @@ def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsD
     values = {
         "LLM_PROXY_HOST": "0.0.0.0",  # noqa: S104 - listening on the pod IP is the point
         "LLM_PROXY_PORT": str(CONTAINER_PORT),
+        "LLM_PROXY_METRICS_PORT": str(METRICS_PORT),
         "LLM_PROXY_UPSTREAM": upstream_url,
         "LLM_PROXY_KEY_FILE": f"{KEY_MOUNT_DIR}/{KEY_FIELD}",
         "LLM_PROXY_ALLOWED_MODELS": ",".join(config.allowed_models),
@@ -114,7 +118,10 @@ def _container(config: ProxyConfig, upstream_url: str) -> k8s.core.v1.ContainerA
         "image": config.image_ref,
         "image_pull_policy": config.image_pull_policy,
         "command": ["python", "-m", "proxy", "serve"],
-        "ports": [{"name": PORT_NAME, "container_port": CONTAINER_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": PORT_NAME, "container_port": CONTAINER_PORT, "protocol": "TCP"},
+            {"name": METRICS_PORT_NAME, "container_port": METRICS_PORT, "protocol": "TCP"},
+        ],
         "env": _env(config, upstream_url),
         "resources": _resources(config),
         "startup_probe": _probe("/healthz", period=2, failures=30),

@@ -54,20 +54,22 @@ def proxy_policy(
     *,
     pod_labels: dict[str, str],
     port: int,
+    metrics_port: int,
     clients: Sequence[ClientConfig],
     scraper: ClientConfig,
     upstream_ports: Sequence[int],
     skip_await: bool,
 ) -> k8s.networking.v1.NetworkPolicyArgsDict:
-    """Ingress to the proxy pods from clients and the scraper (metrics share the port);
-    egress only to DNS and `upstream_ports`."""
-    callers: Ingress = {"from_": [*client_peers(clients), _peer(scraper)], "ports": [_tcp(port)]}
+    """Ingress to the proxy pods: clients to the API port, the scraper to the metrics port
+    only (so it cannot spend the key on /v1); egress only to DNS and `upstream_ports`."""
+    callers: Ingress = {"from_": client_peers(clients), "ports": [_tcp(port)]}
+    scrapes: Ingress = {"from_": [_peer(scraper)], "ports": [_tcp(metrics_port)]}
     dns: Egress = {"ports": [{"port": DNS_PORT, "protocol": "UDP"}, _tcp(DNS_PORT)]}
     upstream: Egress = {"ports": [_tcp(p) for p in sorted(set(upstream_ports))]}
     spec: k8s.networking.v1.NetworkPolicySpecArgsDict = {
         "pod_selector": {"match_labels": pod_labels},
         "policy_types": ["Ingress", "Egress"],
-        "ingress": [callers],
+        "ingress": [callers, scrapes],
         "egress": [dns, upstream],
     }
     return {

@@ -73,6 +73,11 @@ def test_the_pod_runs_unprivileged_and_reports_the_stack_fingerprint(
     # The test runs inside the node's namespace, so pod IPs are reachable from here.
     readyz = httpx.get(f"http://{pod.status.pod_ip}:8080/readyz", timeout=5).json()
     assert readyz == {"status": "ready", "keyFingerprint": expected}
+    # Metrics on their own port only (the scraper's NetworkPolicy rule opens just that one).
+    assert httpx.get(f"http://{pod.status.pod_ip}:8080/metrics", timeout=5).status_code == 404
+    scraped = httpx.get(f"http://{pod.status.pod_ip}:9090/metrics", timeout=5)
+    assert scraped.status_code == 200
+    assert "llm_proxy_key_loaded 1.0" in scraped.text
     status = pod.status.container_statuses[0]
     assert status.ready is True
     assert status.image_id.endswith(node["LLM_GATEWAY_NODE_PROXY_IMAGE"].split("@")[1])

@@ -297,7 +297,10 @@ def test_proxy_pod_is_hardened_and_probed(stack: str) -> None:
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["runAsUser"] == 10001
     assert container["command"] == ["python", "-m", "proxy", "serve"]
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     # Keeps serving while endpoints catch up, then drains within the grace period.
@@ -334,6 +337,7 @@ def test_proxy_env_follows_the_contract(stack: str) -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["LLM_PROXY_HOST"] == "0.0.0.0"
     assert env["LLM_PROXY_PORT"] == "8080"
+    assert env["LLM_PROXY_METRICS_PORT"] == "9090"  # /metrics only there, not beside /v1
     assert env["LLM_PROXY_UPSTREAM"] == "https://api.openai.com/v1"
     assert env["LLM_PROXY_KEY_FILE"] == "/etc/llm-gateway/secret/apiKey"
     assert env["LLM_PROXY_ALLOWED_MODELS"] == ",".join(cfg["proxy"]["allowedModels"])

@@ -26,15 +26,13 @@ def test_by_default_only_labelled_namespaces_and_the_scraper_reach_the_proxy(sta
     spec = policy(render_stack(stack), "llm-proxy")
     assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "llm-proxy"}}
     assert spec["policyTypes"] == ["Ingress", "Egress"]
+    # The scraper reaches the metrics port alone: it cannot call /v1 and spend the key.
     assert spec["ingress"] == [
         {
-            "from": [
-                {"namespaceSelector": {"matchLabels": CLIENT_LABEL}},
-                OWN_NAMESPACE_CLIENTS,
-                SCRAPER,
-            ],
+            "from": [{"namespaceSelector": {"matchLabels": CLIENT_LABEL}}, OWN_NAMESPACE_CLIENTS],
             "ports": [{"port": 8080, "protocol": "TCP"}],
-        }
+        },
+        {"from": [SCRAPER], "ports": [{"port": 9090, "protocol": "TCP"}]},
     ]
 
 
@@ -102,7 +100,7 @@ def test_allowed_clients_become_namespace_and_pod_selectors_on_both_planes() -> 
         OWN_NAMESPACE_CLIENTS,
     ]
     assert policy(result, "llm-gateway")["ingress"][0]["from"] == expected
-    assert policy(result, "llm-proxy")["ingress"][0]["from"] == [*expected, SCRAPER]
+    assert policy(result, "llm-proxy")["ingress"][0]["from"] == expected
 
 
 def test_no_allowed_clients_leaves_only_the_gateways_own_labelled_pods() -> None:
