@@ -9,7 +9,6 @@ per-rep ratios. Writes bench/RESULTS.md (raw numbers in bench/out/results.json).
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from bench.targets import (
     raise_group_priority,
     spawn_printing_port,
     start_proxy,
+    stop_all,
 )
 from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 
@@ -304,11 +304,7 @@ def main() -> None:
         memory_and_startup(args.proxy_tree, upstream, secret, raw, startups)
         raw["startup_s"] = startups
     finally:
-        for target in targets:
-            target.stop()
-        upstream_process.terminate()
-        upstream_process.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(targets, upstream_process, work)
     (OUT / "results.json").write_text(json.dumps(raw, indent=2))
     write_report(raw)
 

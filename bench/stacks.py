@@ -10,7 +10,6 @@ adds the same rows to the full run.
 
 import argparse
 import json
-import shutil
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ from bench.targets import (
     Target,
     raise_group_priority,
     spawn_printing_port,
+    stop_all,
     wait_ready,
 )
 
@@ -103,11 +103,7 @@ def main() -> None:
         measure(args, targets, [upstream_process.pid], raw)
         raw["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
     finally:
-        for target in targets:
-            target.stop()
-        upstream_process.terminate()
-        upstream_process.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(targets, upstream_process, work)
     (OUT / "stacks.json").write_text(json.dumps(raw, indent=2))
     section = "\n".join(report.stacks_section(report.Numbers(raw)))
     (OUT / "stacks.md").write_text(section + "\n")  # to paste into RESULTS.md

@@ -7,6 +7,7 @@ may run inside a CPU-quota cgroup (the workers rows).
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -206,3 +207,13 @@ def peak_rss_mib(pids: list[int]) -> float:
                 if line.startswith("VmHWM:"):
                     peaks.append(int(line.split()[1]) / 1024)
     return max(peaks)
+
+
+def stop_all(targets: list[Target], upstream: subprocess.Popen[str], work: Path) -> None:
+    """End of a run, whatever happened: every target, then the fake upstream (by its
+    process, never by name), then the scratch dir."""
+    for target in targets:
+        target.stop()
+    upstream.terminate()
+    upstream.wait(timeout=30)
+    shutil.rmtree(work, ignore_errors=True)

@@ -5,8 +5,6 @@ call /v1 (which would spend the gateway's key).
 """
 
 import json
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -52,12 +50,7 @@ def test_without_it_metrics_stay_on_the_api_port(proxy: ProxyHandle) -> None:
 def pod_with_metrics_port(proxy_env: dict[str, str]) -> Iterator[Pod]:
     started = Pod({**proxy_env, "LLM_PROXY_WORKERS": "2", "LLM_PROXY_METRICS_PORT": "0"})
     yield started
-    started.process.send_signal(signal.SIGTERM)
-    try:
-        started.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        started.process.kill()
-        started.process.wait(timeout=5)
+    started.stop()
 
 
 def test_with_workers_every_worker_serves_the_pods_totals_on_the_metrics_port(

@@ -62,6 +62,17 @@ class Pod:
                     return self.lines[-1]
         raise AssertionError(f"no {event!r} line within {seconds} s: {self.lines[-5:]}")
 
+    def stop(self) -> None:
+        """SIGTERM (the pod's drain), then SIGKILL if it is still there after 15 s."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
     def answering_workers(self, tries: int = 200) -> set[int]:
         """Worker pids seen on /readyz, a fresh connection per call, until all have answered."""
         seen: set[int] = set()
@@ -76,13 +87,7 @@ class Pod:
 def pod(proxy_env: dict[str, str]) -> Iterator[Pod]:
     started = Pod({**proxy_env, "LLM_PROXY_WORKERS": "2", "LLM_PROXY_KEY_POLL_INTERVAL": "0.05"})
     yield started
-    if started.process.poll() is None:
-        started.process.send_signal(signal.SIGTERM)
-        try:
-            started.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            started.process.kill()
-            started.process.wait(timeout=5)
+    started.stop()
 
 
 def children(pid: int) -> set[int]:
