@@ -48,6 +48,17 @@ def url_port(url: str) -> int:
     return parts.port or _SCHEME_PORTS[parts.scheme]
 
 
+def _ingress(
+    clients: Sequence[ClientConfig], port: int, scraper: ClientConfig, metrics_port: int
+) -> list[Ingress]:
+    """Both planes admit the same callers: clients on the serving port only, the scraper on
+    the metrics port only (so it cannot spend the key)."""
+    return [
+        {"from_": client_peers(clients), "ports": [_tcp(port)]},
+        {"from_": [_peer(scraper)], "ports": [_tcp(metrics_port)]},
+    ]
+
+
 def proxy_policy(
     name: str,
     namespace: pulumi.Input[str],
@@ -62,14 +73,12 @@ def proxy_policy(
 ) -> k8s.networking.v1.NetworkPolicyArgsDict:
     """Ingress to the proxy pods: clients to the API port, the scraper to the metrics port
     only (so it cannot spend the key on /v1); egress only to DNS and `upstream_ports`."""
-    callers: Ingress = {"from_": client_peers(clients), "ports": [_tcp(port)]}
-    scrapes: Ingress = {"from_": [_peer(scraper)], "ports": [_tcp(metrics_port)]}
     dns: Egress = {"ports": [{"port": DNS_PORT, "protocol": "UDP"}, _tcp(DNS_PORT)]}
     upstream: Egress = {"ports": [_tcp(p) for p in sorted(set(upstream_ports))]}
     spec: k8s.networking.v1.NetworkPolicySpecArgsDict = {
         "pod_selector": {"match_labels": pod_labels},
         "policy_types": ["Ingress", "Egress"],
-        "ingress": [callers, scrapes],
+        "ingress": _ingress(clients, port, scraper, metrics_port),
         "egress": [dns, upstream],
     }
     return {
@@ -91,12 +100,10 @@ def gateway_policy(
 ) -> k8s.networking.v1.NetworkPolicyArgsDict:
     """Ingress to the agentgateway data-plane pods: clients to the listener, the scraper
     to the metrics port. Their egress (to the controller's xDS and the upstream) stays open."""
-    callers: Ingress = {"from_": client_peers(clients), "ports": [_tcp(listener_port)]}
-    scrapes: Ingress = {"from_": [_peer(scraper)], "ports": [_tcp(metrics_port)]}
     spec: k8s.networking.v1.NetworkPolicySpecArgsDict = {
         "pod_selector": {"match_labels": pod_labels},
         "policy_types": ["Ingress"],
-        "ingress": [callers, scrapes],
+        "ingress": _ingress(clients, listener_port, scraper, metrics_port),
     }
     return {
         "metadata": object_meta(name, namespace, component="agentgateway", skip_await=skip_await),
