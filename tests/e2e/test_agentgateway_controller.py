@@ -19,14 +19,18 @@ from typing import Any
 
 import pytest
 
+from components.shapes import gateway as gateway_shape
+from components.shapes.agentgateway_backend import OPENAI_URL, agentgateway_backend
+from components.shapes.http_route import http_route
+from components.shapes.meta import CustomObject
 from tests.e2e import agentgateway_status as agw_status
 from tests.e2e.agentgateway_admin import require_admin
-from tests.e2e.e2e_kube import AGW_GROUP, AGW_VERSION, GW_GROUP, GW_VERSION, Kube
+from tests.e2e.e2e_kube import GW_GROUP, GW_VERSION, Kube
 from tests.e2e.e2e_pulumi import FAKE_KEY, Result, Workspace, init_stack, write_stack_file
 
 pytestmark = pytest.mark.e2e
 
-KEY_FIELD, BACKEND, GATEWAY, LISTENER = "apiKey", "openai", "llm-gateway", "http"
+KEY_FIELD, BACKEND, GATEWAY = "apiKey", "openai", "llm-gateway"
 
 
 def _stack(
@@ -200,51 +204,49 @@ def _create(kube: Kube, plural: str, body: dict[str, Any]) -> None:
     kube.custom.create_namespaced_custom_object(group, version, BAD_NS, plural, body)
 
 
-def _gateway() -> dict[str, Any]:
+def _api(shape: CustomObject[Any]) -> dict[str, Any]:
+    """A package shape as the API server takes it (the shapes spell specs as the CRDs do)."""
     return {
-        "apiVersion": f"{GW_GROUP}/{GW_VERSION}",
-        "kind": "Gateway",
-        "metadata": {"name": GATEWAY},
-        "spec": {
-            "gatewayClassName": agw_status.GATEWAY_CLASS,
-            "listeners": [{"name": LISTENER, "protocol": "HTTP", "port": 80}],
-        },
+        "apiVersion": shape["api_version"],
+        "kind": shape["kind"],
+        "metadata": dict(shape["metadata"]),
+        "spec": shape["spec"],
     }
+
+
+def _gateway() -> dict[str, Any]:
+    return _api(
+        gateway_shape.gateway(
+            GATEWAY, BAD_NS, class_name=agw_status.GATEWAY_CLASS, port=80, skip_await=False
+        )
+    )
 
 
 def _backend(name: str, secret: str) -> dict[str, Any]:
-    """The backend our package emits for dev (see components/shapes/agentgateway_backend.py)."""
-    return {
-        "apiVersion": f"{AGW_GROUP}/{AGW_VERSION}",
-        "kind": "AgentgatewayBackend",
-        "metadata": {"name": name},
-        "spec": {
-            "ai": {"provider": {"openai": {"model": "gpt-4o-mini"}}},
-            "policies": {
-                "auth": {"secretRef": {"name": secret, "key": KEY_FIELD}},
-                "ai": {"routes": {"/v1/chat/completions": "Completions", "*": "Passthrough"}},
-            },
-        },
-    }
+    """The backend our package emits for dev, pointed at `secret`."""
+    return _api(
+        agentgateway_backend(
+            name,
+            BAD_NS,
+            secret_name=secret,
+            upstream_url=OPENAI_URL,
+            model="gpt-4o-mini",
+            skip_await=False,
+        )
+    )
 
 
 def _route(name: str, backend: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GW_GROUP}/{GW_VERSION}",
-        "kind": "HTTPRoute",
-        "metadata": {"name": name},
-        "spec": {
-            "parentRefs": [{"name": GATEWAY}],
-            "rules": [
-                {
-                    "matches": [{"path": {"type": "PathPrefix", "value": f"/{name}"}}],
-                    "backendRefs": [
-                        {"group": AGW_GROUP, "kind": "AgentgatewayBackend", "name": backend}
-                    ],
-                }
-            ],
-        },
-    }
+    return _api(
+        http_route(
+            name,
+            BAD_NS,
+            gateway_name=GATEWAY,
+            backend_name=backend,
+            path_prefix=f"/{name}",
+            skip_await=False,
+        )
+    )
 
 
 BAD_SECRETS = {
