@@ -83,17 +83,22 @@ def key_file_verdict(key_file: Path) -> LiveKey | str:
     return LiveKey.from_text(value)
 
 
-def key_problem_at_start(key_file: Path) -> str | None:
-    """Why `key_file` holds no usable key right now (bounded like every read), or None."""
+def read_key_file_blocking(key_file: Path) -> LiveKey | str:
+    """`key_file_verdict`, waited for at most READ_TIMEOUT (a hung mount counts as a
+    failed read), for callers without an event loop: the start check, the supervisor."""
     found: list[LiveKey | str] = []
     reader = threading.Thread(
-        target=lambda: found.append(key_file_verdict(key_file)), name="key-check", daemon=True
+        target=lambda: found.append(key_file_verdict(key_file)), name="key-read", daemon=True
     )
     reader.start()
     reader.join(READ_TIMEOUT)
-    if not found:
-        return f"reading it took longer than {READ_TIMEOUT:g} s"
-    return None if isinstance(found[0], LiveKey) else str(found[0])
+    return found[0] if found else f"reading it took longer than {READ_TIMEOUT:g} s"
+
+
+def key_problem_at_start(key_file: Path) -> str | None:
+    """Why `key_file` holds no usable key right now (bounded like every read), or None."""
+    verdict = read_key_file_blocking(key_file)
+    return None if isinstance(verdict, LiveKey) else verdict
 
 
 def start_key_read(key_file: Path) -> "asyncio.Future[LiveKey | None]":

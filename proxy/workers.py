@@ -34,7 +34,13 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.keysource import READ_TIMEOUT, KeySource, LiveKey, read_key_file
+from proxy.keysource import (
+    READ_TIMEOUT,
+    KeySource,
+    LiveKey,
+    read_key_file,
+    read_key_file_blocking,
+)
 from proxy.logstream import LineBatchWriter
 from proxy.observability import EventLog
 from proxy.settings import Settings
@@ -109,10 +115,8 @@ class Supervisor:
         self.listener = _listen(self.settings.host, self.settings.port)
         if self.settings.metrics_port is not None:
             self.metrics_listener = _listen(self.settings.host, self.settings.metrics_port)
-        first = _KeyRead(self.settings.key_file, self.wake_w)
-        while not first.done and time.monotonic() - first.started < READ_TIMEOUT:
-            time.sleep(0.001)
-        self.keys.current = first.result if first.done else None
+        first = read_key_file_blocking(self.settings.key_file)
+        self.keys.current = first if isinstance(first, LiveKey) else None
         self._key_changed(self.keys.current, "initial")
         for sock in (self.wake_r, self.wake_w):
             sock.setblocking(False)
