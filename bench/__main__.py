@@ -41,6 +41,12 @@ OUT = ROOT / "bench" / "out"
 KEY_A = "sk-bench-FAKEKEY-aaaaaaaaaaaaaaaaaaaa"
 KEY_B = "sk-bench-FAKEKEY-bbbbbbbbbbbbbbbbbbbb"
 STREAM_SHAPE = "chunks:20,chunk-delay:0.002"
+# The memory measurement's load: 64 streams held open at once, 256 in all.
+HELD_STREAMS = {"mode": "stream", "concurrency": 64, "count": 256,
+                "behaviour": "chunks:50,chunk-delay:0.01"}  # fmt: skip
+# The bare passthroughs every run measures: aiohttp's (the reference of the targets, and the
+# proxy's own stack) and pyreqwest's (what a Rust upstream client would save, and cost).
+BARE_CLIENTS = {"aiohttp": report.BARE, "pyreqwest": report.BARE_REQWEST}
 CPUS_PER_WORKER = 0.4  # each worker's quota; 2 workers: 0.8 of CPU 1, the rest left to others
 
 
@@ -148,7 +154,7 @@ def start_targets(
             startups.append(ready)
         targets.append(target)
         print(f"{spec.name}: ready in {ready:.2f} s, processes {target.pids}", flush=True)
-    clients = ["aiohttp", *filter(None, args.clients.split(","))]
+    clients = [*BARE_CLIENTS, *filter(None, args.clients.split(","))]
     for client in clients:
         try:
             process, port = spawn_printing_port(
@@ -157,7 +163,7 @@ def start_targets(
         except ValueError:
             print(f"skipping passthrough {client}: could not start (missing package?)")
             continue
-        name = report.BARE if client == "aiohttp" else f"passthrough {client}"
+        name = BARE_CLIENTS.get(client, f"passthrough {client}")
         target = Target(name, f"http://127.0.0.1:{port}/v1", process)
         target.settle()
         targets.append(target)
@@ -176,7 +182,7 @@ def start_targets(
         except (RuntimeError, subprocess.CalledProcessError, TimeoutError) as exc:
             raw["nginx_note"] = f"not measured: {exc}"
             print(f"skipping nginx: {exc}", flush=True)
-    order = [report.DIRECT, report.PROXY, report.BARE, report.NGINX]
+    order = [report.DIRECT, report.PROXY, report.BARE, report.BARE_REQWEST, report.NGINX]
     targets.sort(key=lambda t: order.index(t.name) if t.name in order else len(order))
     return startups
 
@@ -226,17 +232,32 @@ def memory_and_startup(
     startups.append(ready)
     try:
         idle = peak_rss_mib(fresh.pids)
-        held = loadgen({"url": fresh.base_url, "mode": "stream", "concurrency": 64, "count": 256,
-                        "behaviour": "chunks:50,chunk-delay:0.01"})  # fmt: skip
+        held = loadgen({"url": fresh.base_url, **HELD_STREAMS})
         fresh.settle()
         raw["rss_mib"] = {"idle": idle, "64_streams": peak_rss_mib(fresh.pids), "held_run": held}
     finally:
         fresh.stop()
+    raw["bare_rss_mib"] = {
+        name: bare_peak_rss(client, upstream) for client, name in BARE_CLIENTS.items()
+    }
     for _ in range(2):
         again, ready = start_proxy(ProxySpec(report.PROXY, tree=tree), upstream, secret.key_file,
                                    OUT / "proxy.log")  # fmt: skip
         startups.append(ready)
         again.stop()
+
+
+def bare_peak_rss(client: str, upstream: str) -> dict[str, float]:
+    """The same memory measurement for a bare passthrough: fresh, idle, then 64 streams."""
+    process, port = spawn_printing_port(["-m", "bench.passthrough", client, upstream], PROXY_CPU)
+    fresh = Target(client, f"http://127.0.0.1:{port}/v1", process)
+    try:
+        fresh.settle()
+        idle = peak_rss_mib(fresh.pids)
+        loadgen({"url": fresh.base_url, **HELD_STREAMS})
+        return {"idle": idle, "64_streams": peak_rss_mib(fresh.pids)}
+    finally:
+        fresh.stop()
 
 
 def parse_args() -> argparse.Namespace:

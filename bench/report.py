@@ -11,6 +11,7 @@ from typing import Any
 
 PROXY = "proxy (full)"
 BARE = "bare passthrough (aiohttp)"
+BARE_REQWEST = "bare passthrough (pyreqwest client)"
 NGINX = "nginx (1 process)"
 DIRECT = "direct"
 ONE_WORKER = "proxy, 1 worker"
@@ -398,6 +399,71 @@ def clients_section(n: Numbers) -> list[str]:
     ]
 
 
+def rust_client_section(n: Numbers) -> list[str]:
+    """What the CPU targets would take: the proxy's own work on a pyreqwest client, and its RSS."""
+    raw = n.raw
+    if not (n.has(BARE_REQWEST, 16) and n.has(BARE, 16) and "bare_rss_mib" in raw):
+        return []
+    rss = {BARE: raw["bare_rss_mib"][BARE], BARE_REQWEST: raw["bare_rss_mib"][BARE_REQWEST],
+           PROXY: raw["rss_mib"]}  # fmt: skip
+    lines = [
+        "",
+        "## What meeting the CPU targets would take: a Rust upstream client",
+        "",
+        "Same run, same server (aiohttp), only the upstream client differs between the two bare "
+        "rows. The proxy's own work (checks, log, metrics, token counting, timeouts) is the "
+        "proxy's CPU per request minus the aiohttp passthrough's, per rep. The estimate row adds "
+        "that work to the pyreqwest passthrough (per rep) and is not a measurement of a proxy; "
+        "its RSS is the proxy's plus what pyreqwest's passthrough holds over aiohttp's.",
+        "",
+        "| row | CPU us/req c=16 | c=64 | CPU vs bare aiohttp c=16 | c=64 | req/s vs bare c=16 "
+        "| c=64 | peak RSS idle MiB | 64 streams MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in (BARE, BARE_REQWEST, PROXY):
+        cells = [name]
+        cells += [f"{n.m(name, c, cpu_us):.0f}" for c in (16, 64)]
+        cells += [f"{n.ratio(name, BARE, c, cpu_us):.2f}x" for c in (16, 64)]
+        cells += [f"{n.ratio(name, BARE, c, rate):.2f}x" for c in (16, 64)]
+        cells += [f"{rss[name]['idle']:.1f}", f"{rss[name]['64_streams']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    own = {c: n.diff(PROXY, BARE, c, cpu_us) for c in (16, 64)}
+    estimate = {c: _estimated_ratio(n, c) for c in (16, 64)}
+    extra = rss[BARE_REQWEST]["64_streams"] - rss[BARE]["64_streams"]
+    extra_idle = rss[BARE_REQWEST]["idle"] - rss[BARE]["idle"]
+    lines.append(
+        f"| proxy's own work (proxy - bare aiohttp) | {own[16]:+.0f} | {own[64]:+.0f} "
+        "| - | - | - | - | - | - |"
+    )
+    lines.append(
+        f"| estimate: proxy on pyreqwest | - | - | {estimate[16]:.2f}x | {estimate[64]:.2f}x "
+        f"| - | - | {rss[PROXY]['idle'] + extra_idle:.1f} "
+        f"| {rss[PROXY]['64_streams'] + extra:.1f} |"
+    )
+    met = all(x <= 1.15 for x in estimate.values())
+    fits = rss[PROXY]["64_streams"] + extra <= 60
+    lines += [
+        "",
+        f"On pyreqwest the proxy would {'meet' if met else 'still miss'} the CPU target "
+        f"(≤ 1.15x) and {'keep' if fits else 'break'} the RSS target (≤ 60 MiB per worker): "
+        f"pyreqwest's extension, its tokio runtime and its TLS roots hold {extra:+.1f} MiB "
+        "over aiohttp's client at 64 streams, and aiohttp's client stays loaded all the same "
+        "(importing the aiohttp server imports it, with its SSL contexts).",
+    ]
+    return lines
+
+
+def _estimated_ratio(n: Numbers, c: int) -> float:
+    """Per rep: (pyreqwest passthrough + the proxy's own work) / the aiohttp passthrough."""
+    ratios = []
+    for proxy, bare, reqwest in zip(
+        n.runs(PROXY, c), n.runs(BARE, c), n.runs(BARE_REQWEST, c), strict=False
+    ):
+        if cpu_us(bare):
+            ratios.append((cpu_us(reqwest) + cpu_us(proxy) - cpu_us(bare)) / cpu_us(bare))
+    return med(ratios)
+
+
 STACKS_HEADING = "## Server stacks (bare passthroughs)"
 
 
@@ -467,6 +533,7 @@ def render(raw: dict[str, Any]) -> str:
     lines += bottleneck_section(n)
     lines += workers_section(n)
     lines += before_section(n)
+    lines += rust_client_section(n)
     lines += clients_section(n)
     lines += stacks_section(n)
     lines += footer()
