@@ -104,6 +104,8 @@ def proxy_specs(args: argparse.Namespace, notes: dict[str, Any]) -> list[ProxySp
     """The proxy rows: full, optionally the before tree, and the workers pair."""
     tree = args.proxy_tree
     specs = [ProxySpec(report.PROXY, tree=tree)]
+    if not args.no_features_off:
+        specs.append(ProxySpec(report.FEATURES_OFF, tree=tree, features_off=True, streams=False))
     if args.before:
         before = Path(args.before).resolve()
         specs.append(ProxySpec(f"proxy (before, {git_short(before)})", tree=before))
@@ -182,7 +184,8 @@ def start_targets(
         except (RuntimeError, subprocess.CalledProcessError, TimeoutError) as exc:
             raw["nginx_note"] = f"not measured: {exc}"
             print(f"skipping nginx: {exc}", flush=True)
-    order = [report.DIRECT, report.PROXY, report.BARE, report.BARE_REQWEST, report.NGINX]
+    order = [report.DIRECT, report.PROXY, report.FEATURES_OFF, report.BARE, report.BARE_REQWEST,
+             report.NGINX]  # fmt: skip
     targets.sort(key=lambda t: order.index(t.name) if t.name in order else len(order))
     return startups
 
@@ -279,6 +282,10 @@ def parse_args() -> argparse.Namespace:
         help="add bare passthroughs on granian, uvicorn and raw httptools (bench.stacks)",
     )  # fmt: skip
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx row")
+    parser.add_argument(
+        "--no-features-off", action="store_true",
+        help="skip the proxy row with log, metrics, usage and model scan stubbed out",
+    )  # fmt: skip
     parser.add_argument("--no-workers", action="store_true", help="skip the workers rows")
     parser.add_argument(
         "--render-only", action="store_true",

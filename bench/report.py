@@ -12,6 +12,7 @@ from typing import Any
 PROXY = "proxy (full)"
 BARE = "bare passthrough (aiohttp)"
 BARE_REQWEST = "bare passthrough (pyreqwest client)"
+FEATURES_OFF = "proxy (features off)"
 NGINX = "nginx (1 process)"
 DIRECT = "direct"
 ONE_WORKER = "proxy, 1 worker"
@@ -399,8 +400,9 @@ def clients_section(n: Numbers) -> list[str]:
     ]
 
 
-def rust_client_section(n: Numbers) -> list[str]:
-    """What the CPU targets would take: the proxy's own work on a pyreqwest client, and its RSS."""
+def cpu_budget_section(n: Numbers) -> list[str]:
+    """Where the proxy's CPU over the bare passthrough goes, and what a Rust client would
+    buy (CPU) and cost (RSS)."""
     raw = n.raw
     if not (n.has(BARE_REQWEST, 16) and n.has(BARE, 16) and "bare_rss_mib" in raw):
         return []
@@ -408,33 +410,47 @@ def rust_client_section(n: Numbers) -> list[str]:
            PROXY: raw["rss_mib"]}  # fmt: skip
     lines = [
         "",
-        "## What meeting the CPU targets would take: a Rust upstream client",
+        "## Where the CPU goes, and what a Rust upstream client would buy and cost",
         "",
-        "Same run, same server (aiohttp), only the upstream client differs between the two bare "
-        "rows. The proxy's own work (checks, log, metrics, token counting, timeouts) is the "
-        "proxy's CPU per request minus the aiohttp passthrough's, per rep. The estimate row adds "
-        "that work to the pyreqwest passthrough (per rep) and is not a measurement of a proxy; "
-        "its RSS is the proxy's plus what pyreqwest's passthrough holds over aiohttp's.",
+        f"Same run. `{FEATURES_OFF}` is the proxy with its access-log line, metrics update, "
+        "usage scan and model scan stubbed out (`bench/stubbed_proxy.py`, benchmark only); "
+        "server, limits, timeouts, header rules, key and streaming unchanged. The two bare rows "
+        "share the aiohttp server and differ only in the upstream client. Differences and "
+        "ratios are per rep, then the median. The estimate adds the proxy's own work (full "
+        "minus bare aiohttp) to the pyreqwest passthrough: arithmetic, not a measured proxy; its "
+        "RSS is the proxy's plus what the pyreqwest passthrough holds over the aiohttp one.",
         "",
         "| row | CPU us/req c=16 | c=64 | CPU vs bare aiohttp c=16 | c=64 | req/s vs bare c=16 "
         "| c=64 | peak RSS idle MiB | 64 streams MiB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name in (BARE, BARE_REQWEST, PROXY):
+    for name in (BARE, FEATURES_OFF, PROXY, BARE_REQWEST):
+        if not n.has(name, 16):
+            continue
         cells = [name]
         cells += [f"{n.m(name, c, cpu_us):.0f}" for c in (16, 64)]
         cells += [f"{n.ratio(name, BARE, c, cpu_us):.2f}x" for c in (16, 64)]
         cells += [f"{n.ratio(name, BARE, c, rate):.2f}x" for c in (16, 64)]
-        cells += [f"{rss[name]['idle']:.1f}", f"{rss[name]['64_streams']:.1f}"]
+        memory = rss.get(name)
+        cells += ["-", "-"] if memory is None else [
+            f"{memory['idle']:.1f}", f"{memory['64_streams']:.1f}"
+        ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    own = {c: n.diff(PROXY, BARE, c, cpu_us) for c in (16, 64)}
+
+    def us_row(label: str, values: dict[int, float]) -> str:
+        return f"| {label} | {values[16]:+.0f} | {values[64]:+.0f} | - | - | - | - | - | - |"
+
+    budget = {c: 0.15 * n.m(BARE, c, cpu_us) for c in (16, 64)}
+    lines.append(us_row("budget at ≤ 1.15x: 0.15 x bare aiohttp", budget))
+    lines.append(us_row("proxy's own work: full - bare aiohttp", own_work(n)))
+    if n.has(FEATURES_OFF, 16):
+        features = {c: n.diff(PROXY, FEATURES_OFF, c, cpu_us) for c in (16, 64)}
+        skeleton = {c: n.diff(FEATURES_OFF, BARE, c, cpu_us) for c in (16, 64)}
+        lines.append(us_row("of which the features: full - features off", features))
+        lines.append(us_row("of which the rest: features off - bare aiohttp", skeleton))
     estimate = {c: _estimated_ratio(n, c) for c in (16, 64)}
     extra = rss[BARE_REQWEST]["64_streams"] - rss[BARE]["64_streams"]
     extra_idle = rss[BARE_REQWEST]["idle"] - rss[BARE]["idle"]
-    lines.append(
-        f"| proxy's own work (proxy - bare aiohttp) | {own[16]:+.0f} | {own[64]:+.0f} "
-        "| - | - | - | - | - | - |"
-    )
     lines.append(
         f"| estimate: proxy on pyreqwest | - | - | {estimate[16]:.2f}x | {estimate[64]:.2f}x "
         f"| - | - | {rss[PROXY]['idle'] + extra_idle:.1f} "
@@ -451,6 +467,11 @@ def rust_client_section(n: Numbers) -> list[str]:
         "(importing the aiohttp server imports it, with its SSL contexts).",
     ]
     return lines
+
+
+def own_work(n: Numbers) -> dict[int, float]:
+    """The proxy's CPU per request over the bare aiohttp passthrough's, per concurrency."""
+    return {c: n.diff(PROXY, BARE, c, cpu_us) for c in (16, 64)}
 
 
 def _estimated_ratio(n: Numbers, c: int) -> float:
@@ -533,7 +554,7 @@ def render(raw: dict[str, Any]) -> str:
     lines += bottleneck_section(n)
     lines += workers_section(n)
     lines += before_section(n)
-    lines += rust_client_section(n)
+    lines += cpu_budget_section(n)
     lines += clients_section(n)
     lines += stacks_section(n)
     lines += footer()

@@ -141,6 +141,7 @@ class ProxySpec:
     cpus: float | None = None  # a quota for each process of the tree, in CPUs
     concurrencies: tuple[int, ...] = (1, 16, 64)
     streams: bool = True
+    features_off: bool = False  # run bench/stubbed_proxy.py: log, metrics, usage, model scan off
 
 
 def start_proxy(
@@ -164,8 +165,11 @@ def start_proxy(
         quota = CpuQuota(spec.name.split(",")[-1].strip().replace(" ", "-"), spec.cpus)
     began = time.perf_counter()
     with log_path.open("a") as log:
+        command = ["-m", "proxy", "serve"]
+        if spec.features_off:
+            command = [str(ROOT / "bench" / "stubbed_proxy.py")]
         process = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "serve"], cwd=spec.tree, env=env, stdout=log,
+            [sys.executable, *command], cwd=spec.tree, env=env, stdout=log,
             stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(PROXY_CPU, quota),
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

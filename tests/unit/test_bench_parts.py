@@ -2,16 +2,26 @@
 
 The /proc reader (a command name with spaces or parentheses shifts the fields),
 the lean client's response framing against the bench upstream (a misparsed body
-would desynchronise keep-alive connections), and the nginx config's proxy settings.
+would desynchronise keep-alive connections), the nginx config's proxy settings, and the
+"features off" proxy row (it must still forward, and really skip what it says it skips).
 """
 
 import asyncio
+import contextlib
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import httpx
 
 from bench.cpu import TICKS_PER_S, cpu_busy_seconds, cpu_seconds, descendants
 from bench.nginx import nginx_config
 from bench.rawclient import ResponseReader, build_post, connect
+from bench.targets import ROOT
 from bench.upstream import UpstreamProtocol
 
 
@@ -105,3 +115,56 @@ def test_nginx_config_keeps_connections_and_swaps_the_key(tmp_path: Path) -> Non
         f"access_log {tmp_path}/access.log;",
     ):
         assert line in config
+
+
+def test_features_off_row_forwards_with_log_metrics_and_usage_stubbed(tmp_path: Path) -> None:
+    """bench/stubbed_proxy.py is what the "proxy (features off)" row claims: it forwards
+    and streams like the proxy, but writes no call line and records no series or tokens."""
+    key_file = tmp_path / "key"
+    key_file.write_text("sk-bench-FAKEKEY-stub")
+    python = sys.executable
+    upstream = subprocess.Popen(
+        [python, "-m", "bench.upstream"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    proxy = None
+    try:
+        assert upstream.stdout is not None
+        upstream_port = int(upstream.stdout.readline())
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_PROXY_")}
+        env |= {
+            "PYTHONPATH": str(ROOT),
+            "LLM_PROXY_PORT": str(port),
+            "LLM_PROXY_UPSTREAM": f"http://127.0.0.1:{upstream_port}/v1",
+            "LLM_PROXY_KEY_FILE": str(key_file),
+            "LLM_PROXY_ALLOWED_MODELS": "gpt-4o-mini",
+        }
+        proxy = subprocess.Popen(
+            [python, str(ROOT / "bench" / "stubbed_proxy.py")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.02)
+        chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        reply = httpx.post(f"{base}/v1/chat/completions", json=chat, timeout=10)
+        assert reply.status_code == 200
+        assert reply.json()["usage"]["completion_tokens"] == 1  # forwarded as it came
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert "llm_proxy_requests_total{" not in metrics
+        assert "llm_proxy_tokens_total{" not in metrics
+    finally:
+        for process in (proxy, upstream):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
+    assert proxy.stdout is not None
+    events = [json.loads(line)["event"] for line in proxy.stdout.read().splitlines() if line]
+    assert "listening" in events
+    assert "call" not in events
