@@ -4,7 +4,7 @@
 `python -m proxy serve`) runs the proxy unchanged except that, in this process only,
 the four features the issue prices are replaced with no-ops: the JSON access-log
 line, the Prometheus series, the usage (token) scan, and the model scan of the body
-(every body reads as naming `gpt-4o-mini`, the model the load generator sends, so
+(every body, small or large, reads as naming `gpt-4o-mini`, the model the load generator sends, so
 the allowlist check still runs and passes). Server, limits, timeouts, headers, key
 and streaming stay as they are.
 
@@ -22,12 +22,19 @@ from proxy.model_check import BodyModels
 _BENCH_MODEL = BodyModels(scan_json(b'{"model":"gpt-4o-mini"}').models)
 
 
+async def _bench_model_off_loop(
+    content_type: str, content_type_header: str, body: bytes | bytearray
+) -> BodyModels:
+    return _BENCH_MODEL
+
+
 def stub_features() -> None:
     observability.EventLog.call = lambda self, call, duration: None  # type: ignore[method-assign]
     observability.Metrics.record = lambda self, call, duration: None  # type: ignore[method-assign]
     usage.UsageTail.feed = lambda self, chunk: None  # type: ignore[method-assign]
     usage.UsageTail.tokens = lambda self: (None, None)  # type: ignore[method-assign]
     forward.read_models = lambda *args: _BENCH_MODEL  # type: ignore[attr-defined]
+    forward.read_models_off_loop = _bench_model_off_loop  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

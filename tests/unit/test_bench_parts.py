@@ -7,13 +7,7 @@ would desynchronise keep-alive connections), the nginx config's proxy settings, 
 """
 
 import asyncio
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,7 +15,8 @@ import httpx
 from bench.cpu import TICKS_PER_S, cpu_busy_seconds, cpu_seconds, descendants
 from bench.nginx import nginx_config
 from bench.rawclient import ResponseReader, build_post, connect
-from bench.targets import ROOT
+from bench.report import FEATURES_OFF
+from bench.targets import LOAD_CPU, ROOT, ProxySpec, spawn_printing_port, start_proxy
 from bench.upstream import UpstreamProtocol
 
 
@@ -118,53 +113,28 @@ def test_nginx_config_keeps_connections_and_swaps_the_key(tmp_path: Path) -> Non
 
 
 def test_features_off_row_forwards_with_log_metrics_and_usage_stubbed(tmp_path: Path) -> None:
-    """bench/stubbed_proxy.py is what the "proxy (features off)" row claims: it forwards
-    and streams like the proxy, but writes no call line and records no series or tokens."""
+    """The "proxy (features off)" row, started as the benchmark starts it: it forwards like
+    the proxy, but writes no call line and records no series or tokens."""
     key_file = tmp_path / "key"
     key_file.write_text("sk-bench-FAKEKEY-stub")
-    python = sys.executable
-    upstream = subprocess.Popen(
-        [python, "-m", "bench.upstream"], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    proxy = None
+    log_path = tmp_path / "proxy.log"
+    upstream, upstream_port = spawn_printing_port(["-m", "bench.upstream"], LOAD_CPU)
+    spec = ProxySpec(FEATURES_OFF, tree=ROOT, features_off=True)
     try:
-        assert upstream.stdout is not None
-        upstream_port = int(upstream.stdout.readline())
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_PROXY_")}
-        env |= {
-            "PYTHONPATH": str(ROOT),
-            "LLM_PROXY_PORT": str(port),
-            "LLM_PROXY_UPSTREAM": f"http://127.0.0.1:{upstream_port}/v1",
-            "LLM_PROXY_KEY_FILE": str(key_file),
-            "LLM_PROXY_ALLOWED_MODELS": "gpt-4o-mini",
-        }
-        proxy = subprocess.Popen(
-            [python, str(ROOT / "bench" / "stubbed_proxy.py")],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.02)
-        chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-        reply = httpx.post(f"{base}/v1/chat/completions", json=chat, timeout=10)
-        assert reply.status_code == 200
-        assert reply.json()["usage"]["completion_tokens"] == 1  # forwarded as it came
-        metrics = httpx.get(f"{base}/metrics", timeout=10).text
-        assert "llm_proxy_requests_total{" not in metrics
-        assert "llm_proxy_tokens_total{" not in metrics
+        proxy, _ = start_proxy(spec, f"http://127.0.0.1:{upstream_port}/v1", key_file, log_path)
+        try:
+            chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+            reply = httpx.post(f"{proxy.base_url}/chat/completions", json=chat, timeout=10)
+            assert reply.status_code == 200
+            assert reply.json()["usage"]["completion_tokens"] == 1  # forwarded as it came
+            metrics = httpx.get(proxy.base_url.removesuffix("/v1") + "/metrics", timeout=10).text
+            assert "llm_proxy_requests_total{" not in metrics
+            assert "llm_proxy_tokens_total{" not in metrics
+        finally:
+            proxy.stop()
     finally:
-        for process in (proxy, upstream):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
-    assert proxy.stdout is not None
-    events = [json.loads(line)["event"] for line in proxy.stdout.read().splitlines() if line]
+        upstream.terminate()
+        upstream.wait(timeout=30)
+    events = [json.loads(line)["event"] for line in log_path.read_text().splitlines() if line]
     assert "listening" in events
     assert "call" not in events
