@@ -32,6 +32,11 @@ NODE_IP=10.213.0.2
 POD_CIDR=10.244.0.0/24
 REGISTRY=127.0.0.1:5000
 UPSTREAM_PORT=8400
+# What the node starts or calls that is not in a base Debian system: containerd, runc, the
+# CNI plugins (bridge, host-local, loopback, portmap), docker-registry, kube-proxy's
+# iptables/conntrack, openssl (certificates), curl (readiness probes). tests/unit/
+# test_script_packages.py fails when a script starts a command that no list here provides.
+NODE_PACKAGES="containerd runc containernetworking-plugins docker-registry iptables conntrack openssl curl iproute2"
 
 log() { echo "cluster: $*" >&2; }
 
@@ -253,6 +258,8 @@ up() {
         rm -rf "$state"  # a fresh etcd and fresh certificates: nothing from the last cluster
     fi
     mkdir -p "$state/logs" "$state/pids"
+    step "Debian packages the node runs (installed when missing)"
+    "$repo/scripts/ensure-debian-packages.sh" $NODE_PACKAGES
     netns="$(netns_of "$state")"
     step "network namespace $netns, node $NODE_IP"
     network
