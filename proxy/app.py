@@ -10,6 +10,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,6 +21,18 @@ from proxy.keysource import KeySource, LiveKey
 from proxy.observability import EventLog, LogStream, Metrics
 from proxy.settings import Settings
 from proxy.worker_link import ScrapeIncomplete, SupervisorLink
+
+if TYPE_CHECKING:
+    from proxy.identity.gate import IdentityGate
+
+
+def _identity_gate(settings: Settings, log: EventLog) -> "IdentityGate | None":
+    """The identity hook when LLM_PROXY_IDENTITY_MODE is not off (PyJWT loaded only then)."""
+    if settings.identity_mode == "off":
+        return None
+    from proxy.identity.gate import IdentityGate, identity_config
+
+    return IdentityGate(identity_config(settings, dict(os.environ)), log)
 
 
 class ProxyState:
@@ -40,6 +53,8 @@ class ProxyState:
         self.keys = KeySource(settings.key_file, settings.key_poll_interval, self._key_changed)
         self.forwarder = Forwarder(settings, self.keys, self.metrics, self.log)
         self.metrics.in_flight_source = lambda: self.forwarder.in_flight
+        self.identity = _identity_gate(settings, self.log)
+        self.forwarder.identity = self.identity
         self.draining = False
         self._watcher: asyncio.Task[None] | None = None
         self.link: SupervisorLink | None = None
@@ -118,8 +133,12 @@ class ProxyState:
             await self.link.connect()
             self._watcher = asyncio.create_task(self.link.run(self.on_supervisor_lost))
         self.forwarder.open_session()
+        if self.identity is not None:
+            await self.identity.open()
 
     async def close(self) -> None:
+        if self.identity is not None:
+            await self.identity.close()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -22,6 +22,7 @@ from proxy.buffer_budget import BufferBudget
 from proxy.egress import egress_proxy_for
 from proxy.errors import ProxyError
 from proxy.headers import client_headers, upstream_headers
+from proxy.identity.hook import IdentityHook
 from proxy.json_scan import shown_name
 from proxy.keysource import KeySource
 from proxy.model_check import THREAD_THRESHOLD, is_json_type, read_models, read_models_off_loop
@@ -152,6 +153,7 @@ class Forwarder:
         self._idle = asyncio.Event()
         self._idle.set()
         self.session: aiohttp.ClientSession | None = None
+        self.identity: IdentityHook | None = None  # set by ProxyState when identity is on
 
     def open_session(self) -> None:
         """Pooled, keep-alive upstream connections; no cookies shared between callers."""
@@ -226,6 +228,8 @@ class Forwarder:
 
     def _record(self, call: CallRecord) -> None:
         duration = time.perf_counter() - call.started
+        if self.identity is not None:
+            self.identity.charge(call)  # the usage is known now
         self.metrics.record(call, duration)
         self.log.call(call, duration)
 
@@ -255,6 +259,8 @@ class Forwarder:
         if settings.disabled:
             raise errors.disabled()
         url = self._check_request(request, route)
+        if self.identity is not None:
+            await self.identity.admit(request, call)  # who calls, may they: 401/403/429
         key = self.keys.current
         if key is None:
             raise errors.key_unavailable()

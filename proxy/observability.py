@@ -47,6 +47,8 @@ class CallRecord:
     completion_tokens: int | None = None
     error: str | None = None
     buffered: int = 0  # body bytes reserved in the buffer budget, given back at the end
+    client: str | None = None  # identity on: the app's name, `anonymous` or `ns/sa` (log)
+    client_label: str | None = None  # ... bounded for metrics: names, anonymous, other
 
 
 class _Histogram:
@@ -95,6 +97,9 @@ class Metrics:
         self._latency: dict[str, _Histogram] = {}
         self._ttfb: dict[str, _Histogram] = {}
         self._tokens: dict[tuple[str, str], int] = {}
+        # Identity on: calls and tokens per app (labels bounded by proxy.identity).
+        self._client_requests: dict[tuple[str, str], int] = {}
+        self._client_tokens: dict[tuple[str, str], int] = {}
         # Allowed models always have their label; other names earn one only when the
         # upstream accepted them (2xx), so refused or junk names cannot use up the slots.
         self._models: set[str] = {m for m in allowed_models if _labelable(m)}
@@ -130,6 +135,16 @@ class Metrics:
             self._add_tokens(model, "prompt", call.prompt_tokens)
         if call.completion_tokens:
             self._add_tokens(model, "completion", call.completion_tokens)
+        if call.client_label is not None:
+            self._record_client(call, call.client_label)
+
+    def _record_client(self, call: CallRecord, client: str) -> None:
+        key = (client, str(call.status))
+        self._client_requests[key] = self._client_requests.get(key, 0) + 1
+        tokens = self._client_tokens
+        for kind, count in (("prompt", call.prompt_tokens), ("completion", call.completion_tokens)):
+            if count:
+                tokens[(client, kind)] = tokens.get((client, kind), 0) + count
 
     def _add_tokens(self, model: str, kind: str, count: int) -> None:
         self._tokens[(model, kind)] = self._tokens.get((model, kind), 0) + count
@@ -142,6 +157,8 @@ class Metrics:
             "ttfb": {path: h.state() for path, h in self._ttfb.items()},
             "tokens": [[*labels, value] for labels, value in self._tokens.items()],
             "in_flight": self.in_flight_source(),
+            "client_requests": [[*labels, v] for labels, v in self._client_requests.items()],
+            "client_tokens": [[*labels, v] for labels, v in self._client_tokens.items()],
         }
 
     def collect(self) -> Iterator[Metric]:
@@ -202,6 +219,26 @@ def call_families(snapshots: list[Snapshot]) -> Iterator[Metric]:
         "Calls being served now.",
         value=sum(snapshot["in_flight"] for snapshot in snapshots),
     )
+    yield from _client_families(snapshots)
+
+
+def _client_families(snapshots: list[Snapshot]) -> Iterator[Metric]:
+    """Per-app series (identity on); separate families, so the per-model ones keep their
+    cardinality and their labels."""
+    for key, name, text, labels in (
+        ("client_requests", "llm_proxy_client_requests", "Calls by app and status.", "status"),
+        ("client_tokens", "llm_proxy_client_tokens", "Tokens by app and kind.", "kind"),
+    ):
+        totals: dict[tuple[str, ...], int] = {}
+        for snapshot in snapshots:
+            for *label_values, value in snapshot.get(key, ()):
+                totals[tuple(label_values)] = totals.get(tuple(label_values), 0) + value
+        if not totals:
+            continue
+        family = CounterMetricFamily(name, text, labels=["client", labels])
+        for label_values, value in totals.items():
+            family.add_metric(list(label_values), value)
+        yield family
 
 
 def key_families(loaded: bool, reloads: dict[str, int]) -> Iterator[Metric]:
@@ -310,4 +347,6 @@ class EventLog:
             line += f',"completionTokens":{call.completion_tokens}'
         if call.error is not None:
             line += f',"error":{_quote(call.error)}'
+        if call.client is not None:
+            line += f',"client":{_quote(call.client)}'
         self.write_line(line + "}")

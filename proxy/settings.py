@@ -6,11 +6,12 @@ works on a laptop except the key file, whose default is the Deployment's mount.
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from proxy.identity.clients import ClientSpec
 from proxy.upstream_url import check_upstream
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"
@@ -80,6 +81,46 @@ class Settings(BaseSettings):
         default=False,
         description="With an allowlist: still forward files, batches, assistants... (unchecked).",
     )
+
+    identity_mode: Literal["off", "attribute", "require"] = Field(
+        default="off",
+        description="Caller identity: off, attribute (anonymous allowed) or require (401/403).",
+    )
+    identity_audience: str = Field(
+        default="llm-gateway", min_length=1, description="Audience callers' tokens must carry."
+    )
+    identity_issuer: str | None = Field(
+        default=None,
+        description="Token issuer; unset: read from the API server's OIDC discovery document.",
+    )
+    identity_jwks_url: str | None = Field(
+        default=None,
+        description="Service-account JWKS URL; unset: the API server's /openid/v1/jwks.",
+    )
+    identity_token_file: Path | None = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        description="The proxy's own ServiceAccount token, sent to fetch the JWKS.",
+    )
+    identity_ca_file: Path | None = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"),
+        description="CA bundle that signs the API server's certificate.",
+    )
+    identity_shares: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas sharing each client budget (each worker gets 1/(this x workers)).",
+    )
+    clients: Annotated[tuple[ClientSpec, ...], NoDecode] = Field(
+        default=(), description="JSON list of apps: name, namespace, serviceAccount, limits."
+    )
+
+    @field_validator("clients", mode="before")
+    @classmethod
+    def _parse_clients(cls, value: object) -> object:
+        """JSON text (the env var) or a sequence; an empty string is no clients."""
+        if isinstance(value, str):
+            return tuple(json.loads(value)) if value.strip() else ()
+        return value
 
     @field_validator("allowed_models", mode="before")
     @classmethod
