@@ -8,10 +8,11 @@ tree and formats the errors; `config_reference.py` derives the examples and the 
 table from it.
 """
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -416,6 +417,121 @@ class ClientConfig(_Strict):
         return value
 
 
+_DISCOVERY_PATH = "/.well-known/openid-configuration"
+_JWKS_PATH = "/openid/v1/jwks"
+# Names the proxy uses itself as `client` metric labels, and the smoke pods' own client.
+RESERVED_CLIENT_NAMES = ("anonymous", "other", "llm-smoke")
+
+
+class AppConfig(_Strict):
+    """One app that calls the gateway with its ServiceAccount token (key `clients[]`)."""
+
+    name: str = Field(
+        description="the app's name in logs and metrics (`client` label)", examples=["chat"]
+    )
+    namespace: str = Field(description="the app's namespace", examples=["team-ai"])
+    service_account: str = Field(
+        alias="serviceAccount", description="the app's ServiceAccount", examples=["chat"]
+    )
+    requests_per_minute: int | None = Field(
+        default=None,
+        alias="requestsPerMinute",
+        ge=1,
+        description="requests per minute (429 beyond); unset: unlimited",
+        examples=[600],
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        alias="tokensPerMinute",
+        ge=1,
+        description="prompt + completion tokens per minute, from the upstream's usage (429 "
+        "beyond); unset: unlimited",
+        examples=[200000],
+    )
+    tokens_per_day: int | None = Field(
+        default=None,
+        alias="tokensPerDay",
+        ge=1,
+        description="tokens per UTC day; unset: unlimited (proxy plane only: agentgateway's "
+        "local limits stop at hours)",
+        examples=[5000000],
+    )
+
+    @field_validator("name", "namespace")
+    @classmethod
+    def _check_names(cls, value: str) -> str:
+        return _check_dns_label(value)
+
+    @field_validator("service_account")
+    @classmethod
+    def _check_service_account(cls, value: str) -> str:
+        if not _DNS_SUBDOMAIN.match(value):
+            raise ValueError("must be a DNS-1123 subdomain (a ServiceAccount name)")
+        return value
+
+
+class IdentityConfig(_Strict):
+    """Callers prove who they are with a projected ServiceAccount token (key `identity`)."""
+
+    mode: Literal["off", "attribute", "require"] = Field(
+        default="off",
+        description="off: keyless as before; attribute: a valid token is attributed to its "
+        "app, no token is served as `anonymous`; require: no valid token → 401, an unlisted "
+        "app → 403",
+        examples=["require"],
+    )
+    audience: str = Field(
+        default="llm-gateway",
+        min_length=1,
+        max_length=253,
+        description="audience the apps' projected tokens must carry",
+        examples=["llm-gateway"],
+    )
+    issuer: str | None = Field(
+        default=None,
+        description="the cluster's service-account issuer (`kubectl get --raw "
+        "/.well-known/openid-configuration`); required for agentgateway, the proxy reads it "
+        "from the API server",
+        examples=["https://kubernetes.default.svc.cluster.local"],
+    )
+    jwks: str | None = Field(
+        default=None,
+        description="the cluster's service-account JWKS (`kubectl get --raw /openid/v1/jwks`)"
+        " for agentgateway, which cannot fetch it from the API server; re-set it when the "
+        "cluster rotates its signing key. The proxy fetches it itself",
+        examples=[
+            '{"keys":[{"kty":"RSA","kid":"…","n":"…","e":"AQAB","use":"sig","alg":"RS256"}]}'
+        ],
+    )
+    api_server_ports: list[int] = Field(
+        default_factory=lambda: [443, 6443],
+        alias="apiServerPorts",
+        description="ports the proxy pods may reach the API server on to fetch the JWKS "
+        "(its endpoint port, which CNIs match: 6443 on kubeadm, 443 on most managed clusters)",
+        examples=[[6443]],
+    )
+
+    @field_validator("jwks")
+    @classmethod
+    def _check_jwks(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            keys = json.loads(value).get("keys")
+        except (ValueError, AttributeError):
+            keys = None
+        if not isinstance(keys, list) or not keys:
+            raise ValueError("must be a JWKS document: a JSON object with a non-empty `keys` list")
+        return value
+
+    @field_validator("api_server_ports")
+    @classmethod
+    def _check_ports(cls, value: list[int]) -> list[int]:
+        if not value or any(not 1 <= port <= 65535 for port in value):
+            raise ValueError("must list TCP ports, 1 to 65535")
+        return value
+
+
 class SmokeTestConfig(_Strict):
     """What the smoke request sends, and whether `pulumi up` sends it too."""
 
@@ -494,6 +610,17 @@ class LlmGatewayConfig(_Strict):
         description="who may scrape metrics (proxy port 9090, agentgateway port 15020)",
         examples=[{"namespaceLabels": {"team": "observability"}}],
     )
+    clients: list[AppConfig] = Field(
+        default_factory=list,
+        description="apps that call with their ServiceAccount token (identity.mode attribute "
+        "or require): who they are and their budgets",
+        examples=[[{"name": "chat", "namespace": "team-ai", "serviceAccount": "chat"}]],
+    )
+    identity: IdentityConfig = Field(
+        default=IdentityConfig(),
+        description="caller identity",
+        examples=[{"mode": "require"}],
+    )
     kill_switch: bool = Field(
         default=False,
         alias="killSwitch",
@@ -556,6 +683,7 @@ class LlmGatewayConfig(_Strict):
             *self._plane_violations(),
             *self._smoke_on_up_violations(),
             *self._allowlist_violations(),
+            *self._identity_violations(),
         ]
         if violations:
             raise RuleViolations(violations)
@@ -627,4 +755,76 @@ class LlmGatewayConfig(_Strict):
                     fix=("smokeTest.model", allowed[0]),
                 )
             )
+        return violations
+
+    def _identity_violations(self) -> list[RuleViolation]:
+        """clients and identity.mode belong together; apps are unique and not reserved."""
+        mode = self.identity.mode
+        violations = []
+        if mode == "off" and self.clients:
+            violations.append(
+                RuleViolation(
+                    "clients",
+                    "lists apps, but identity.mode is off, so nobody would check who calls; "
+                    "set identity.mode attribute (or require)",
+                    fix=("identity.mode", "attribute"),
+                )
+            )
+        if mode == "require" and not self.clients:
+            violations.append(
+                RuleViolation(
+                    "identity.mode",
+                    "is require, but no `clients` are listed, so every call would be refused; "
+                    "list the apps (clients[0].name, .namespace, .serviceAccount) or use "
+                    "attribute",
+                    fix=("identity.mode", "attribute"),
+                )
+            )
+        if mode != "off" and self.agentgateway.enabled:
+            for key, path in (("issuer", _DISCOVERY_PATH), ("jwks", _JWKS_PATH)):
+                if getattr(self.identity, key) is None:
+                    violations.append(
+                        RuleViolation(
+                            f"identity.{key}",
+                            "is needed for agentgateway's jwtAuthentication, which cannot read "
+                            f"it from the API server; set it from `kubectl get --raw {path}` "
+                            "(or agentgateway.enabled false)",
+                        )
+                    )
+        limited = [a for a in self.clients if a.requests_per_minute or a.tokens_per_minute]
+        if mode != "off" and self.agentgateway.enabled and len(limited) > 16:
+            violations.append(
+                RuleViolation(
+                    "clients",
+                    f"{len(limited)} apps have per-minute limits; agentgateway's policy holds "
+                    "at most 16 (rateLimit.conditional); drop some limits or set "
+                    "agentgateway.enabled false",
+                )
+            )
+        names: set[str] = set()
+        accounts: set[tuple[str, str]] = set()
+        for index, app in enumerate(self.clients):
+            account = (app.namespace, app.service_account)
+            if app.name in RESERVED_CLIENT_NAMES:
+                violations.append(
+                    RuleViolation(
+                        f"clients[{index}].name",
+                        f"{app.name!r} is reserved ({', '.join(RESERVED_CLIENT_NAMES)}); "
+                        "pick another name",
+                    )
+                )
+            elif app.name in names:
+                violations.append(
+                    RuleViolation(f"clients[{index}].name", f"{app.name!r} is listed twice")
+                )
+            if account in accounts:
+                violations.append(
+                    RuleViolation(
+                        f"clients[{index}].serviceAccount",
+                        f"{app.namespace}/{app.service_account} is listed twice; one "
+                        "ServiceAccount is one app",
+                    )
+                )
+            names.add(app.name)
+            accounts.add(account)
         return violations

@@ -14,13 +14,14 @@ import pulumi_kubernetes as k8s
 from .ai_route import AIRoute
 from .config_model import LlmGatewayConfig
 from .custom_resource import declare_custom_resource
+from .identity import SMOKE_ACCOUNT, proxy_identity
 from .key_secret import KeySecret
 from .llm_proxy import PROXY_NAME, LlmProxy
 from .openai_backend import OpenAIBackend
 from .provider import check_secret_mutable, secret_mutable_provider
+from .shapes import agentgateway_policy, network_policy, service_account
 from .shapes import gateway as gateway_shape
 from .shapes import namespace as namespace_shape
-from .shapes import network_policy
 from .shapes import service as service_shape
 from .smoke import smoke_test_command
 from .smoke_jobs import PlaneUnderTest, declare_smoke_jobs
@@ -97,13 +98,18 @@ class LlmGateway(pulumi.ComponentResource):
                 proxy_name=PROXY_NAME,
             )
         )
+        self.smoke_account = self._declare_smoke_account(name, cfg, namespace, child)
         self.smoke_jobs, self.smoke_on_up = declare_smoke_jobs(
             name,
             cfg,
             namespace,
             self.key_fingerprint,
             self._planes_under_test(gateway_endpoint, proxy_endpoint),
-            child,
+            child
+            if self.smoke_account is None
+            else pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[self.smoke_account])
+            ),
         )
         self.register_outputs(
             {
@@ -152,6 +158,58 @@ class LlmGateway(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _declare_identity_policy(
+        self,
+        name: str,
+        cfg: LlmGatewayConfig,
+        namespace: pulumi.Input[str],
+        child: pulumi.ResourceOptions,
+    ) -> k8s.apiextensions.CustomResource | None:
+        """Identity on: the Gateway's AgentgatewayPolicy (JWT, authorization, rate limits)."""
+        identity = cfg.identity
+        if identity.mode == "off":
+            return None
+        assert identity.issuer is not None
+        assert identity.jwks is not None
+        manifest = agentgateway_policy.identity_policy(
+            f"{cfg.gateway.name}-identity",
+            namespace,
+            gateway_name=cfg.gateway.name,
+            mode=identity.mode,
+            audience=identity.audience,
+            issuer=identity.issuer,
+            jwks=identity.jwks,
+            apps=cfg.clients,
+            smoke_subject=agentgateway_policy.subject(cfg.namespace, SMOKE_ACCOUNT),
+            skip_await=cfg.skip_await,
+        )
+        opts = child
+        if self.gateway is not None:
+            opts = pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[self.gateway])
+            )
+        return declare_custom_resource(f"{name}-identity-policy", manifest, opts)
+
+    def _declare_smoke_account(
+        self,
+        name: str,
+        cfg: LlmGatewayConfig,
+        namespace: pulumi.Input[str],
+        child: pulumi.ResourceOptions,
+    ) -> k8s.core.v1.ServiceAccount | None:
+        """Identity on: the ServiceAccount the smoke pods call as (client `llm-smoke`)."""
+        if cfg.identity.mode == "off":
+            return None
+        account = service_account.service_account(
+            SMOKE_ACCOUNT, namespace, skip_await=cfg.skip_await
+        )
+        return k8s.core.v1.ServiceAccount(
+            f"{name}-smoke-sa",
+            metadata=account["metadata"],
+            automount_service_account_token=account["automount_service_account_token"],
+            opts=child,
+        )
+
     def _declare_namespace(
         self, name: str, cfg: LlmGatewayConfig, child: pulumi.ResourceOptions
     ) -> pulumi.Input[str]:
@@ -179,6 +237,7 @@ class LlmGateway(pulumi.ComponentResource):
         self.gateway_policy: k8s.networking.v1.NetworkPolicy | None = None
         self.backend: OpenAIBackend | None = None
         self.route: AIRoute | None = None
+        self.identity_policy: k8s.apiextensions.CustomResource | None = None
         if not cfg.agentgateway.enabled:
             return None
         manifest = gateway_shape.gateway(
@@ -211,6 +270,7 @@ class LlmGateway(pulumi.ComponentResource):
             skip_await=cfg.skip_await,
             opts=after_secret,
         )
+        self.identity_policy = self._declare_identity_policy(name, cfg, namespace, child)
         if not cfg.kill_switch:
             self.route = AIRoute(
                 f"{name}-route",
@@ -249,6 +309,8 @@ class LlmGateway(pulumi.ComponentResource):
             clients=cfg.allowed_clients,
             scraper=cfg.metrics_scraper,
             skip_await=cfg.skip_await,
+            identity=proxy_identity(cfg),
+            api_server_ports=cfg.identity.api_server_ports,
             opts=after_secret,
         )
         return service_shape.endpoint(PROXY_NAME, cfg.namespace)

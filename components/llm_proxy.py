@@ -7,6 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .config_model import ClientConfig, ProxyConfig
+from .identity import ProxyIdentity
 from .shapes import deployment, network_policy, pod_disruption_budget, service, service_account
 from .shapes.meta import selector
 
@@ -36,6 +37,8 @@ class LlmProxy(pulumi.ComponentResource):
         clients: Sequence[ClientConfig],
         scraper: ClientConfig,
         skip_await: bool = False,
+        identity: ProxyIdentity | None = None,
+        api_server_ports: Sequence[int] = (),
         proxy_name: str = PROXY_NAME,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -53,6 +56,8 @@ class LlmProxy(pulumi.ComponentResource):
         upstream_ports = [network_policy.url_port(upstream_url), *config.extra_egress_ports]
         if config.egress_proxy is not None:
             upstream_ports.append(network_policy.url_port(config.egress_proxy))
+        if identity is not None:  # the JWKS, from the API server
+            upstream_ports.extend(api_server_ports)
         policy = network_policy.proxy_policy(
             proxy_name,
             namespace,
@@ -76,6 +81,7 @@ class LlmProxy(pulumi.ComponentResource):
             secret_name=secret_name,
             service_account=proxy_name,
             skip_await=skip_await,
+            identity=identity,
         )
         self.deployment = k8s.apps.v1.Deployment(
             name,

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config_model import CLIENT_LABEL, LlmGatewayConfig
+from .identity import CALLER_TOKEN_FILE, SMOKE_ACCOUNT, caller_token_mount, caller_token_volume
 from .shapes.deployment import CONTAINER_PORT, container_security_context, pod_security_context
 from .shapes.meta import selector
 
@@ -42,17 +43,25 @@ def _camel(value: Any) -> Any:
     return value
 
 
-def _hardening_overrides(pod: str) -> str:
+def _hardening_overrides(pod: str, audience: str | None = None) -> str:
     """The smoke pod hardened like the proxy, so namespaces enforcing Pod Security
-    "restricted" admit it; strategic merge keeps kubectl's own container fields."""
-    overrides = {
-        "apiVersion": "v1",
-        "spec": {
-            "automountServiceAccountToken": False,
-            "securityContext": _camel(pod_security_context()),
-            "containers": [{"name": pod, "securityContext": _camel(container_security_context())}],
-        },
+    "restricted" admit it; strategic merge keeps kubectl's own container fields. With
+    identity on (`audience`), it runs as the `llm-smoke` ServiceAccount with a projected
+    token for the gateway."""
+    container: dict[str, Any] = {
+        "name": pod,
+        "securityContext": _camel(container_security_context()),
     }
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": _camel(pod_security_context()),
+        "containers": [container],
+    }
+    if audience is not None:
+        spec["serviceAccountName"] = SMOKE_ACCOUNT
+        spec["volumes"] = [_camel(caller_token_volume(audience))]
+        container["volumeMounts"] = [_camel(caller_token_mount())]
+    overrides = {"apiVersion": "v1", "spec": spec}
     return json.dumps(overrides, separators=(",", ":"), sort_keys=True)
 
 
@@ -122,6 +131,8 @@ def _kubectl_run(cfg: LlmGatewayConfig, pod: str, url: str) -> str:
     if image is None:
         return NO_IMAGE
     argv = _kubectl(cfg)
+    identity_on = cfg.identity.mode != "off"
+    audience = cfg.identity.audience if identity_on else None
     argv += [
         "run",
         pod,
@@ -134,19 +145,24 @@ def _kubectl_run(cfg: LlmGatewayConfig, pod: str, url: str) -> str:
         "--image",
         image,
         "--override-type=strategic",
-        f"--overrides={_hardening_overrides(pod)}",
+        f"--overrides={_hardening_overrides(pod, audience)}",
         "--command",
         "--",
-        *smoke_client_command(url, cfg.smoke_test.model),
+        *smoke_client_command(url, cfg.smoke_test.model, with_token=identity_on),
     ]
     return shlex.join(argv)
 
 
-def smoke_client_command(url: str, model: str, expect_key: str | None = None) -> list[str]:
+def smoke_client_command(
+    url: str, model: str, expect_key: str | None = None, *, with_token: bool = False
+) -> list[str]:
     """The proxy image's smoke client: one keyless chat through `url` (the `smokeTest`
     pods and the smokeTest.onUp Jobs run the same). With `expect_key`, it first waits
-    until the answering proxy serves that key (the bundled proxy reports it)."""
+    until the answering proxy serves that key (the bundled proxy reports it). With
+    `with_token` (identity on) it sends the pod's projected ServiceAccount token."""
     command = ["python", "-m", "proxy", "smoke", "--url", url, "--model", model]
+    if with_token:
+        command += ["--token-file", CALLER_TOKEN_FILE]
     if expect_key is not None:
         command += ["--expect-key", expect_key, "--key-wait", str(KEY_CHECK_SECONDS)]
     return command

@@ -58,12 +58,20 @@ def _smoke_job(
     image = cfg.proxy.image_ref
     assert image is not None  # config rule: onUp needs proxy.image
     model = cfg.smoke_test.model
+    identity_on = cfg.identity.mode != "off"
     command = fingerprint.apply(
-        lambda fp: smoke_client_command(target.url, model, fp if target.reports_key else None)
+        lambda fp: smoke_client_command(
+            target.url, model, fp if target.reports_key else None, with_token=identity_on
+        )
     )
     job_id = fingerprint.apply(lambda fp: job_name(target.plane, fp, image, target.url, model))
     shape = smoke_job(
-        job_id, namespace, image=image, pull_policy=cfg.proxy.image_pull_policy, command=command
+        job_id,
+        namespace,
+        image=image,
+        pull_policy=cfg.proxy.image_pull_policy,
+        command=command,
+        audience=cfg.identity.audience if identity_on else None,
     )
     return k8s.batch.v1.Job(
         f"{name}-smoke-{target.plane}",

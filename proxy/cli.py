@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     smoke.add_argument(
         "--key-wait", type=float, default=180.0, help="seconds to wait for --expect-key"
     )
+    smoke.add_argument(
+        "--token-file",
+        help="send this projected ServiceAccount token as the API key (identity on)",
+    )
     return parser
 
 
@@ -62,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.timeout,
             expect_key=args.expect_key,
             key_wait=args.key_wait,
+            token_file=args.token_file,
         )
         print(line)
         return 0 if ok else 1

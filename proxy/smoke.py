@@ -12,6 +12,7 @@ answers. Right after a rotation that wait is the kubelet's Secret sync (~1 min).
 
 import re
 import time
+from pathlib import Path
 
 import httpx
 
@@ -42,11 +43,20 @@ def run_smoke(
     *,
     expect_key: str | None = None,
     key_wait: float = 0.0,
+    token_file: str | None = None,
 ) -> tuple[bool, str]:
-    """(ok, one line to print). Sends no credentials: the gateway must add them."""
+    """(ok, one line to print). Sends no provider key: the gateway adds it. With
+    `token_file` (identity on) it sends the pod's projected ServiceAccount token, as an
+    app does; the token is never printed."""
+    headers: dict[str, str] = {}
+    if token_file is not None:
+        try:
+            headers["Authorization"] = "Bearer " + Path(token_file).read_text().strip()
+        except OSError as exc:
+            return False, f"smoke failed: cannot read the token file {token_file} ({exc.strerror})"
     if expect_key is not None:
-        return _chat_on_key(base_url, model, timeout, expect_key, key_wait)
-    with httpx.Client(timeout=timeout) as client:
+        return _chat_on_key(base_url, model, timeout, expect_key, key_wait, headers)
+    with httpx.Client(timeout=timeout, headers=headers) as client:
         return _chat(client, base_url, model, timeout)
 
 
@@ -62,14 +72,19 @@ def _served_key(client: httpx.Client, base_url: str) -> str | None:
 
 
 def _chat_on_key(
-    base_url: str, model: str, timeout: float, expect_key: str, key_wait: float
+    base_url: str,
+    model: str,
+    timeout: float,
+    expect_key: str,
+    key_wait: float,
+    headers: dict[str, str],
 ) -> tuple[bool, str]:
     """The chat, sent once a proxy serving `expect_key` answers (bounded by `key_wait`)."""
     deadline = time.monotonic() + key_wait
     served: str | None = None
     while True:
         # A new connection per try: the Service may pick another pod.
-        with httpx.Client(timeout=timeout) as client:
+        with httpx.Client(timeout=timeout, headers=headers) as client:
             served = _served_key(client, base_url)
             if served == expect_key:
                 ok, line = _chat(client, base_url, model, timeout)

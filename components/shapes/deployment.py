@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..config_model import ProxyConfig, quantity_value
+from ..identity import ProxyIdentity
 from .meta import labels, object_meta, selector
 from .secret import KEY_FIELD
 
@@ -39,7 +40,9 @@ def workers_for(config: ProxyConfig) -> int:
     return min(MAX_WORKERS, max(1, int(quantity_value(limit)))) if limit else 1
 
 
-def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsDict]:
+def _env(
+    config: ProxyConfig, upstream_url: str, identity: ProxyIdentity | None
+) -> list[k8s.core.v1.EnvVarArgsDict]:
     values = {
         "LLM_PROXY_HOST": "0.0.0.0",  # noqa: S104 - listening on the pod IP is the point
         "LLM_PROXY_PORT": str(CONTAINER_PORT),
@@ -63,6 +66,8 @@ def _env(config: ProxyConfig, upstream_url: str) -> list[k8s.core.v1.EnvVarArgsD
         values["HTTPS_PROXY"] = config.egress_proxy
         values["HTTP_PROXY"] = config.egress_proxy
         values["NO_PROXY"] = ",".join(config.no_proxy)
+    if identity is not None:
+        values.update(identity.env())
     return [{"name": name, "value": value} for name, value in values.items()]
 
 
@@ -112,7 +117,9 @@ def _pre_stop() -> k8s.core.v1.LifecycleArgsDict:
     return {"pre_stop": {"exec_": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}}
 
 
-def _container(config: ProxyConfig, upstream_url: str) -> k8s.core.v1.ContainerArgsDict:
+def _container(
+    config: ProxyConfig, upstream_url: str, identity: ProxyIdentity | None
+) -> k8s.core.v1.ContainerArgsDict:
     return {
         "name": "proxy",
         "image": config.image_ref,
@@ -122,7 +129,7 @@ def _container(config: ProxyConfig, upstream_url: str) -> k8s.core.v1.ContainerA
             {"name": PORT_NAME, "container_port": CONTAINER_PORT, "protocol": "TCP"},
             {"name": METRICS_PORT_NAME, "container_port": METRICS_PORT, "protocol": "TCP"},
         ],
-        "env": _env(config, upstream_url),
+        "env": _env(config, upstream_url, identity),
         "resources": _resources(config),
         "startup_probe": _probe("/healthz", period=2, failures=30),
         "liveness_probe": _probe("/healthz", period=10, failures=3),
@@ -135,6 +142,7 @@ def _container(config: ProxyConfig, upstream_url: str) -> k8s.core.v1.ContainerA
         "volume_mounts": [
             {"name": KEY_VOLUME, "mount_path": KEY_MOUNT_DIR, "read_only": True},
             {"name": TMP_VOLUME, "mount_path": "/tmp"},  # noqa: S108 - a private emptyDir
+            *(identity.mounts() if identity is not None else []),
         ],
     }
 
@@ -153,7 +161,11 @@ def _volumes(secret_name: str) -> list[k8s.core.v1.VolumeArgsDict]:
 
 
 def _pod_spec(
-    config: ProxyConfig, upstream_url: str, secret_name: str, service_account: str
+    config: ProxyConfig,
+    upstream_url: str,
+    secret_name: str,
+    service_account: str,
+    identity: ProxyIdentity | None,
 ) -> k8s.core.v1.PodSpecArgsDict:
     return {
         "service_account_name": service_account,
@@ -161,8 +173,10 @@ def _pod_spec(
         "enable_service_links": False,
         "termination_grace_period_seconds": TERMINATION_GRACE_SECONDS,
         "security_context": pod_security_context(),
-        "containers": [_container(config, upstream_url)],
-        "volumes": _volumes(secret_name),
+        "containers": [_container(config, upstream_url, identity)],
+        # Identity on: the proxy's own API-server token (to fetch the JWKS) as a projected
+        # volume; automounting would hand every container of the pod one.
+        "volumes": [*_volumes(secret_name), *(identity.volumes() if identity else [])],
     }
 
 
@@ -181,11 +195,12 @@ def deployment(
     secret_name: str,
     service_account: str,
     skip_await: bool,
+    identity: ProxyIdentity | None = None,
 ) -> k8s.apps.v1.DeploymentArgsDict:
     """The proxy Deployment; `replicas` is 0 under the kill switch."""
     template: k8s.core.v1.PodTemplateSpecArgsDict = {
         "metadata": {"labels": labels(name)},
-        "spec": _pod_spec(config, upstream_url, secret_name, service_account),
+        "spec": _pod_spec(config, upstream_url, secret_name, service_account, identity),
     }
     spec: k8s.apps.v1.DeploymentSpecArgsDict = {
         "replicas": replicas,

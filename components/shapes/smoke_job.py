@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..config_model import CLIENT_LABEL
+from ..identity import SMOKE_ACCOUNT, caller_token_mount, caller_token_volume
 from .deployment import container_security_context, pod_security_context
 from .meta import labels, object_meta
 
@@ -54,16 +55,22 @@ def smoke_job(
     image: str,
     pull_policy: str,
     command: Command,
+    audience: str | None = None,
 ) -> k8s.batch.v1.JobArgsDict:
     """One pod, never retried (a retry would spend another real request), labelled as a
     client so the data planes' NetworkPolicies let it in; no API token."""
+    container = _container(image, pull_policy, command)
     pod_spec: k8s.core.v1.PodSpecArgsDict = {
         "restart_policy": "Never",
         "automount_service_account_token": False,
         "enable_service_links": False,
         "security_context": pod_security_context(),
-        "containers": [_container(image, pull_policy, command)],
+        "containers": [container],
     }
+    if audience is not None:  # identity on: call with the llm-smoke ServiceAccount's token
+        pod_spec["service_account_name"] = SMOKE_ACCOUNT
+        pod_spec["volumes"] = [caller_token_volume(audience)]
+        container["volume_mounts"] = [caller_token_mount()]
     spec: k8s.batch.v1.JobSpecArgsDict = {
         "backoff_limit": 0,
         "active_deadline_seconds": ACTIVE_DEADLINE_SECONDS,

@@ -91,5 +91,5 @@ def test_every_emitted_custom_kind_is_reached_by_cel_rules() -> None:
         if crd is not None:
             sites = list(rule_sites(crd.schema, with_defaults(crd.schema, manifest)))
             kinds[manifest["kind"]] = max(kinds.get(manifest["kind"], 0), len(sites))
-    assert set(kinds) == {"AgentgatewayBackend", "Gateway", "HTTPRoute"}
+    assert set(kinds) == {"AgentgatewayBackend", "AgentgatewayPolicy", "Gateway", "HTTPRoute"}
     assert all(count >= 5 for count in kinds.values()), kinds

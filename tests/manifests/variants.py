@@ -4,6 +4,7 @@ import json
 from functools import cache
 from typing import Any
 
+from tests.unit.identity_config import identity_on
 from tests.unit.pulumi_render import STACKS, render_stack, without
 
 DIGEST = "sha256:" + "0" * 64
@@ -32,6 +33,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "no-clients": ("dev", {"allowedClients": []}),
+    "identity-require": ("dev", identity_on("require", **{"smokeTest.onUp": True})),
+    "identity-attribute": ("prod", identity_on("attribute")),
 }
 
 

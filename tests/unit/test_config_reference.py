@@ -49,6 +49,18 @@ def test_every_example_is_a_value_the_model_accepts(doc: config_reference.KeyDoc
         raw = _as_raw("allowedClients", [{"namespaceLabels": {}, leaf: doc.example}])
     elif section == "metricsScraper":
         raw = _as_raw(section, {"namespaceLabels": {}, leaf: doc.example})
+    elif section.startswith("clients") or section == "identity":
+        # Identity keys only make sense together: apps listed, identity on.
+        app = {"name": "chat", "namespace": "team-ai", "serviceAccount": "chat"}
+        if section == "clients[]":
+            raw = _as_raw("clients", [{**app, leaf: doc.example}])
+        else:
+            raw = _as_raw(doc.path, doc.example)
+        raw.setdefault("clients", [app])
+        identity = raw.setdefault("identity", {})
+        assert isinstance(identity, dict)
+        identity.setdefault("mode", "attribute")
+        raw["agentgateway"] = {"enabled": False}
     else:
         raw = _as_raw(doc.path, doc.example)
     config, problems = validate_config(raw)
