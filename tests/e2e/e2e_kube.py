@@ -55,6 +55,9 @@ class Kube:
             "AgentgatewayBackend": lambda: self.custom.get_namespaced_custom_object(
                 AGW_GROUP, AGW_VERSION, namespace, "agentgatewaybackends", name
             ),
+            "AgentgatewayPolicy": lambda: self.custom.get_namespaced_custom_object(
+                AGW_GROUP, AGW_VERSION, namespace, "agentgatewaypolicies", name
+            ),
             "Gateway": lambda: self.custom.get_namespaced_custom_object(
                 GW_GROUP, GW_VERSION, namespace, "gateways", name
             ),
