@@ -63,8 +63,10 @@ copy_project() {
 up() {
     local t0=$SECONDS
     mkdir -p "$demo"
-    log "1/4 toolchain (cold: ~20 min on 2 cores; cached after)"
-    bin="$("$repo/scripts/e2e-toolchain.sh" | tail -n1)"
+    log "1/4 toolchain (cold: ~25 min on 2 cores; cached after)"
+    # The demo runs the proxy plane only: no agentgateway controller to build, no CRDs to apply.
+    bin="$(LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 "$repo/scripts/e2e-toolchain.sh" | tail -n1)"
+    export LLM_GATEWAY_CRDS_DIR="${LLM_GATEWAY_CRDS_DIR:-none}"
     log "2/4 local node: control plane, containerd, kubelet, kube-proxy, CoreDNS, registry, images ($((SECONDS - t0))s so far)"
     "$repo/scripts/e2e/cluster.sh" up "$cluster" "$bin"
     write_env
