@@ -37,7 +37,18 @@ PULUMI_BACKEND_URL=file://$demo/backend
 PULUMI_CONFIG_PASSPHRASE=$DEMO_PASSPHRASE
 PULUMI_SKIP_UPDATE_CHECK=true
 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+PULUMI_IGNORE_AMBIENT_PLUGINS=true
 EOF
+}
+
+# install_provider: the Kubernetes provider the toolchain built goes into the demo's plugin
+# cache under the version the program's pulumi_kubernetes asks for, and the engine is told to
+# ignore binaries on PATH: no "using pulumi-resource-kubernetes from $PATH" warning per run.
+install_provider() {
+    local version
+    version="$("$repo/.venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pulumi_kubernetes"))')"
+    in_node pulumi plugin install resource kubernetes "$version" \
+        --file "$bin/pulumi-resource-kubernetes" >/dev/null
 }
 
 # in_node CMD...: run CMD in the project copy, inside the node's namespace, demo env loaded.
@@ -75,6 +86,7 @@ up() {
     log "3/4 pulumi up, dev stack ($((SECONDS - t0))s so far)"
     copy_project
     rm -rf "$demo/backend" "$demo/pulumi-home" && mkdir -p "$demo/backend"
+    install_provider
     in_node pulumi stack init dev --secrets-provider passphrase --non-interactive
     in_node pulumi config set --path proxy.image "$LLM_GATEWAY_NODE_PROXY_IMAGE"
     in_node pulumi config set --path agentgateway.enabled false
