@@ -5,10 +5,11 @@ works on a laptop except the key file, whose default is the Deployment's mount.
 """
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from proxy.identity.clients import ClientSpec
@@ -95,6 +96,7 @@ class Settings(BaseSettings):
     )
     identity_jwks_url: str | None = Field(
         default=None,
+        validate_default=True,
         description="Service-account JWKS URL; unset: the API server's /openid/v1/jwks.",
     )
     identity_token_file: Path | None = Field(
@@ -113,6 +115,20 @@ class Settings(BaseSettings):
     clients: Annotated[tuple[ClientSpec, ...], NoDecode] = Field(
         default=(), description="JSON list of apps: name, namespace, serviceAccount, limits."
     )
+
+    @field_validator("identity_jwks_url")
+    @classmethod
+    def _check_jwks_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """With identity on, a JWKS URL or a pod's env to derive the API server's from."""
+        identity_on = info.data.get("identity_mode", "off") != "off"
+        if value is None and identity_on and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise ValueError(
+                "is unset, and so is KUBERNETES_SERVICE_HOST (not in a pod?): set the "
+                "service-account JWKS URL"
+            )
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
 
     @field_validator("clients", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ as the client, reading its token from a file on every call (as a pod would)."""
 
 import asyncio
 import json
+import os
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -12,10 +13,13 @@ from typing import Any
 
 import openai
 import pytest
+from pydantic import ValidationError
 
 from proxy.identity.clients import ClientSpec
+from proxy.identity.gate import identity_config
 from proxy.identity.limits import Budgets
 from proxy.identity.refusals import duration, rate_limited
+from proxy.settings import Settings
 from tests.fixtures.fake_cluster_issuer import (
     FakeIssuer,
     SigningKey,
@@ -409,3 +413,15 @@ def test_each_process_enforces_its_share_of_a_budget() -> None:
     assert response.headers["x-ratelimit-reset-tokens"].endswith("s")
     assert duration(3723) == "1h2m3s"
     assert duration(59.6) == "1m0s"
+
+
+def test_identity_outside_a_pod_needs_a_jwks_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ValidationError, match="KUBERNETES_SERVICE_HOST"):
+        Settings(identity_mode="require")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    settings = Settings(identity_mode="require", workers=2, identity_shares=3)
+    config = identity_config(settings, dict(os.environ))
+    assert config.jwks_url == "https://10.0.0.1:443/openid/v1/jwks"
+    assert config.shares == 6  # replicas x workers
