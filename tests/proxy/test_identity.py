@@ -5,6 +5,8 @@ as the client, reading its token from a file on every call (as a pod would)."""
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ from tests.fixtures.fake_cluster_issuer import (
     mint,
     start_fake_issuer,
 )
-from tests.proxy.support import FAKE_KEY, LoopThread, ProxyHandle, Upstream, metric
+from tests.proxy.support import FAKE_KEY, ROOT, LoopThread, ProxyHandle, Upstream, metric
 
 PROXY_OWN_TOKEN = "proxy-own-sa-token-FAKE-0000-LEAKME"
 CLIENTS: list[dict[str, Any]] = [
@@ -425,3 +427,16 @@ def test_identity_outside_a_pod_needs_a_jwks_url(monkeypatch: pytest.MonkeyPatch
     config = identity_config(settings, dict(os.environ))
     assert config.jwks_url == "https://10.0.0.1:443/openid/v1/jwks"
     assert config.shares == 6  # replicas x workers
+
+
+def test_identity_off_does_not_load_the_jwt_library() -> None:
+    """No start-up time or memory for PyJWT and cryptography unless identity is on."""
+    probe = (
+        "import io, sys; from proxy.app import ProxyState; from proxy.settings import Settings; "
+        "ProxyState(Settings(), io.StringIO()); "
+        "print(sorted(m for m in ('jwt', 'cryptography') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stderr
