@@ -92,6 +92,19 @@ def url(kube: Kube) -> str:
     return proxy_service_url(kube, NS)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _api_server_reachable_from_pods(kube: Kube) -> None:
+    """The proxy fetches the JWKS from the API server through the `kubernetes` Service; a
+    node whose API server advertises loopback cannot serve that to any pod."""
+    endpoints = kube.core.read_namespaced_endpoints("kubernetes", "default")
+    addresses = [a.ip for subset in endpoints.subsets or [] for a in subset.addresses or []]
+    if not addresses or all(ip.startswith("127.") for ip in addresses):
+        pytest.skip(
+            f"the node's API server advertises {addresses}: pods cannot reach it (needs "
+            "scripts/e2e/control-plane.sh to advertise the node's address)"
+        )
+
+
 def test_up_with_identity_required_and_the_smoke_job_passes_with_its_own_token(
     workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
 ) -> None:
