@@ -66,6 +66,17 @@ def proxy_log_calls(kube: Kube) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("event") == "call"]
 
 
+def logged(kube: Kube, count: int, client: str | None = None) -> list[dict[str, Any]]:
+    """The proxy's call lines (of `client`, when given), once `count` are there: call lines
+    leave the proxy in batches (at most 50 ms late) and reach the kubelet's log after."""
+    deadline = time.monotonic() + 10
+    while True:
+        calls = [c for c in proxy_log_calls(kube) if client is None or c.get("client") == client]
+        if len(calls) >= count or time.monotonic() > deadline:
+            return calls
+        time.sleep(0.2)
+
+
 def proxy_metrics(kube: Kube) -> str:
     (pod,) = proxy_pods(kube, NS)
     return httpx.get(f"http://{pod.status.pod_ip}:9090/metrics", timeout=10).text
@@ -130,8 +141,7 @@ def test_up_with_identity_required_and_the_smoke_job_passes_with_its_own_token(
     began = time.time()
     up(workspace)  # awaits the smoke Job: the llm-smoke token was verified by the proxy
     assert len(chats_since(node, began)) == 1
-    smoke_calls = [c for c in proxy_log_calls(kube) if c.get("client") == "llm-smoke"]
-    assert [c["status"] for c in smoke_calls] == [200]
+    assert [c["status"] for c in logged(kube, 1, "llm-smoke")] == [200]
 
 
 def test_a_listed_apps_pod_with_a_projected_token_is_served_and_attributed(
@@ -173,8 +183,7 @@ def test_a_listed_apps_pod_with_a_projected_token_is_served_and_attributed(
     output = kube.core.read_namespaced_pod_log("batch-app", APPS_NS)
     assert phase == "Succeeded", output
     assert output.startswith("ok: gpt-4o-mini replied")
-    batch_calls = [c for c in proxy_log_calls(kube) if c.get("client") == "batch"]
-    assert [c["status"] for c in batch_calls] == [200]
+    assert [c["status"] for c in logged(kube, 1, "batch")] == [200]
     text = proxy_metrics(kube)
     assert metric(text, 'llm_proxy_client_requests_total{client="batch",status="200"}') == 1
     assert metric(text, 'llm_proxy_client_tokens_total{client="batch",kind="prompt"}') == 11
@@ -246,8 +255,7 @@ def test_an_app_over_its_token_budget_gets_429_until_the_window_ends(
     assert call(url, batch_token).status_code == 200  # another app is unaffected meanwhile
     time.sleep(retry_after + 1)
     sdk_chat(sdk)  # served again in the next window
-    statuses = [c["status"] for c in proxy_log_calls(kube) if c.get("client") == "chat"]
-    assert statuses == [200, 200, 429, 200]
+    assert [c["status"] for c in logged(kube, 4, "chat")] == [200, 200, 429, 200]
     text = proxy_metrics(kube)
     assert metric(text, 'llm_proxy_client_requests_total{client="chat",status="429"}') == 1
 
@@ -261,7 +269,7 @@ def test_attribute_mode_serves_tokenless_calls_as_anonymous(
     assert answer.status_code == 200
     assert call(url, "sk-dummy-keyless-app").status_code == 200
     assert call(url, token_for(kube, "intruder")).status_code == 200
-    clients = [c.get("client") for c in proxy_log_calls(kube)]
+    clients = [c.get("client") for c in logged(kube, 3)]
     assert clients[-3:] == ["anonymous", "anonymous", f"{APPS_NS}/intruder"]
     text = proxy_metrics(kube)
     assert metric(text, 'llm_proxy_client_requests_total{client="anonymous",status="200"}') == 2
