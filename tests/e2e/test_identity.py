@@ -264,7 +264,14 @@ def test_attribute_mode_serves_tokenless_calls_as_anonymous(
     workspace: Workspace, kube: Kube, url: str
 ) -> None:
     workspace.run("config", "set", "--path", "identity.mode", "attribute", "--stack", STACK)
-    up(workspace)
+    up(workspace)  # a rollout: the old pod (require) leaves the Service as it terminates
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        every = kube.core.list_namespaced_pod(NS, label_selector="app.kubernetes.io/name=llm-proxy")
+        if len(every.items) == 1:
+            break
+        time.sleep(1)
+    assert len(every.items) == 1, "the old proxy pod did not go"
     answer = call(url, None)
     assert answer.status_code == 200
     assert call(url, "sk-dummy-keyless-app").status_code == 200
