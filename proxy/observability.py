@@ -19,8 +19,11 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
 )
+
+from proxy import genai_metrics
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TTFB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -47,6 +50,9 @@ class CallRecord:
     completion_tokens: int | None = None
     error: str | None = None
     buffered: int = 0  # body bytes reserved in the buffer budget, given back at the end
+    # What the upstream did: its HTTP status, or timeout / unreachable / bad_response when
+    # it gave no usable answer; None when the call never went upstream (refused here).
+    upstream: str | None = None
 
 
 class _Histogram:
@@ -95,6 +101,10 @@ class Metrics:
         self._latency: dict[str, _Histogram] = {}
         self._ttfb: dict[str, _Histogram] = {}
         self._tokens: dict[tuple[str, str], int] = {}
+        self._upstream: dict[str, int] = {}
+        self._genai: dict[str, genai_metrics.Histograms] = {k: {} for k in genai_metrics.FAMILIES}
+        # The served key's fingerprint (non-secret), as the label of llm_proxy_key_info.
+        self.key_fingerprint: str | None = None
         # Allowed models always have their label; other names earn one only when the
         # upstream accepted them (2xx), so refused or junk names cannot use up the slots.
         self._models: set[str] = {m for m in allowed_models if _labelable(m)}
@@ -130,6 +140,28 @@ class Metrics:
             self._add_tokens(model, "prompt", call.prompt_tokens)
         if call.completion_tokens:
             self._add_tokens(model, "completion", call.completion_tokens)
+        if call.upstream is not None:
+            self._upstream[call.upstream] = self._upstream.get(call.upstream, 0) + 1
+        operation = genai_metrics.OPERATIONS.get(path)
+        if operation is not None:
+            self._record_genai(operation, model, call, duration)
+
+    def _record_genai(self, operation: str, model: str, call: CallRecord, duration: float) -> None:
+        """The OTel GenAI histograms of one model call (see proxy.genai_metrics)."""
+        observe, series = genai_metrics.observe, self._genai
+        error = genai_metrics.error_type(call.status, call.error)
+        observe(
+            series["genai_duration"],
+            genai_metrics.DURATION_BUCKETS,
+            (operation, model, error),
+            duration,
+        )
+        if call.streamed and call.ttfb is not None:
+            observe(series["genai_ttft"], genai_metrics.TTFT_BUCKETS, (operation, model), call.ttfb)
+        for kind, count in (("input", call.prompt_tokens), ("output", call.completion_tokens)):
+            if count is not None:
+                tokens = series["genai_tokens"]
+                observe(tokens, genai_metrics.TOKEN_BUCKETS, (operation, model, kind), count)
 
     def _add_tokens(self, model: str, kind: str, count: int) -> None:
         self._tokens[(model, kind)] = self._tokens.get((model, kind), 0) + count
@@ -142,11 +174,14 @@ class Metrics:
             "ttfb": {path: h.state() for path, h in self._ttfb.items()},
             "tokens": [[*labels, value] for labels, value in self._tokens.items()],
             "in_flight": self.in_flight_source(),
+            "upstream": [[status, value] for status, value in self._upstream.items()],
+            **genai_metrics.snapshot_part(self._genai),
         }
 
     def collect(self) -> Iterator[Metric]:
         """Called by the registry at scrape time."""
-        return call_families([self.snapshot()])
+        yield from call_families([self.snapshot()])
+        yield key_info_family(self.key_fingerprint)
 
 
 Snapshot = dict[str, Any]
@@ -202,9 +237,40 @@ def call_families(snapshots: list[Snapshot]) -> Iterator[Metric]:
         "Calls being served now.",
         value=sum(snapshot["in_flight"] for snapshot in snapshots),
     )
+    yield upstream_family(snapshots)
+    yield from genai_metrics.families(snapshots)
 
 
-def key_families(loaded: bool, reloads: dict[str, int]) -> Iterator[Metric]:
+def upstream_family(snapshots: list[Snapshot]) -> Metric:
+    """What the upstream answered, apart from what the proxy refused itself: the share of
+    401/403 here is the signature of a key the upstream rejects."""
+    merged: dict[str, int] = {}
+    for snapshot in snapshots:
+        for status, value in snapshot.get("upstream", ()):
+            merged[status] = merged.get(status, 0) + value
+    family = CounterMetricFamily(
+        "llm_proxy_upstream_requests",
+        "Calls sent upstream, by the upstream's HTTP status (or timeout, unreachable, "
+        "bad_response when it gave no usable answer).",
+        labels=["status"],
+    )
+    for status, value in merged.items():
+        family.add_metric([status], value)
+    return family
+
+
+def key_info_family(fingerprint: str | None) -> Metric:
+    """llm_proxy_key_info{fingerprint="…"} 1 while a key is loaded (no sample otherwise):
+    the non-secret fingerprint, so pods serving different keys show up in one query."""
+    family = InfoMetricFamily("llm_proxy_key", "The served key's fingerprint (SHA-256, 12 hex).")
+    if fingerprint is not None:
+        family.add_metric([], {"fingerprint": fingerprint})
+    return family
+
+
+def key_families(
+    loaded: bool, reloads: dict[str, int], fingerprint: str | None = None
+) -> Iterator[Metric]:
     """The key metrics as the supervisor of several workers reports them."""
     counter = CounterMetricFamily(
         "llm_proxy_key_reloads", "Key file changes seen, by result.", labels=["result"]
@@ -213,6 +279,7 @@ def key_families(loaded: bool, reloads: dict[str, int]) -> Iterator[Metric]:
         counter.add_metric([result], value)
     yield counter
     yield GaugeMetricFamily("llm_proxy_key_loaded", "1 while a key is loaded.", value=int(loaded))
+    yield key_info_family(fingerprint)
 
 
 def _buckets(bounds: tuple[float, ...], counts: list[float]) -> list[tuple[str, float]]:
