@@ -102,6 +102,7 @@ class Metrics:
         self._ttfb: dict[str, _Histogram] = {}
         self._tokens: dict[tuple[str, str], int] = {}
         self._upstream: dict[str, int] = {}
+        self._refusals: dict[str, int] = {}
         self._genai: dict[str, genai_metrics.Histograms] = {k: {} for k in genai_metrics.FAMILIES}
         # The served key's fingerprint (non-secret), as the label of llm_proxy_key_info.
         self.key_fingerprint: str | None = None
@@ -142,6 +143,8 @@ class Metrics:
             self._add_tokens(model, "completion", call.completion_tokens)
         if call.upstream is not None:
             self._upstream[call.upstream] = self._upstream.get(call.upstream, 0) + 1
+        elif call.error is not None:
+            self._refusals[call.error] = self._refusals.get(call.error, 0) + 1
         operation = genai_metrics.OPERATIONS.get(path)
         if operation is not None:
             self._record_genai(operation, model, call, duration)
@@ -175,6 +178,7 @@ class Metrics:
             "tokens": [[*labels, value] for labels, value in self._tokens.items()],
             "in_flight": self.in_flight_source(),
             "upstream": [[status, value] for status, value in self._upstream.items()],
+            "refusals": [[code, value] for code, value in self._refusals.items()],
             **genai_metrics.snapshot_part(self._genai),
         }
 
@@ -237,25 +241,38 @@ def call_families(snapshots: list[Snapshot]) -> Iterator[Metric]:
         "Calls being served now.",
         value=sum(snapshot["in_flight"] for snapshot in snapshots),
     )
-    yield upstream_family(snapshots)
-    yield from genai_metrics.families(snapshots)
-
-
-def upstream_family(snapshots: list[Snapshot]) -> Metric:
-    """What the upstream answered, apart from what the proxy refused itself: the share of
-    401/403 here is the signature of a key the upstream rejects."""
-    merged: dict[str, int] = {}
-    for snapshot in snapshots:
-        for status, value in snapshot.get("upstream", ()):
-            merged[status] = merged.get(status, 0) + value
-    family = CounterMetricFamily(
+    yield _counter_family(
+        snapshots,
+        "upstream",
         "llm_proxy_upstream_requests",
         "Calls sent upstream, by the upstream's HTTP status (or timeout, unreachable, "
         "bad_response when it gave no usable answer).",
-        labels=["status"],
+        "status",
     )
-    for status, value in merged.items():
-        family.add_metric([status], value)
+    yield _counter_family(
+        snapshots,
+        "refusals",
+        "llm_proxy_refusals",
+        "Calls the proxy answered itself without the upstream, by error code "
+        "(proxy_overloaded, key_unavailable, model_not_allowed, client_disconnected, ...).",
+        "code",
+    )
+    yield from genai_metrics.families(snapshots)
+
+
+def _counter_family(
+    snapshots: list[Snapshot], key: str, name: str, text: str, label: str
+) -> Metric:
+    """One single-label counter summed over the workers' snapshots. The upstream one keeps
+    what the upstream answered apart from what the proxy refused itself: the share of
+    401/403 there is the signature of a key the upstream rejects."""
+    merged: dict[str, int] = {}
+    for snapshot in snapshots:
+        for value_label, value in snapshot.get(key, ()):
+            merged[value_label] = merged.get(value_label, 0) + value
+    family = CounterMetricFamily(name, text, labels=[label])
+    for value_label, value in merged.items():
+        family.add_metric([value_label], value)
     return family
 
 

@@ -1,6 +1,7 @@
 """The series the alerts and the dashboard read (issue 22): the upstream's statuses apart
 from the proxy's own refusals, the served key's fingerprint, and the OTel GenAI names."""
 
+import concurrent.futures
 from collections.abc import Callable
 
 import httpx
@@ -54,6 +55,26 @@ def test_upstream_statuses_are_counted_apart_from_the_proxys_own_refusals(
     assert total == 7  # the allowlist's own 403 is in llm_proxy_requests_total only
     own = 'llm_proxy_requests_total{model="other",path="/v1/chat/completions",status="403"}'
     assert metric(text, own) == 1
+    assert metric(text, 'llm_proxy_refusals_total{code="model_not_allowed"}') == 1
+    assert 'llm_proxy_refusals_total{code="upstream' not in text  # those are upstream's
+
+
+def test_shed_calls_are_counted_as_overload_refusals(
+    start_proxy: Callable[..., ProxyHandle],
+) -> None:
+    proxy = start_proxy(max_in_flight=1)
+    url = proxy.base_url + "/chat/completions"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(httpx.post, url, json=CHAT, headers={"x-fake-behaviour": "slow:1"})
+        for _ in range(200):
+            if metric(scrape(proxy), "llm_proxy_in_flight") == 1:
+                break
+        shed = httpx.post(url, json=CHAT)
+        assert slow.result().status_code == 200
+    assert shed.status_code == 503
+    text = scrape(proxy)
+    assert metric(text, 'llm_proxy_refusals_total{code="proxy_overloaded"}') == 1
+    assert metric(text, 'llm_proxy_upstream_requests_total{status="200"}') == 1
 
 
 def test_key_info_carries_the_served_fingerprint_and_follows_rotation(
