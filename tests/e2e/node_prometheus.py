@@ -196,10 +196,11 @@ class NodePrometheus:
     process: subprocess.Popen[bytes]
     workdir: Path
     discoveries: list[PodDiscovery]
+    port: int = PORT
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{PORT}"
+        return f"http://127.0.0.1:{self.port}"
 
     def api(self, path: str, **params: str) -> Any:
         response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
@@ -256,15 +257,28 @@ def ensure_prometheus() -> str:
 def start_prometheus(
     workdir: Path, kube: Kube, pod_monitors: list[dict[str, Any]], rule: dict[str, Any]
 ) -> NodePrometheus:
-    """Write the config and rules the operator would generate, start Prometheus, wait ready."""
-    binary = ensure_prometheus()
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    """Discover the monitors' pods from the API server, write the config and rules the
+    operator would generate, start Prometheus and wait until it is ready."""
     jobs, discoveries = [], []
+    workdir.mkdir(parents=True, exist_ok=True)
     for index, monitor in enumerate(pod_monitors):
         sd_file = workdir / f"pods-{index}.json"
         discoveries.append(PodDiscovery(kube, monitor_namespaces(monitor), sd_file).start())
         jobs += scrape_jobs(monitor, sd_file)
+    return run_prometheus(workdir, jobs, rule["spec"]["groups"], discoveries)
+
+
+def run_prometheus(
+    workdir: Path,
+    jobs: list[dict[str, Any]],
+    groups: list[dict[str, Any]],
+    discoveries: list[PodDiscovery] | None = None,
+    port: int = PORT,
+) -> NodePrometheus:
+    """Prometheus with these scrape jobs and rule groups, on 127.0.0.1:PORT, once ready."""
+    binary = ensure_prometheus()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
     config = {
         "global": {"evaluation_interval": EVALUATION_INTERVAL, "scrape_interval": "30s"},
         "rule_files": [str(workdir / "rules.yaml")],
@@ -277,13 +291,13 @@ def start_prometheus(
             binary,
             f"--config.file={workdir / 'prometheus.yml'}",
             f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{PORT}",
+            f"--web.listen-address=127.0.0.1:{port}",
             "--storage.tsdb.retention.time=1d",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    prometheus = NodePrometheus(process, workdir, discoveries)
+    prometheus = NodePrometheus(process, workdir, discoveries or [], port)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, f"prometheus exited:\n{prometheus.log_tail()}"

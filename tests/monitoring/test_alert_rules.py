@@ -1,14 +1,10 @@
 """The alerts as Prometheus itself reads them: `promtool check rules` on the PrometheusRule
 the program renders, and `promtool test rules` (every alert firing and not firing).
 
-promtool comes from Debian's `prometheus` package, installed through
-scripts/ensure-debian-packages.sh (needs root once); without it these tests skip on a
-laptop and fail in CI.
+promtool comes from Debian's `prometheus` package (tests/monitoring/conftest.py).
 """
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,21 +23,6 @@ CASES = {
     True: HERE / "kill_switch.promtest.yaml",
 }
 NAMESPACE = "llm-gateway"  # the prod stack's, which the promtest series carry
-
-
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        ensure = REPO_ROOT / "scripts" / "ensure-debian-packages.sh"
-        done = subprocess.run([ensure, "prometheus"], capture_output=True, text=True, timeout=300)
-        found = shutil.which("promtool")
-        if found is None:
-            message = f"promtool unavailable (Debian package prometheus): {done.stderr.strip()}"
-            if os.environ.get("CI"):
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
-    return found
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["kill-switch-off", "kill-switch-on"])
