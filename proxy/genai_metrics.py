@@ -67,9 +67,72 @@ def observe(
     state = series.get(labels)
     if state is None:
         state = series[labels] = [0.0] * (len(bounds) + 3)
+    _add(state, bounds, v)
+
+
+def _add(state: list[float], bounds: tuple[float, ...], v: float) -> None:
     state[bisect.bisect_left(bounds, v)] += 1  # `le`: a value on a bound is in its bucket
     state[-2] += v
     state[-1] += 1
+
+
+class GenAiSeries:
+    """The three histograms of one process. A successful call of a known (operation, model)
+    costs one dict lookup: its four bucket lists are cached together, and are the very
+    lists the per-family dicts hold."""
+
+    __slots__ = ("_ok", "series")
+
+    def __init__(self) -> None:
+        self.series: dict[str, Histograms] = {key: {} for key in FAMILIES}
+        self._ok: dict[tuple[str, str], tuple[list[float], ...]] = {}
+
+    def _lists(self, operation: str, model: str) -> tuple[list[float], ...]:
+        found = []
+        for key, labels in (
+            ("genai_duration", (operation, model, "")),
+            ("genai_ttft", (operation, model)),
+            ("genai_tokens", (operation, model, "input")),
+            ("genai_tokens", (operation, model, "output")),
+        ):
+            series = self.series[key]
+            state = series.get(labels)
+            if state is None:
+                state = series[labels] = [0.0] * (len(FAMILIES[key][3]) + 3)
+            found.append(state)
+        lists = self._ok[(operation, model)] = tuple(found)
+        return lists
+
+    def record(
+        self,
+        operation: str,
+        model: str,
+        status: int,
+        error: str | None,
+        duration: float,
+        ttft: float | None,
+        tokens: tuple[int | None, int | None],
+    ) -> None:
+        """One model call; `ttft` for streams only; `tokens` (input, output) when reported."""
+        lists = self._ok.get((operation, model)) or self._lists(operation, model)
+        if 200 <= status < 400:
+            _add(lists[0], DURATION_BUCKETS, duration)
+        else:
+            labels = (operation, model, error_type(status, error))
+            observe(self.series["genai_duration"], DURATION_BUCKETS, labels, duration)
+        if ttft is not None:
+            _add(lists[1], TTFT_BUCKETS, ttft)
+        for state, count in zip(lists[2:], tokens, strict=True):
+            if count is not None:
+                _add(state, TOKEN_BUCKETS, count)
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able form for the worker merge: each histogram as [*labels, state]; label
+        sets cached but never observed are left out."""
+        return {
+            key: [[*labels, state] for labels, state in self.series[key].items() if state[-1]]
+            for key in FAMILIES
+        }
 
 
 def error_type(status: int, error: str | None) -> str:
@@ -78,11 +141,6 @@ def error_type(status: int, error: str | None) -> str:
     if status >= 400 or status == 0:
         return str(status) if status else (error or "_OTHER")
     return ""
-
-
-def snapshot_part(series: dict[str, Histograms]) -> dict[str, Any]:
-    """JSON-able form for the worker merge: each histogram as [*labels, state]."""
-    return {key: [[*labels, state] for labels, state in series[key].items()] for key in FAMILIES}
 
 
 def families(snapshots: list[dict[str, Any]]) -> Iterator[Metric]:

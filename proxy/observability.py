@@ -103,7 +103,7 @@ class Metrics:
         self._tokens: dict[tuple[str, str], int] = {}
         self._upstream: dict[str, int] = {}
         self._refusals: dict[str, int] = {}
-        self._genai: dict[str, genai_metrics.Histograms] = {k: {} for k in genai_metrics.FAMILIES}
+        self._genai = genai_metrics.GenAiSeries()
         # The served key's fingerprint (non-secret), as the label of llm_proxy_key_info.
         self.key_fingerprint: str | None = None
         # Allowed models always have their label; other names earn one only when the
@@ -147,24 +147,9 @@ class Metrics:
             self._refusals[call.error] = self._refusals.get(call.error, 0) + 1
         operation = genai_metrics.OPERATIONS.get(path)
         if operation is not None:
-            self._record_genai(operation, model, call, duration)
-
-    def _record_genai(self, operation: str, model: str, call: CallRecord, duration: float) -> None:
-        """The OTel GenAI histograms of one model call (see proxy.genai_metrics)."""
-        observe, series = genai_metrics.observe, self._genai
-        error = genai_metrics.error_type(call.status, call.error)
-        observe(
-            series["genai_duration"],
-            genai_metrics.DURATION_BUCKETS,
-            (operation, model, error),
-            duration,
-        )
-        if call.streamed and call.ttfb is not None:
-            observe(series["genai_ttft"], genai_metrics.TTFT_BUCKETS, (operation, model), call.ttfb)
-        for kind, count in (("input", call.prompt_tokens), ("output", call.completion_tokens)):
-            if count is not None:
-                tokens = series["genai_tokens"]
-                observe(tokens, genai_metrics.TOKEN_BUCKETS, (operation, model, kind), count)
+            ttft = call.ttfb if call.streamed else None
+            tokens = (call.prompt_tokens, call.completion_tokens)
+            self._genai.record(operation, model, call.status, call.error, duration, ttft, tokens)
 
     def _add_tokens(self, model: str, kind: str, count: int) -> None:
         self._tokens[(model, kind)] = self._tokens.get((model, kind), 0) + count
@@ -179,7 +164,7 @@ class Metrics:
             "in_flight": self.in_flight_source(),
             "upstream": [[status, value] for status, value in self._upstream.items()],
             "refusals": [[code, value] for code, value in self._refusals.items()],
-            **genai_metrics.snapshot_part(self._genai),
+            **self._genai.snapshot(),
         }
 
     def collect(self) -> Iterator[Metric]:
