@@ -7,7 +7,6 @@ key-rejected alert, and rotating back resolves it. Tests run in file order on st
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,26 +47,32 @@ def prometheus(
     node: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[NodePrometheus]:
-    """The stack up with monitoring on, and Prometheus configured from what it declared."""
+    """The stack up with monitoring on, and Prometheus configured from what it declared.
+    The node's fake upstream accepts the first and the rotated key only."""
     workspace.forbidden.append(REJECTED_KEY)
-    up_node_stack(
-        workspace,
-        STACK,
-        NS,
-        kubeconfig,
-        node,
-        proxy={"replicas": REPLICAS},
-        more={"monitoring": {"enabled": True, "scrapeInterval": SCRAPE}},
-    )
-    monitors = kube.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "podmonitors")
-    rules = kube.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "prometheusrules")
-    (rule,) = rules["items"]
-    started = start_prometheus(tmp_path_factory.mktemp("prometheus"), kube, monitors["items"], rule)
-    yield started
-    started.stop()
-    accept = os.environ.get("LLM_GATEWAY_NODE_UPSTREAM_ACCEPT")
-    if accept:
-        Path(accept).unlink(missing_ok=True)
+    accept = Path(node["LLM_GATEWAY_NODE_UPSTREAM_ACCEPT"])
+    accept.write_text(f"{key_fingerprint(FAKE_KEY)}\n{key_fingerprint(ROTATED_KEY)}\n")
+    try:
+        up_node_stack(
+            workspace,
+            STACK,
+            NS,
+            kubeconfig,
+            node,
+            proxy={"replicas": REPLICAS},
+            more={"monitoring": {"enabled": True, "scrapeInterval": SCRAPE}},
+        )
+        monitors = kube.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "podmonitors")
+        rules = kube.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "prometheusrules")
+        (rule,) = rules["items"]
+        workdir = tmp_path_factory.mktemp("prometheus")
+        started = start_prometheus(workdir, kube, monitors["items"], rule)
+        try:
+            yield started
+        finally:
+            started.stop()
+    finally:
+        accept.unlink(missing_ok=True)  # later scenarios expect every key accepted
 
 
 def wait_for(what: str, seconds: float, probe: Any) -> tuple[Any, float]:
@@ -119,11 +124,8 @@ def test_prometheus_scrapes_every_proxy_pod_as_the_pod_monitor_says(
 
 
 def test_a_normal_rotation_leaves_the_fingerprint_mismatch_alert_silent(
-    prometheus: NodePrometheus, workspace: Workspace, kube: Kube, node: dict[str, str]
+    prometheus: NodePrometheus, workspace: Workspace, kube: Kube
 ) -> None:
-    Path(node["LLM_GATEWAY_NODE_UPSTREAM_ACCEPT"]).write_text(
-        f"{key_fingerprint(FAKE_KEY)}\n{key_fingerprint(ROTATED_KEY)}\n"
-    )
     new = key_fingerprint(ROTATED_KEY)
     load = SteadyLoad(proxy_service_url(kube, NS), rate=5, max_seconds=ROTATION_BOUND_S + 120)
     began = time.time()
