@@ -101,8 +101,10 @@ class Metrics:
         self._latency: dict[str, _Histogram] = {}
         self._ttfb: dict[str, _Histogram] = {}
         self._tokens: dict[tuple[str, str], int] = {}
-        self._upstream: dict[str, int] = {}
-        self._refusals: dict[str, int] = {}
+        # The series alerts divide by start at 0, so their first increments count in rate():
+        # a counter first scraped at 3 shows no increase until it moves again.
+        self._upstream: dict[str, int] = {"401": 0, "403": 0}
+        self._refusals: dict[str, int] = {"proxy_overloaded": 0}
         self._genai = genai_metrics.GenAiSeries()
         # The served key's fingerprint (non-secret), as the label of llm_proxy_key_info.
         self.key_fingerprint: str | None = None

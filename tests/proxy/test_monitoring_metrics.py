@@ -33,6 +33,10 @@ def test_upstream_statuses_are_counted_apart_from_the_proxys_own_refusals(
     start_proxy: Callable[..., ProxyHandle],
 ) -> None:
     proxy = start_proxy(allowed_models="gpt-4o-mini", read_timeout=0.3)
+    before = scrape(proxy)  # what the alerts divide by exists from the start, at 0
+    assert metric(before, 'llm_proxy_upstream_requests_total{status="401"}') == 0
+    assert metric(before, 'llm_proxy_upstream_requests_total{status="403"}') == 0
+    assert metric(before, 'llm_proxy_refusals_total{code="proxy_overloaded"}') == 0
     url = proxy.base_url + "/chat/completions"
     for behaviour in ("status:401", "status:401", "status:403", "status:503", "slow:1", "drop"):
         httpx.post(url, json=CHAT, headers={"x-fake-behaviour": behaviour})
