@@ -136,18 +136,18 @@ def alert_rules(namespace: str, *, kill_switch: bool = False) -> list[AlertRule]
         ),
         _alert(
             "LlmGatewayClientBudgetExhausted",
-            # 429s per client: the proxy's budget refusals once per-client identity is on
-            # (its `client` label), and the upstream's rate limits passed through.
-            f'sum by (namespace, client) (rate(llm_proxy_requests_total{{{ns},status="429"}}'
-            "[5m])) > 0",
+            # Per-client identity's series (llm_proxy_client_requests_total{client,status}):
+            # its budget refusals, and the upstream's rate limits passed through to that app.
+            "sum by (namespace, client) (rate(llm_proxy_client_requests_total"
+            f'{{{ns},status="429"}}[5m])) > 0',
             "15m",
             "warning",
             "Client {{ $labels.client }} in {{ $labels.namespace }} has been getting 429 "
-            "for 15 min (budget exhausted or upstream rate limit).",
-            "Check the client's budget in the stack config and its usage "
-            "(llm_proxy_tokens_total); raise the budget or ask the team why it spends more. "
-            "An empty client label is the upstream's own rate limit: check the provider's "
-            "limits for the key.",
+            "for 15 min (its budget is used up, or the upstream rate-limits the key).",
+            "Compare the client's budget in the stack config with its usage "
+            "(llm_proxy_client_tokens_total); raise the budget or ask the team why it spends "
+            "more. If every client gets 429, it is the upstream's limit for the key: check the "
+            "provider's limits.",
         ),
     ]
     if kill_switch:
