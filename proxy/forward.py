@@ -45,81 +45,97 @@ class _CoalescedResponse(web.StreamResponse):
     _send_headers_immediately = False
 
 
+RATE_GRACE_SECONDS = 5.0  # a body may start slowly; after this it must keep the minimum rate
+
+
 @dataclass(slots=True)
 class BodyLimit:
-    """How much of a request body may arrive, and by when (loop time)."""
+    """How much of a request body may arrive, by when, and how fast (loop time).
+
+    `due(received)` is when a body that has `received` bytes so far is too slow:
+    the whole-body deadline, or earlier when it falls behind `min_rate` bytes/s
+    after a grace of RATE_GRACE_SECONDS. A client trickling a byte at a time so
+    holds its in-flight slot for seconds, not the whole body deadline.
+    """
 
     max_bytes: int
     seconds: float
     deadline: float
+    started: float = 0.0
+    min_rate: float = 0.0  # bytes per second; 0 = only the deadline
 
-    def too_slow(self) -> ProxyError:
+    def due(self, received: int) -> float:
+        if not self.min_rate:
+            return self.deadline
+        by_rate = self.started + RATE_GRACE_SECONDS + received / self.min_rate
+        return min(self.deadline, by_rate)
+
+    def too_slow(self, received: int) -> ProxyError:
+        if self.due(received) < self.deadline:
+            return errors.body_too_slow(self.min_rate, RATE_GRACE_SECONDS)
         return errors.body_timeout(self.seconds)
 
 
 class _BodyBuffer:
-    """One growing request body: size checked and memory reserved chunk by chunk."""
+    """One growing request body: size checked and memory reserved as bytes arrive.
 
-    __slots__ = ("body", "limit", "reserve", "reserved", "size")
+    Nothing is reserved or allocated from the declared Content-Length: a client
+    that declares 16 MiB and sends one byte holds one byte of the shared budget.
+    """
 
-    def __init__(self, length: int | None, limit: int, reserve: Callable[[int], None]) -> None:
-        self.reserved = length or 0
-        reserve(self.reserved)
-        self.body = bytearray(self.reserved)
-        self.size = 0
+    __slots__ = ("body", "limit", "reserve", "reserved")
+
+    def __init__(self, limit: int, reserve: Callable[[int], None]) -> None:
+        self.body = bytearray()
+        self.reserved = 0
         self.limit = limit
         self.reserve = reserve
 
     def add(self, chunk: bytes) -> None:
-        end = self.size + len(chunk)
+        end = len(self.body) + len(chunk)
         if end > self.limit:
             raise errors.body_too_large(self.limit)
         if end > self.reserved:
             self.reserve(end - self.reserved)
             self.reserved = end
-        self.body[self.size : end] = chunk  # in place while within the preallocated length
-        self.size = end
+        self.body += chunk  # grows in place (realloc/mremap), no second copy at the end
 
 
 async def read_bounded(
     content: aiohttp.StreamReader,
     limit: BodyLimit,
-    length: int | None,
     reserve: Callable[[int], None],
 ) -> bytearray:
-    """A whole body, refused with 413 past its size and 408 past its deadline.
+    """A whole body, refused with 413 past its size and 408 past its deadline or rate.
 
-    Kept in one bytearray (no list of chunks joined at the end), allocated once when
-    the Content-Length is known: one copy of the body in memory, never two while it
-    grows, which aiohttp then sends as it is. A body that came in whole with its head
-    (most JSON calls) is taken as it is, without arming a timer.
+    Kept in one bytearray grown as chunks arrive (no list of chunks joined at the
+    end): one copy of the body in memory, which aiohttp then sends as it is. A body
+    that came in whole with its head (most JSON calls) is taken without a timer.
     """
-    buffer = _BodyBuffer(length, limit.max_bytes, reserve)
+    buffer = _BodyBuffer(limit.max_bytes, reserve)
     if content.is_eof():
         buffer.add(content.read_nowait())
-    else:
-        try:
-            async with asyncio.timeout_at(limit.deadline):
-                while chunk := await content.readany():
-                    buffer.add(chunk)
-        except TimeoutError:
-            raise limit.too_slow() from None
-    body = buffer.body
-    if buffer.size != len(body):
-        del body[buffer.size :]  # a (compressed) body whose length differs from the header
-    return body
+        return buffer.body
+    try:
+        async with asyncio.timeout_at(limit.due(0)) as timer:
+            while chunk := await content.readany():
+                buffer.add(chunk)
+                timer.reschedule(limit.due(len(buffer.body)))
+    except TimeoutError:
+        raise limit.too_slow(len(buffer.body)) from None
+    return buffer.body
 
 
 async def bounded_stream(
     content: aiohttp.StreamReader, limit: BodyLimit, call: CallRecord
 ) -> AsyncIterator[bytes]:
-    """Pass a body (e.g. a file upload) through as it arrives, within its limit."""
+    """Pass a body (e.g. a file upload) through as it arrives, within its limits."""
     while True:
         try:
-            async with asyncio.timeout_at(limit.deadline):
+            async with asyncio.timeout_at(limit.due(call.bytes_in)):
                 chunk = await content.readany()
         except TimeoutError:
-            raise limit.too_slow() from None
+            raise limit.too_slow(call.bytes_in) from None
         if not chunk:
             return
         call.bytes_in += len(chunk)
@@ -186,10 +202,8 @@ class Forwarder:
             return await self._forward(request, call, route)
         except ProxyError as exc:
             call.status, call.error = exc.status, exc.code
-            if request.protocol is not None and not request.content.is_eof():
-                # Refused with part of the body unread: stop reading (and inflating) it.
-                # The connection closes after this answer; the rest is discarded unparsed.
-                request.protocol.close()
+            # Refused with part of the body unread: proxy.connections answers with
+            # `Connection: close` and drops the rest unparsed (never inflated).
             return exc.to_response()
         except asyncio.CancelledError:
             call.error = "drain_timeout" if self.stopping else "client_disconnected"
@@ -305,16 +319,19 @@ class Forwarder:
         if expect.lower() == "100-continue" and request.version >= (1, 1):
             # curl asks for this before large uploads; the low-level server leaves it to us.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        now = asyncio.get_running_loop().time()
         limit = BodyLimit(
             settings.max_body_bytes,
             settings.body_timeout,
-            asyncio.get_running_loop().time() + settings.body_timeout,
+            now + settings.body_timeout,
+            now,
+            settings.min_body_rate,
         )
         content_type = request.content_type
         if not is_json_type(content_type) and not checked:
             return bounded_stream(request.content, limit, call)
         # JSON, or a model call while an allowlist is set: read it (bounded) to find the model.
-        body = await read_bounded(request.content, limit, length, partial(self._reserve, call))
+        body = await read_bounded(request.content, limit, partial(self._reserve, call))
         call.bytes_in = len(body)
         content_type_header = request.headers.get("Content-Type", "")
         if len(body) < THREAD_THRESHOLD:  # cheaper than a thread hop (and a coroutine)
@@ -352,6 +369,8 @@ class Forwarder:
         response = response_class(status=upstream.status, reason=upstream.reason, headers=headers)
         if length is not None:
             response.content_length = length
+        if not request.content.is_eof():  # answered mid-upload: the rest is not read
+            response.force_close()
         await response.prepare(request)
         tail = UsageTail()
         try:

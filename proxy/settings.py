@@ -58,8 +58,18 @@ class Settings(BaseSettings):
     body_timeout: float = Field(
         default=60.0, gt=0, description="Whole request body must arrive within this, s (408)."
     )
+    min_body_rate: float = Field(
+        default=65536.0,
+        ge=0,
+        description="Request bodies slower than this many bytes/s after 5 s get 408 (0 = off).",
+    )
     header_timeout: float = Field(
         default=10.0, gt=0, description="Request headers must arrive within this, s (closed)."
+    )
+    idle_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Idle keep-alive connections close after this many seconds.",
     )
     workers: int = Field(
         default=1,
