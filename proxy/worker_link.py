@@ -74,6 +74,8 @@ class SupervisorLink:
             self._keys.current = None if value is None else LiveKey.from_text(value)
         elif "snap" in message:
             self.send({"snap": message["snap"], "data": self._metrics.snapshot()})
+        elif "ping" in message:
+            self.send({"pong": message["ping"]})  # the loop runs: proxy.workers' liveness
         elif "merged" in message:
             waiting = self._scrapes.pop(message["merged"], None)
             if waiting is not None and not waiting.done():
