@@ -23,7 +23,7 @@ _BENCH_MODEL = BodyModels(scan_json(b'{"model":"gpt-4o-mini"}').models)
 
 
 async def _bench_model_off_loop(
-    content_type: str, content_type_header: str, body: bytes | bytearray
+    content_type: str, content_type_header: str, body: bytes | bytearray, tools: bool = False
 ) -> BodyModels:
     return _BENCH_MODEL
 

@@ -307,7 +307,11 @@ class Forwarder:
         self, request: web.BaseRequest, call: CallRecord, route: Route
     ) -> bytearray | AsyncIterator[bytes] | None:
         settings = self.settings
-        checked = bool(self.allowed_models) and route.policy is Policy.MODEL
+        # With an allowlist, any body sent to a policed path is read for models: a
+        # GET/DELETE or a call on a stored object names none, but an upstream that
+        # ignores the method would run the one its body names.
+        policed = bool(self.allowed_models) and route.policy is not Policy.UNPOLICED
+        checked = policed and route.policy is Policy.MODEL
         length = request.content_length
         if length is not None and length > settings.max_body_bytes:
             raise errors.body_too_large(settings.max_body_bytes)
@@ -328,25 +332,30 @@ class Forwarder:
             settings.min_body_rate,
         )
         content_type = request.content_type
-        if not is_json_type(content_type) and not checked:
+        if not is_json_type(content_type) and not policed:
             return bounded_stream(request.content, limit, call)
         # JSON, or a model call while an allowlist is set: read it (bounded) to find the model.
         body = await read_bounded(request.content, limit, partial(self._reserve, call))
         call.bytes_in = len(body)
         content_type_header = request.headers.get("Content-Type", "")
+        tools = bool(self.allowed_models)
         if len(body) < THREAD_THRESHOLD:  # cheaper than a thread hop (and a coroutine)
-            found = read_models(content_type, content_type_header, body)
+            found = read_models(content_type, content_type_header, body, tools)
         else:
-            found = await read_models_off_loop(content_type, content_type_header, body)
+            found = await read_models_off_loop(content_type, content_type_header, body, tools)
         if found.models:
             call.model = found.models[0].shown
         if self.allowed_models:
-            for model in found.models:
+            if found.tools is None:
+                raise errors.model_undetermined("a body over 1 MiB names a model below its top")
+            for model in found.models + found.tools:
                 if model.name is None or model.name not in self.allowed_models:
                     call.model = model.shown
                     raise errors.model_not_allowed(model.shown, settings.allowed_models)
             if checked and (found.unreadable or not found.models):
                 raise errors.model_undetermined(found.unreadable or "no `model` field found")
+            if policed and found.unreadable:
+                raise errors.model_undetermined(found.unreadable)
         return body
 
     async def _stream_back(

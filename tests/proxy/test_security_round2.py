@@ -5,17 +5,21 @@ openai SDK for the legitimate calls that must keep working.
 """
 
 import contextlib
+import json
 import socket
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
 import httpx
 import openai
 import pytest
+from aiohttp import web
 
-from tests.proxy.support import ProxyHandle, Upstream
+from proxy.observability import MAX_CALL_TOKENS
+from tests.proxy.support import LoopThread, ProxyHandle, Upstream, metric
+from tests.proxy.test_errors import assert_openai_error
 
 MIB = 1024 * 1024
 
@@ -208,3 +212,141 @@ def test_the_metrics_port_answers_bad_http_openai_shaped_without_echo(
     with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
         slow.sendall(b"GET /metrics HTTP/1.1\r\n")  # never finishes its head
         assert seconds_until_closed(slow, 5) < 2  # the head deadline
+
+
+# -- 5: one response cannot break /metrics; 9: every logged field is bounded --------------
+
+
+@pytest.fixture
+def huge_usage_upstream(upstream_loop: LoopThread) -> Iterator[str]:
+    """An upstream whose usage reports a 400-digit prompt_tokens."""
+    digits = "9" * 400
+
+    async def handle(request: web.BaseRequest) -> web.Response:
+        await request.read()
+        usage = f'{{"prompt_tokens":{digits},"completion_tokens":7,"total_tokens":{digits}}}'
+        body = f'{{"id":"x","object":"chat.completion","choices":[],"usage":{usage}}}'
+        return web.Response(body=body.encode(), content_type="application/json")
+
+    async def serve() -> tuple[web.ServerRunner, int]:
+        runner = web.ServerRunner(web.Server(handle), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, int(runner.addresses[0][1])
+
+    runner, port = upstream_loop.run(serve())
+    yield f"http://127.0.0.1:{port}/v1"
+    upstream_loop.run(runner.cleanup())
+
+
+def test_a_400_digit_token_count_is_clamped_and_metrics_keep_working(
+    start_proxy: Callable[..., ProxyHandle], huge_usage_upstream: str
+) -> None:
+    proxy = start_proxy(upstream=huge_usage_upstream)
+    reply = httpx.post(proxy.base_url + "/chat/completions", json={"model": "gpt-4o-mini"})
+    assert reply.status_code == 200
+    scrape = httpx.get(proxy.root_url + "/metrics")
+    assert scrape.status_code == 200  # was 500 until restart
+    series = 'llm_proxy_tokens_total{kind="prompt",model="gpt-4o-mini"}'
+    assert metric(scrape.text, series) == MAX_CALL_TOKENS
+    assert metric(scrape.text, series.replace("prompt", "completion")) == 7
+    (call,) = proxy.calls(1)
+    assert call["promptTokens"] == MAX_CALL_TOKENS
+
+
+def test_a_long_path_is_cut_in_the_access_log(proxy: ProxyHandle) -> None:
+    path = "/v1/models/" + "\u2603" * 850  # 7.7 KB on the wire, 5 KB JSON-escaped
+    assert httpx.get(proxy.root_url + path).status_code in (200, 404)
+    assert len(proxy.calls(1)) == 1
+    (line,) = [line for line in proxy.log_lines() if '"event":"call"' in line]
+    assert len(line.encode()) < 4096  # PIPE_BUF: one atomic write between workers
+    assert json.loads(line)["path"].endswith("...")
+
+
+# -- 6: with an allowlist, a body that names a model is checked wherever it goes ----------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/chat/completions"),
+        ("DELETE", "/chat/completions"),
+        ("POST", "/chat/completions/chatcmpl-123"),
+        ("POST", "/responses/resp_123/cancel"),
+        ("DELETE", "/responses/resp_123"),
+    ],
+)
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", None])
+def test_a_model_in_the_body_of_a_no_model_call_is_checked(
+    start_proxy: Callable[..., ProxyHandle],
+    upstream: Upstream,
+    method: str,
+    path: str,
+    content_type: str | None,
+) -> None:
+    proxy = start_proxy(allowed_models="gpt-4o-mini")
+    headers = {} if content_type is None else {"content-type": content_type}
+    refused = httpx.request(
+        method, proxy.base_url + path, content=b'{"model":"o1-pro"}', headers=headers
+    )
+    assert_openai_error(refused, 403, "model_not_allowed")
+    assert upstream.fake.seen.paths == []  # was forwarded unchecked
+
+
+def test_a_no_model_call_without_a_model_in_its_body_still_passes(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
+) -> None:
+    proxy = start_proxy(allowed_models="gpt-4o-mini")
+    update = httpx.post(
+        proxy.base_url + "/chat/completions/chatcmpl-123", json={"metadata": {"a": "b"}}
+    )
+    assert update.status_code == 404  # the fake upstream's answer: it was forwarded
+    assert upstream.fake.seen.paths == ["/v1/chat/completions/chatcmpl-123"]
+
+
+# -- 7: models inside Responses tools are checked ------------------------------------------
+
+
+def responses_body(tools: list[dict[str, object]], **extra: object) -> dict[str, object]:
+    return {"model": "gpt-4o-mini", "input": "draw a cat", "tools": tools, **extra}
+
+
+@pytest.mark.parametrize(
+    "raw_tool",
+    [
+        b'{"type":"image_generation","model":"gpt-image-1"}',
+        b'{"type":"image_generation","MODEL":"gpt-image-1"}',
+        b'{"type":"image_generation","\\u006dodel":"gpt-image-1"}',
+        b'{"type":"image_generation","model":["gpt-image-1"]}',
+    ],
+)
+def test_a_tool_that_runs_a_model_outside_the_allowlist_is_refused(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream, raw_tool: bytes
+) -> None:
+    proxy = start_proxy(allowed_models="gpt-4o-mini")
+    body = b'{"model":"gpt-4o-mini","input":"draw a cat","tools":[' + raw_tool + b"]}"
+    refused = httpx.post(
+        proxy.base_url + "/responses", content=body, headers={"content-type": "application/json"}
+    )
+    assert_openai_error(refused, 403, "model_not_allowed")
+    assert upstream.fake.seen.paths == []  # was forwarded
+
+
+def test_tools_naming_allowed_models_and_schemas_with_a_model_property_pass(
+    start_proxy: Callable[..., ProxyHandle], upstream: Upstream
+) -> None:
+    proxy = start_proxy(allowed_models="gpt-4o-mini,gpt-image-1")
+    client = openai.OpenAI(base_url=proxy.base_url, api_key="unused", max_retries=0)
+    client.responses.create(
+        model="gpt-4o-mini",
+        input="draw a cat",
+        tools=[{"type": "image_generation", "model": "gpt-image-1"}],
+    )
+    schema: dict[str, object] = {"type": "object", "properties": {"model": {"type": "string"}}}
+    client.responses.create(
+        model="gpt-4o-mini",
+        input="which car?",
+        text={"format": {"type": "json_schema", "name": "car", "schema": schema}},
+    )
+    assert len(upstream.fake.seen.paths) == 2
