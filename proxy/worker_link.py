@@ -61,7 +61,12 @@ class SupervisorLink:
         try:
             while line := await self._reader.readline():
                 self._handle(json.loads(line))
+        except ConnectionError:
+            pass  # a supervisor killed mid-message resets the link: lost, like a clean close
         finally:
+            for waiting in self._scrapes.values():  # owed answers never come: 503 at once
+                if not waiting.done():
+                    waiting.set_exception(ScrapeIncomplete("the supervisor is gone"))
             on_lost()
 
     def send(self, message: dict[str, Any]) -> None:

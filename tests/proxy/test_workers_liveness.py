@@ -5,8 +5,11 @@ long CPU burst would. Meanwhile /metrics scrapes arrive on the pod.
 """
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.proxy.support import ROOT
 from tests.proxy.test_workers import Pod, children
 
 
@@ -26,7 +30,7 @@ def pod(proxy_env: dict[str, str]) -> Iterator[Pod]:
 
 def scrape(url: str) -> int:
     try:
-        return httpx.get(url, timeout=1.5).status_code
+        return httpx.get(url, timeout=3).status_code
     except httpx.HTTPError:
         return 0  # landed on the stopped worker
 
@@ -48,3 +52,45 @@ def test_scrapes_while_a_worker_is_busy_do_not_get_it_killed(pod: Pod) -> None:
     assert children(pod.process.pid) == pod.worker_pids  # nobody killed, nobody replaced
     assert statuses.count(503) > 50  # the live worker answered "incomplete", many times
     assert httpx.get(pod.root + "/metrics", timeout=5).status_code == 200  # whole again
+
+
+def test_a_supervisor_killed_while_owing_scrapes_leaves_workers_stopping_cleanly(
+    proxy_env: dict[str, str],
+) -> None:
+    """Finding 12: the workers answer the owed scrapes 503 and exit without a traceback."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LLM_PROXY_")}
+    env = {**base, **proxy_env, "LLM_PROXY_WORKERS": "2", "LLM_PROXY_DRAIN_TIMEOUT": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        listening = next(
+            line for raw in process.stdout if (line := json.loads(raw))["event"] == "listening"
+        )
+        os.kill(process.pid, signal.SIGSTOP)  # it takes the scrape requests, never answers
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            pending = [
+                pool.submit(scrape, f"http://127.0.0.1:{listening['port']}/metrics")
+                for _ in range(4)
+            ]
+            time.sleep(0.5)
+            process.kill()
+            process.wait(timeout=5)
+            statuses = [future.result() for future in pending]
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{pid}") for pid in listening["workerPids"]):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            time.sleep(0.05)
+        assert "Traceback" not in process.stderr.read()  # was a ConnectionResetError
+        assert statuses == [503] * 4  # was: connections dropped without an answer
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
