@@ -352,10 +352,10 @@ class Forwarder:
                 if model.name is None or model.name not in self.allowed_models:
                     call.model = model.shown
                     raise errors.model_not_allowed(model.shown, settings.allowed_models)
-            if checked and (found.unreadable or not found.models):
-                raise errors.model_undetermined(found.unreadable or "no `model` field found")
-            if policed and found.unreadable:
+            if policed and found.unreadable:  # what an upstream reads there is unknown
                 raise errors.model_undetermined(found.unreadable)
+            if checked and not found.models:
+                raise errors.model_undetermined("no `model` field found")
         return body
 
     async def _stream_back(
