@@ -7,16 +7,21 @@ long CPU burst would. Meanwhile /metrics scrapes arrive on the pod.
 import contextlib
 import json
 import os
+import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
+from proxy.settings import Settings
+from proxy.workers import STUCK_SECONDS, Supervisor, _Worker
 from tests.proxy.support import ROOT
 from tests.proxy.test_workers import Pod, children
 
@@ -94,3 +99,53 @@ def test_a_supervisor_killed_while_owing_scrapes_leaves_workers_stopping_cleanly
         if process.poll() is None:
             process.kill()
             process.wait(timeout=5)
+
+
+def _supervisor(tmp_path: Path) -> Supervisor:
+    (tmp_path / "apiKey").write_text("sk-unused")
+    return Supervisor(Settings(key_file=tmp_path / "apiKey", workers=2))
+
+
+def test_a_send_to_a_worker_that_reads_nothing_never_blocks(tmp_path: Path) -> None:
+    supervisor = _supervisor(tmp_path)
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    worker = _Worker(os.getpid(), ours)
+    supervisor.selector.register(ours, selectors.EVENT_READ, worker)
+    try:
+        began = time.monotonic()
+        for i in range(2000):  # ~2 MB: far past the socket's buffer
+            supervisor._send(worker, {"key": "k" * 1000, "n": i})
+        assert time.monotonic() - began < 1  # was a 2 s blocking send, then SIGKILL
+        assert worker.outbox  # the rest waits for the socket, not the supervisor
+        assert supervisor.selector.get_key(ours).events & selectors.EVENT_WRITE
+    finally:
+        supervisor.selector.close()
+        ours.close()
+        theirs.close()
+
+
+def test_only_a_ping_unanswered_for_stuck_seconds_kills_a_worker(tmp_path: Path) -> None:
+    supervisor = _supervisor(tmp_path)
+    sleepers = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    socks = []
+    try:
+        now = time.monotonic()
+        for sleeper, late in zip(sleepers, (STUCK_SECONDS - 5, STUCK_SECONDS + 1), strict=True):
+            ours, theirs = socket.socketpair()
+            ours.setblocking(False)
+            socks += [ours, theirs]
+            worker = _Worker(sleeper.pid, ours, ping_sent=now - late, next_ping=now + 60)
+            supervisor.workers[sleeper.pid] = worker
+            supervisor.selector.register(ours, selectors.EVENT_READ, worker)
+        supervisor._check_liveness(now)
+        busy, frozen = sleepers
+        assert frozen.wait(timeout=5) == -signal.SIGKILL
+        assert busy.poll() is None  # busy for 25 s: alive
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+        supervisor.selector.close()
+        for sock in socks:
+            sock.close()
