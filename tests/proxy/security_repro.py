@@ -149,7 +149,33 @@ def finding_4(proxy: ProxyProcess) -> str:
     return f"finding 4: idle keep-alive connection closed after {held:.1f} s (cap 90)"
 
 
+def finding_13(proxy: ProxyProcess) -> str:
+    """Against maxInFlight=2: two uploads trickling a byte a second; how long chat gets 503."""
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\n\r\n"
+    )
+    socks = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(2)]
+    for sock in socks:
+        sock.sendall(head)
+    began = time.monotonic()
+    refused_until = 0.0
+    while time.monotonic() - began < 75:
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.sendall(b" ")
+        if chat(proxy.root_url) == 503:
+            refused_until = time.monotonic() - began
+        elif refused_until:
+            break
+        time.sleep(0.5)
+    for sock in socks:
+        sock.close()
+    return f"finding 13: chat calls got 503 for {refused_until:.1f} s (cap 75)"
+
+
 FINDINGS: dict[str, Callable[[ProxyProcess], str]] = {
+    "13": finding_13,
     "1": finding_1,
     "2": finding_2,
     "4": finding_4,
@@ -172,7 +198,8 @@ def main() -> None:
     }
     try:
         for name in chosen:
-            proxy = launch(env, ["serve"])
+            extra = {"LLM_PROXY_MAX_IN_FLIGHT": "2"} if name == "13" else {}
+            proxy = launch({**env, **extra}, ["serve"])
             try:
                 print(FINDINGS[name](proxy), flush=True)
             finally:
