@@ -7,11 +7,14 @@ test_security_round2.py assert the fixed behaviour.
 """
 
 import contextlib
+import os
+import signal
 import socket
 import sys
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -174,7 +177,36 @@ def finding_13(proxy: ProxyProcess) -> str:
     return f"finding 13: chat calls got 503 for {refused_until:.1f} s (cap 75)"
 
 
+def finding_3(proxy: ProxyProcess) -> str:
+    """Two workers; one busy (SIGSTOP) for 5 s while /metrics scrapes arrive."""
+    pids = proxy.lines[-1]["workerPids"]
+    assert isinstance(pids, list)
+    busy = min(int(pid) for pid in pids)
+    os.kill(busy, signal.SIGSTOP)
+    statuses: list[int] = []
+
+    def scrape() -> int:
+        try:
+            return httpx.get(proxy.root_url + "/metrics", timeout=3).status_code
+        except httpx.HTTPError:
+            return 0
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=48) as pool:
+        while time.monotonic() - began < 5:
+            statuses += pool.map(lambda _: scrape(), range(96))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(busy, signal.SIGCONT)
+    time.sleep(0.5)
+    alive = Path(f"/proc/{busy}").exists() and "Z" not in Path(f"/proc/{busy}/stat").read_text()
+    return (
+        f"finding 3: {len(statuses)} scrapes ({statuses.count(503)} x 503) while a worker was "
+        f"busy 5 s; the busy worker {'alive' if alive else 'KILLED'}"
+    )
+
+
 FINDINGS: dict[str, Callable[[ProxyProcess], str]] = {
+    "3": finding_3,
     "13": finding_13,
     "1": finding_1,
     "2": finding_2,
@@ -199,6 +231,8 @@ def main() -> None:
     try:
         for name in chosen:
             extra = {"LLM_PROXY_MAX_IN_FLIGHT": "2"} if name == "13" else {}
+            if name == "3":
+                extra = {"LLM_PROXY_WORKERS": "2"}
             proxy = launch({**env, **extra}, ["serve"])
             try:
                 print(FINDINGS[name](proxy), flush=True)
