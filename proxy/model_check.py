@@ -11,6 +11,7 @@ Large bodies are scanned on a worker thread: the scan is linear and bounded
 """
 
 import asyncio
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -114,7 +115,8 @@ def tool_models(body: bytes | bytearray, top_level: int) -> tuple[FoundModel, ..
     array (any case, duplicates included) is returned. None: too large to decode,
     which with an allowlist is refused.
     """
-    if len(_MODEL_TOKEN.findall(body)) <= top_level:
+    tokens = _MODEL_TOKEN.finditer(body)  # counted lazily: stops one past the top level
+    if sum(1 for _ in itertools.islice(tokens, top_level + 1)) <= top_level:
         return ()
     if len(body) > NESTED_DECODE_LIMIT:
         return None
