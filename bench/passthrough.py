@@ -27,7 +27,7 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 def aiohttp_handler(upstream: str) -> tuple[Handler, Callable[[], Awaitable[None]]]:
     import aiohttp
 
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4096))
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP}

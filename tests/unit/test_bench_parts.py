@@ -100,7 +100,7 @@ def test_nginx_config_keeps_connections_and_swaps_the_key(tmp_path: Path) -> Non
     for line in (
         "listen 127.0.0.1:8081",
         "server 127.0.0.1:9091;",
-        "keepalive 128;",
+        "keepalive 2048;",
         "proxy_http_version 1.1;",
         'proxy_set_header Connection "";',
         'proxy_set_header Authorization "Bearer sk-fake";',
