@@ -195,7 +195,7 @@ async def held_load(spec: dict[str, Any]) -> dict[str, Any]:
     for stream in streams:
         if stream.transport is not None:
             stream.transport.close()
-    latencies = tally.latencies_us
+    latencies: list[float] = [float(us) for us in tally.latencies_us]
     return {
         "streams": n, "held_at_end": held_at_end, "window_s": window,
         "received": len(latencies), "sent": sent1 - sent0,
