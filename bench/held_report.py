@@ -39,7 +39,7 @@ def kib_per_stream(r: Result) -> float:
 
 def harness(r: Result) -> float:
     """Cores used by the upstream and the load generator together (both on CPU 0)."""
-    return (r["cpu_s"]["upstream"] + r["cpu_s"]["loadgen"]) / r["window_s"]
+    return float(r["cpu_s"]["upstream"] + r["cpu_s"]["loadgen"]) / r["window_s"]
 
 
 def failures(r: Result) -> int:
