@@ -30,16 +30,16 @@ def cpu_us(r: Result) -> float:
 
 
 def relayed(r: Result) -> float:
-    return float(r["received"]) / r["sent"] if r["sent"] else float("nan")
+    return float(r["received"]) / float(r["sent"]) if r["sent"] else float("nan")
 
 
 def kib_per_stream(r: Result) -> float:
-    return float(r["rss_peak_kib"] - r["rss_idle_kib"]) / r["streams"]
+    return float(r["rss_peak_kib"] - r["rss_idle_kib"]) / int(r["streams"])
 
 
 def harness(r: Result) -> float:
     """Cores used by the upstream and the load generator together (both on CPU 0)."""
-    return float(r["cpu_s"]["upstream"] + r["cpu_s"]["loadgen"]) / r["window_s"]
+    return float(r["cpu_s"]["upstream"] + r["cpu_s"]["loadgen"]) / float(r["window_s"])
 
 
 def failures(r: Result) -> int:
