@@ -76,6 +76,9 @@ class Starter:
             names.append(held_report.BEFORE)
         if n == largest:
             names.append(held_report.DEFAULTS)
+        if self.args.only:
+            wanted = self.args.only.split(",")
+            names = [name for name in names if name == held_report.DIRECT or name in wanted]
         return names
 
     def start(self, name: str) -> Target:
@@ -133,6 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--before", metavar="PATH", help="also run the proxy of this tree")
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx row")
     parser.add_argument("--proxy-tree", metavar="PATH", type=Path, default=ROOT)
+    parser.add_argument("--only", default="", help="comma-separated row names (for iteration)")
     args = parser.parse_args(argv)
     args.proxy_tree = args.proxy_tree.resolve()
     return args

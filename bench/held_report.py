@@ -51,7 +51,8 @@ def line(rep: int, name: str, r: Result) -> str:
         f"held rep {rep} N={r['streams']:<5} {name:<28} relayed {relayed(r):6.1%} "
         f"cpu {cpu_us(r):6.1f} us/chunk p50 {r['p50_ms']:7.2f} p99 {r['p99_ms']:8.2f} ms "
         f"KiB/stream {kib_per_stream(r):6.1f} failures {failures(r)} "
-        f"(refused {r['refused']}) harness {harness(r):.2f} cores"
+        f"(refused {r['refused']}) harness {harness(r):.2f} cores "
+        f"target {r['cpu_s']['target'] / r['window_s']:.2f} cores"
     )
 
 

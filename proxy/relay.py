@@ -1,22 +1,32 @@
 """The event-stream relay: each upstream chunk goes to the client from the socket callback.
 
 Copying a stream with `await upstream.content.readany()` / `await response.write()`
-costs a task wake-up, a future and aiohttp's writer path for every chunk, and a chunk
-of a token stream is ~200 bytes: that per-chunk overhead, not the bytes, is what a
-worker holding a thousand streams spends its core on. So for the body of an SSE
-response the proxy puts a thin protocol (`_Tap`) in front of the upstream
-connection's own aiohttp protocol: aiohttp still parses and (if needed) decompresses
-every byte, exactly as before, and right after it has, the tap takes what the parser
-produced (`StreamReader.read_nowait`) and writes it to the client, framed as one HTTP
-chunk, in the same callback. No buffering: first byte and each chunk leave as they
-arrive. The handler task sleeps in `StreamReader.wait_eof()` until the stream ends,
-the upstream fails (aiohttp's read timeout and connection loss land there as they do
-for `readany`), or the client goes away (the tap sets an exception there).
+costs a task wake-up, a future, StreamReader's buffer and aiohttp's writer path for
+every chunk, and a chunk of a token stream is ~200 bytes: that per-chunk overhead,
+not the bytes, is what a worker holding a thousand streams spends its core on.
+
+So for the body of an SSE response the proxy keeps aiohttp's parser (llhttp, and its
+decompressor) and changes where the parsed bytes go. The response's StreamReader
+becomes a `_SinkReader` (same object, a method-only subclass) whose `feed_data`
+hands each parsed piece to the stream's `_Tap`, which writes it to the client's
+transport framed as one HTTP chunk, in the same callback: no buffer, no task
+switch; the first byte and each chunk leave as they arrive. The tap also stands in
+front of the upstream connection's aiohttp protocol (`transport.set_protocol`), to
+note when data last came. The handler task sleeps in `StreamReader.wait_eof()` until
+the stream ends, the upstream fails (connection loss lands there as for `readany`),
+the upstream is silent past the read timeout, or the client goes away (the tap sets
+an exception there). Afterwards the reader, protocol and timeout are put back, so the
+connection returns to aiohttp's pool as it came.
 
 Back-pressure: when the client's transport passes its high-water mark (it then
-pauses aiohttp's server protocol: `writing_paused`), the tap stops reading the
-upstream and a short-lived task awaits the writer's `drain()` before reading again,
-so a slow client holds at most the transport's high-water mark plus one upstream read.
+pauses aiohttp's server protocol: `writing_paused`), the tap pauses aiohttp's
+upstream protocol, which stops the parser and the socket (as StreamReader itself does
+when its buffer is full), and a short-lived task awaits the writer's `drain()`
+before reading again: a slow client holds the transport's high-water mark plus at
+most one upstream read.
+
+The read timeout is the tap's: one timer per stream, re-armed when it fires, instead
+of aiohttp's timer re-made for every chunk.
 """
 
 import asyncio
@@ -35,11 +45,41 @@ class ClientGone(ConnectionError):
     """The client's connection closed while its stream was being relayed."""
 
 
+class _SinkReader(aiohttp.StreamReader):
+    """A StreamReader whose parsed body goes to its tap instead of its buffer.
+
+    No slots of its own, so an existing StreamReader can become one and back again.
+    """
+
+    __slots__ = ()
+
+    def feed_data(self, data: bytes, size: int = 0) -> bool:
+        tap = _TAPS.get(self)
+        if tap is None:
+            return super().feed_data(data, size)
+        self.total_bytes += len(data)
+        tap.send(data)
+        return False
+
+    def end_http_chunk_receiving(self) -> None:
+        if self not in _TAPS:  # chunk ends are only kept for readchunk(), unused here
+            super().end_http_chunk_receiving()
+
+
+_TAPS: dict[aiohttp.StreamReader, "_Tap"] = {}
+
+
+def _become(reader: aiohttp.StreamReader, kind: type[aiohttp.StreamReader]) -> None:
+    """Switch a reader between StreamReader and _SinkReader (same layout, no copy)."""
+    reader.__class__ = kind
+
+
 class _Tap(asyncio.Protocol):
     """Stands in for the upstream connection's protocol while a stream body is relayed."""
 
     __slots__ = (
-        "call", "client", "handler", "paused", "reader", "request", "resuming", "tail", "upstream",
+        "call", "client", "handler", "last", "loop", "paused", "reader", "request",
+        "resuming", "tail", "timeout", "timer", "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -54,13 +94,30 @@ class _Tap(asyncio.Protocol):
     ) -> None:
         self.handler, self.upstream, self.reader = handler, upstream, reader
         self.request, self.client, self.call, self.tail = request, client, call, tail
+        self.loop = asyncio.get_running_loop()
         self.paused = False
         self.resuming: asyncio.Task[None] | None = None
+        self.timeout: float | None = handler.read_timeout
+        self.last = self.loop.time()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Take over: what is buffered goes out now, the rest as the parser produces it."""
+        reader = self.reader
+        buffered = reader.read_nowait() if reader.exception() is None else b""
+        self.handler.read_timeout = None  # aiohttp's per-chunk timer off: ours below
+        if self.timeout:
+            self.timer = self.loop.call_at(self.last + self.timeout, self._check_idle)
+        self.upstream.set_protocol(self)
+        _become(reader, _SinkReader)
+        _TAPS[reader] = self
+        if buffered:
+            self.send(buffered)
 
     # The upstream transport's callbacks: aiohttp's protocol sees every one of them.
     def data_received(self, data: bytes) -> None:
-        self.handler.data_received(data)
-        self.pump()
+        self.last = self.loop.time()
+        self.handler.data_received(data)  # parses; the body comes back through send()
 
     def eof_received(self) -> bool | None:
         result: bool | None = self.handler.eof_received()
@@ -75,40 +132,48 @@ class _Tap(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.handler.resume_writing()
 
-    def pump(self) -> None:
-        """Send the client whatever aiohttp's parser has produced so far.
-
-        A loop: taking data may let a paused decompressor produce more at once.
-        """
-        reader = self.reader
+    def send(self, chunk: bytes) -> None:
+        """One parsed piece of the body to the client, as one HTTP chunk."""
         client = self.client
+        if client.is_closing():
+            if self.reader.exception() is None:
+                self.reader.set_exception(ClientGone())
+            return
         call = self.call
-        while reader.exception() is None and (chunk := reader.read_nowait()):
-            if client.is_closing():
-                reader.set_exception(ClientGone())
-                return
-            if call.ttfb is None:
-                call.ttfb = time.perf_counter() - call.started
-            call.bytes_out += len(chunk)
-            self.tail.feed(chunk)
-            client.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-            if self.request.protocol.writing_paused and not self.paused:
-                self.paused = True
-                self.handler.pause_reading()  # also stops aiohttp's read timeout: ours
-                self.resuming = asyncio.ensure_future(self._resume_when_drained())
-                return
+        if call.ttfb is None:
+            call.ttfb = time.perf_counter() - call.started
+        call.bytes_out += len(chunk)
+        self.tail.feed(chunk)
+        client.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        if self.request.protocol.writing_paused and not self.paused:
+            self.paused = True
+            self.handler.pause_reading()  # the parser and the socket stop here
+            self.resuming = asyncio.ensure_future(self._resume_when_drained())
 
     async def _resume_when_drained(self) -> None:
-        with contextlib.suppress(ConnectionError):  # the next pump sees it closing
+        with contextlib.suppress(ConnectionError):  # the next send sees it closing
             await self.request.writer.drain()
         self.paused = False
-        self.handler.resume_reading()
-        self.pump()
+        self.last = self.loop.time()
+        self.handler.resume_reading()  # parses what it held back; more reads follow
+
+    def _check_idle(self) -> None:
+        assert self.timeout is not None
+        now = self.loop.time()
+        if self.paused or now - self.last < self.timeout:  # a slow client is not upstream's
+            self.timer = self.loop.call_at(max(now, self.last) + self.timeout, self._check_idle)
+        elif self.reader.exception() is None and not self.reader.is_eof():
+            self.reader.set_exception(aiohttp.SocketTimeoutError("upstream silent"))
 
     def release(self) -> None:
-        """Give the upstream connection back to aiohttp's protocol, reading again."""
+        """Give reader, timeout and connection back to aiohttp, reading again."""
+        _TAPS.pop(self.reader, None)
+        _become(self.reader, aiohttp.StreamReader)
+        if self.timer is not None:
+            self.timer.cancel()
         if self.resuming is not None:
             self.resuming.cancel()
+        self.handler.read_timeout = self.timeout
         if self.paused:
             self.paused = False
             self.handler.resume_reading()
@@ -141,18 +206,17 @@ async def relay(
     client = request.transport
     if connection is None or connection.transport is None or client is None:
         return False
+    if type(upstream.content) is not aiohttp.StreamReader:  # e.g. no body at all
+        return False
     transport = connection.transport
-    handler = connection.protocol
-    tap = _Tap(handler, transport, upstream.content, request, client, call, tail)
-    transport.set_protocol(tap)
     reader = upstream.content
+    tap = _Tap(connection.protocol, transport, reader, request, client, call, tail)
     try:
-        tap.pump()  # what came with the head, before the tap was in place
+        tap.start()
         while (exc := reader.exception()) is None and not reader.is_eof():
             await reader.wait_eof()
         if exc is not None:
             raise exc
-        tap.pump()
     finally:
         tap.release()
     return True
