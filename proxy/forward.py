@@ -27,7 +27,7 @@ from proxy.keysource import KeySource
 from proxy.model_check import THREAD_THRESHOLD, is_json_type, read_models, read_models_off_loop
 from proxy.observability import CallRecord, EventLog, Metrics
 from proxy.payload import SLICE_BYTES, SlicedPayload
-from proxy.relay import relay_body
+from proxy.relay import is_event_stream, relay_body
 from proxy.routes import Policy, Route, classify
 from proxy.settings import Settings
 from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_upstream
@@ -342,7 +342,7 @@ class Forwarder:
     ) -> web.StreamResponse:
         if upstream.status < 200:  # e.g. 101 Switching Protocols: nothing to copy back
             raise errors.upstream_protocol(f"status {upstream.status}")
-        streamed = upstream.content_type == "text/event-stream"
+        streamed = is_event_stream(upstream.headers.get("Content-Type", ""))
         # Not a stream: read the first chunk before answering, so an upstream that fails
         # at once (undecodable gzip, drop) still gets a clean 502 instead of a cut reply.
         first = b"" if streamed else await _first_chunk(upstream)

@@ -25,8 +25,9 @@ when its buffer is full), and a short-lived task awaits the writer's `drain()`
 before reading again: a slow client holds the transport's high-water mark plus at
 most one upstream read.
 
-The read timeout is the tap's: one timer per stream, re-armed when it fires, instead
-of aiohttp's timer re-made for every chunk.
+The read timeout is the tap's: one sweep per second over the streams being relayed
+(`_Sweeper`) instead of aiohttp's timer re-made for every chunk, or even a timer
+per stream (a timer handle is ~0.5 KiB, a thousand streams hold a thousand).
 """
 
 import asyncio
@@ -67,6 +68,54 @@ class _SinkReader(aiohttp.StreamReader):
 
 
 _TAPS: dict[aiohttp.StreamReader, "_Tap"] = {}
+SWEEP_SECONDS = 1.0
+
+
+class _Sweeper:
+    """Cuts the relayed streams whose upstream has been silent past their read timeout.
+
+    One timer per event loop while any stream is relayed; a timeout fires up to
+    SWEEP_SECONDS late, like a timer re-armed lazily would.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.taps: set[_Tap] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, tap: "_Tap") -> None:
+        self.taps.add(tap)
+        if self.timer is None:
+            self.timer = self.loop.call_later(self._period(), self.sweep)
+
+    def _period(self) -> float:
+        return min([SWEEP_SECONDS, *(t.timeout for t in self.taps if t.timeout)])
+
+    def sweep(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        for tap in list(self.taps):
+            tap.check_idle(now)
+        if self.taps:
+            self.timer = self.loop.call_later(self._period(), self.sweep)
+        else:
+            _SWEEPERS.pop(self.loop, None)
+
+    @staticmethod
+    def discard(tap: "_Tap") -> None:
+        found = _SWEEPERS.get(tap.loop)
+        if found is not None:
+            found.taps.discard(tap)
+
+
+_SWEEPERS: dict[asyncio.AbstractEventLoop, _Sweeper] = {}
+
+
+def _sweeper(loop: asyncio.AbstractEventLoop) -> _Sweeper:
+    found = _SWEEPERS.get(loop)
+    if found is None:
+        found = _SWEEPERS[loop] = _Sweeper(loop)
+    return found
 
 
 def _become(reader: aiohttp.StreamReader, kind: type[aiohttp.StreamReader]) -> None:
@@ -79,7 +128,7 @@ class _Tap(asyncio.Protocol):
 
     __slots__ = (
         "call", "client", "handler", "last", "loop", "paused", "reader", "request",
-        "resuming", "tail", "timeout", "timer", "upstream",
+        "resuming", "tail", "timeout", "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -99,7 +148,6 @@ class _Tap(asyncio.Protocol):
         self.resuming: asyncio.Task[None] | None = None
         self.timeout: float | None = handler.read_timeout
         self.last = self.loop.time()
-        self.timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         """Take over: what is buffered goes out now, the rest as the parser produces it."""
@@ -107,7 +155,7 @@ class _Tap(asyncio.Protocol):
         buffered = reader.read_nowait() if reader.exception() is None else b""
         self.handler.read_timeout = None  # aiohttp's per-chunk timer off: ours below
         if self.timeout:
-            self.timer = self.loop.call_at(self.last + self.timeout, self._check_idle)
+            _sweeper(self.loop).add(self)
         self.upstream.set_protocol(self)
         _become(reader, _SinkReader)
         _TAPS[reader] = self
@@ -157,20 +205,20 @@ class _Tap(asyncio.Protocol):
         self.last = self.loop.time()
         self.handler.resume_reading()  # parses what it held back; more reads follow
 
-    def _check_idle(self) -> None:
-        assert self.timeout is not None
-        now = self.loop.time()
-        if self.paused or now - self.last < self.timeout:  # a slow client is not upstream's
-            self.timer = self.loop.call_at(max(now, self.last) + self.timeout, self._check_idle)
-        elif self.reader.exception() is None and not self.reader.is_eof():
-            self.reader.set_exception(aiohttp.SocketTimeoutError("upstream silent"))
+    def check_idle(self, now: float) -> None:
+        """Cut the stream if the upstream has sent nothing for `timeout` seconds."""
+        if self.paused:  # waiting for a slow client is not the upstream's silence
+            self.last = now
+        elif self.timeout and now - self.last >= self.timeout:
+            _Sweeper.discard(self)
+            if self.reader.exception() is None and not self.reader.is_eof():
+                self.reader.set_exception(aiohttp.SocketTimeoutError("upstream silent"))
 
     def release(self) -> None:
         """Give reader, timeout and connection back to aiohttp, reading again."""
         _TAPS.pop(self.reader, None)
         _become(self.reader, aiohttp.StreamReader)
-        if self.timer is not None:
-            self.timer.cancel()
+        _Sweeper.discard(self)
         if self.resuming is not None:
             self.resuming.cancel()
         self.handler.read_timeout = self.timeout
@@ -179,6 +227,11 @@ class _Tap(asyncio.Protocol):
             self.handler.resume_reading()
         if self.upstream.get_protocol() is self:
             self.upstream.set_protocol(self.handler)
+
+
+def is_event_stream(content_type: str) -> bool:
+    """`text/event-stream`, parameters or not, without keeping a parsed copy per response."""
+    return content_type.partition(";")[0].strip().lower() == "text/event-stream"
 
 
 def can_relay(request: web.BaseRequest, response: web.StreamResponse) -> bool:

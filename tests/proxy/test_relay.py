@@ -248,3 +248,13 @@ def test_relayed_streams_leave_the_upstream_connection_reusable(
     assert len(set(state.ports)) == 1  # one pooled connection
     calls = proxy.calls(3)
     assert [(c["completionTokens"], c.get("error")) for c in calls] == [(20, None)] * 3
+
+
+def test_event_streams_are_told_by_media_type_whatever_the_parameters() -> None:
+    from proxy.relay import is_event_stream
+
+    assert is_event_stream("text/event-stream")
+    assert is_event_stream("Text/Event-Stream; charset=utf-8")
+    assert not is_event_stream("application/json")
+    assert not is_event_stream("text/event-streams")
+    assert not is_event_stream("")
