@@ -108,10 +108,10 @@ def measure(args: argparse.Namespace, raw: dict[str, Any]) -> None:
     timing = {"ramp": args.ramp, "warmup": args.warmup, "window": args.window}
     runs: dict[str, list[dict[str, Any]]] = raw.setdefault("runs", {})
     starter = Starter(args, upstream, upstream_port, work)
-    largest = max(args.streams)
+    largest = max(args.held_streams)
     try:
-        for rep in range(args.reps):
-            for n in args.streams:
+        for rep in range(args.held_reps):
+            for n in args.held_streams:
                 names = starter.names(n, largest)
                 shift = rep % len(names)
                 for name in names[shift:] + names[:shift]:
@@ -145,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The held-streams options, shared with `python -m bench`."""
     parser.add_argument(
-        "--held-streams", dest="streams", default="100,500,1000",
+        "--held-streams", dest="held_streams", default="100,500,1000",
         help="comma-separated N, streams held at once (default 100,500,1000)",
     )  # fmt: skip
     parser.add_argument("--held-reps", dest="held_reps", type=int, default=2)
@@ -157,12 +157,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, raw_machine: str, commit: str) -> dict[str, Any]:
     """Measure and return the held-streams results (also written to bench/out/held.json)."""
-    if isinstance(args.streams, str):
-        args.streams = sorted(int(n) for n in args.streams.split(",") if n.strip())
-    args.reps = args.held_reps
+    if isinstance(args.held_streams, str):
+        args.held_streams = sorted(int(n) for n in args.held_streams.split(",") if n.strip())
     raw: dict[str, Any] = {
-        "machine": raw_machine, "proxy_commit": commit, "streams": args.streams,
-        "reps": args.reps, "chunks": CHUNKS, "delay": DELAY,
+        "machine": raw_machine, "proxy_commit": commit, "streams": args.held_streams,
+        "reps": args.held_reps, "chunks": CHUNKS, "delay": DELAY,
         "timing": {"ramp": args.ramp, "warmup": args.warmup, "window": args.window},
         "before": str(args.before or ""),
     }  # fmt: skip
