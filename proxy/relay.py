@@ -62,9 +62,12 @@ class _SinkReader(aiohttp.StreamReader):
         tap.send(data)
         return False
 
+    # Chunk boundaries are only kept for readchunk(), which nothing calls while relaying.
+    def begin_http_chunk_receiving(self) -> None:
+        pass
+
     def end_http_chunk_receiving(self) -> None:
-        if self not in _TAPS:  # chunk ends are only kept for readchunk(), unused here
-            super().end_http_chunk_receiving()
+        pass
 
 
 _TAPS: dict[aiohttp.StreamReader, "_Tap"] = {}
@@ -127,8 +130,8 @@ class _Tap(asyncio.Protocol):
     """Stands in for the upstream connection's protocol while a stream body is relayed."""
 
     __slots__ = (
-        "call", "client", "handler", "last", "loop", "paused", "reader", "request",
-        "resuming", "tail", "timeout", "upstream",
+        "call", "client", "handler", "last", "loop", "paused", "protocol", "reader",
+        "request", "resuming", "tail", "timeout", "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -143,6 +146,7 @@ class _Tap(asyncio.Protocol):
     ) -> None:
         self.handler, self.upstream, self.reader = handler, upstream, reader
         self.request, self.client, self.call, self.tail = request, client, call, tail
+        self.protocol = request.protocol  # the client connection's aiohttp protocol
         self.loop = asyncio.get_running_loop()
         self.paused = False
         self.resuming: asyncio.Task[None] | None = None
@@ -193,7 +197,7 @@ class _Tap(asyncio.Protocol):
         call.bytes_out += len(chunk)
         self.tail.feed(chunk)
         client.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-        if self.request.protocol.writing_paused and not self.paused:
+        if self.protocol.writing_paused and not self.paused:
             self.paused = True
             self.handler.pause_reading()  # the parser and the socket stop here
             self.resuming = asyncio.ensure_future(self._resume_when_drained())
