@@ -197,7 +197,9 @@ class _Tap(asyncio.Protocol):
         call.bytes_out += len(chunk)
         self.tail.feed(chunk)
         client.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-        if self.protocol.writing_paused and not self.paused:
+        if self.protocol.writing_paused and not self.paused and not self.reader.is_eof():
+            # (At eof there is nothing left to hold back, and aiohttp's parser has let go
+            # of the body: write_eof then waits for the client instead.)
             self.paused = True
             self.handler.pause_reading()  # the parser and the socket stop here
             self.resuming = asyncio.ensure_future(self._resume_when_drained())
