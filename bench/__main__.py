@@ -9,6 +9,7 @@ per-rep ratios. Writes bench/RESULTS.md (raw numbers in bench/out/results.json).
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -279,6 +280,9 @@ def main() -> None:
         write_report(json.loads((OUT / "results.json").read_text()))
         return
     OUT.mkdir(parents=True, exist_ok=True)
+    # SIGTERM (e.g. `kill PID` of a background run) unwinds like Ctrl-C: every target,
+    # upstream and scratch dir is stopped by the `finally` blocks, nothing is left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     raise_group_priority()
     machine = machine_line()
     print(machine, flush=True)

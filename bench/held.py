@@ -13,6 +13,7 @@ section of RESULTS.md.
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,7 @@ def main() -> None:
 
     args = parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: targets stopped
     raise_group_priority()
     raw = run(args, machine_line(), measured_commit(args.proxy_tree))
     text = held_report.render(raw)
