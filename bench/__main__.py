@@ -325,12 +325,14 @@ def main() -> None:
 
 
 def write_report(raw: dict[str, Any]) -> None:
-    text = report.render(raw)
-    if "held" in raw:
-        text = text.rstrip("\n") + "\n\n" + held_report.render(raw["held"])
+    """RESULTS.md: this run's tables, its held-streams section (or the file's, when this
+    run skipped it), then the hand-written finished-experiments section."""
     path = ROOT / "bench" / "RESULTS.md"
-    finished = report.finished_section(path.read_text()) if path.exists() else ""
-    path.write_text(text.rstrip("\n") + "\n\n" + finished if finished else text)
+    old = path.read_text() if path.exists() else ""
+    held = held_report.render(raw["held"]) if "held" in raw else held_report.section(old)
+    parts = [report.render(raw), held, report.finished_section(old)]
+    text = "\n\n".join(part.strip("\n") for part in parts if part.strip()) + "\n"
+    path.write_text(text)
     print(text)
 
 

@@ -180,12 +180,20 @@ def render(raw: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+_SECTION = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
+
+
+def section(text: str) -> str:
+    """The held-streams section of a RESULTS.md text (to the next `## ` heading), or ""."""
+    found = _SECTION.search(text)
+    return found[0] if found else ""
+
+
 def replace_section(path: Path, section: str) -> None:
     """Put `section` in place of the file's held-streams section (or append it)."""
     text = path.read_text() if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    if _SECTION.search(text):
+        text = _SECTION.sub(lambda _: section + "\n", text, count=1)
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + section
     path.write_text(text.rstrip("\n") + "\n")
