@@ -14,6 +14,7 @@ import re
 TAIL_BYTES = 8192  # an undecided `"usage"` followed by more whitespace than this: no object
 COUNT_SPAN = 1024  # the counts are read within this many bytes after the object's `{`
 KEY = b'"usage"'
+_SPLIT = len(KEY) - 1  # a key cut in two leaves at most this much of it in one chunk
 
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 _UNDECIDED = re.compile(rb'"usage"\s*(?::\s*)?')
@@ -44,18 +45,21 @@ class UsageTail:
             self._grow(chunk)
         edge = self._edge
         if edge:  # a key that starts in the previous chunk and ends in this one
-            joined = edge + chunk[: len(KEY) - 1]
+            joined = edge + chunk[:_SPLIT]
             at = joined.find(KEY)
             while 0 <= at < len(edge):
                 self._add(bytearray(edge[at:]) + chunk[:TAIL_BYTES])
                 at = joined.find(KEY, at + 1)
         at = chunk.find(KEY)
         while at >= 0:
-            self._add(bytearray(chunk[at : at + TAIL_BYTES]))
+            self._add(bytearray(memoryview(chunk)[at : at + TAIL_BYTES]))
             at = chunk.find(KEY, at + 1)
-        self._edge = (
-            chunk[1 - len(KEY) :] if len(chunk) >= len(KEY) - 1 else (edge + chunk)[1 - len(KEY) :]
-        )
+        # The next chunk may finish a key begun here: keep the end of the stream from its
+        # first quote among the last _SPLIT bytes (usually none: an SSE event ends `}\n\n`).
+        if len(chunk) < _SPLIT:
+            chunk = (edge + chunk)[-_SPLIT:]
+        quote = chunk.find(b'"', max(0, len(chunk) - _SPLIT))
+        self._edge = chunk[quote:] if quote >= 0 else b""
 
     def _grow(self, chunk: bytes) -> None:
         windows, self._open = self._open, []
