@@ -27,7 +27,7 @@ from proxy.keysource import KeySource
 from proxy.model_check import THREAD_THRESHOLD, is_json_type, read_models, read_models_off_loop
 from proxy.observability import CallRecord, EventLog, Metrics
 from proxy.payload import SLICE_BYTES, SlicedPayload
-from proxy.relay import is_event_stream, relay_body
+from proxy.relay import copy_body, is_event_stream, relay_body
 from proxy.routes import Policy, Route, classify
 from proxy.settings import Settings
 from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_upstream
@@ -356,7 +356,8 @@ class Forwarder:
         await response.prepare(request)
         tail = UsageTail()
         try:
-            await relay_body(request, upstream, response, call, tail, first)
+            body = relay_body if streamed else copy_body
+            await body(request, upstream, response, call, tail, first)
         finally:
             # Also when the client hangs up right after the last event (SDKs close the
             # stream on `[DONE]`): the usage chunk has been forwarded, so count it.

@@ -8,11 +8,11 @@ not the bytes, is what a worker holding a thousand streams spends its core on.
 So for the body of an SSE response the proxy keeps aiohttp's parser (llhttp, and its
 decompressor) and changes where the parsed bytes go. The response's StreamReader
 becomes a `_SinkReader` (same object, a method-only subclass) whose `feed_data`
-hands each parsed piece to the stream's `_Tap`, which writes it to the client's
-transport framed as one HTTP chunk, in the same callback: no buffer, no task
-switch; the first byte and each chunk leave as they arrive. The tap also stands in
-front of the upstream connection's aiohttp protocol (`transport.set_protocol`), to
-note when data last came. The handler task sleeps in `StreamReader.wait_eof()` until
+hands each parsed piece to the stream's `_Tap`, which writes what one upstream read
+produced to the client's transport framed as one HTTP chunk, in the same callback:
+no buffer, no task switch; the first byte and each chunk leave as they arrive. The
+tap also stands in front of the upstream connection's aiohttp protocol
+(`transport.set_protocol`), to note when data last came. The handler task sleeps in `StreamReader.wait_eof()` until
 the stream ends, the upstream fails (connection loss lands there as for `readany`),
 the upstream is silent past the read timeout, or the client goes away (the tap sets
 an exception there). Afterwards the reader, protocol and timeout are put back, so the
@@ -130,7 +130,7 @@ class _Tap(asyncio.Protocol):
     """Stands in for the upstream connection's protocol while a stream body is relayed."""
 
     __slots__ = (
-        "call", "client", "handler", "last", "loop", "paused", "protocol", "reader",
+        "call", "client", "handler", "last", "loop", "paused", "pending", "protocol", "reader",
         "request", "resuming", "tail", "timeout", "upstream",
     )  # fmt: skip
 
@@ -149,6 +149,7 @@ class _Tap(asyncio.Protocol):
         self.protocol = request.protocol  # the client connection's aiohttp protocol
         self.loop = asyncio.get_running_loop()
         self.paused = False
+        self.pending: list[bytes] = []  # parsed pieces of one upstream read, not yet written
         self.resuming: asyncio.Task[None] | None = None
         self.timeout: float | None = handler.read_timeout
         self.last = self.loop.time()
@@ -165,18 +166,22 @@ class _Tap(asyncio.Protocol):
         _TAPS[reader] = self
         if buffered:
             self.send(buffered)
+            self.flush()
 
     # The upstream transport's callbacks: aiohttp's protocol sees every one of them.
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
         self.handler.data_received(data)  # parses; the body comes back through send()
+        self.flush()
 
     def eof_received(self) -> bool | None:
         result: bool | None = self.handler.eof_received()
+        self.flush()
         return result
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.handler.connection_lost(exc)
+        self.flush()
 
     def pause_writing(self) -> None:
         self.handler.pause_writing()
@@ -185,18 +190,31 @@ class _Tap(asyncio.Protocol):
         self.handler.resume_writing()
 
     def send(self, chunk: bytes) -> None:
-        """One parsed piece of the body to the client, as one HTTP chunk."""
-        client = self.client
-        if client.is_closing():
-            if self.reader.exception() is None:
-                self.reader.set_exception(ClientGone())
-            return
+        """One parsed piece of the body: counted now, written by the next flush()."""
         call = self.call
         if call.ttfb is None:
             call.ttfb = time.perf_counter() - call.started
         call.bytes_out += len(chunk)
         self.tail.feed(chunk)
-        client.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        self.pending.append(chunk)
+
+    def flush(self) -> None:
+        """What one upstream read produced, to the client as one HTTP chunk (one write).
+
+        Usually one SSE event; a burst that arrived together (the last events and
+        `[DONE]`) leaves together, as the copy loop's readany() would have joined it.
+        """
+        pending = self.pending
+        if not pending:
+            return
+        body = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        client = self.client
+        if client.is_closing():
+            if self.reader.exception() is None:
+                self.reader.set_exception(ClientGone())
+            return
+        client.write(b"%x\r\n%b\r\n" % (len(body), body))
         if self.protocol.writing_paused and not self.paused and not self.reader.is_eof():
             # (At eof there is nothing left to hold back, and aiohttp's parser has let go
             # of the body: write_eof then waits for the client instead.)
@@ -210,6 +228,7 @@ class _Tap(asyncio.Protocol):
         self.paused = False
         self.last = self.loop.time()
         self.handler.resume_reading()  # parses what it held back; more reads follow
+        self.flush()
 
     def check_idle(self, now: float) -> None:
         """Cut the stream if the upstream has sent nothing for `timeout` seconds."""
