@@ -8,15 +8,15 @@ not the bytes, is what a worker holding a thousand streams spends its core on.
 So for the body of an SSE response the proxy keeps aiohttp's parser (llhttp, and its
 decompressor) and changes where the parsed bytes go. The response's StreamReader
 becomes a `_SinkReader` (same object, a method-only subclass) whose `feed_data`
-hands each parsed piece to the stream's `_Tap`, which writes what one upstream read
-produced to the client's transport framed as one HTTP chunk, in the same callback:
-no buffer, no task switch; the first byte and each chunk leave as they arrive. The
-tap also stands in front of the upstream connection's aiohttp protocol
-(`transport.set_protocol`), to note when data last came. The handler task sleeps in `StreamReader.wait_eof()` until
-the stream ends, the upstream fails (connection loss lands there as for `readany`),
-the upstream is silent past the read timeout, or the client goes away (the tap sets
-an exception there). Afterwards the reader, protocol and timeout are put back, so the
-connection returns to aiohttp's pool as it came.
+hands each parsed piece to the stream's `_Tap`; what one upstream read produced goes
+to the client's transport framed as one HTTP chunk, in the same callback: no buffer,
+no task switch; the first byte and each chunk leave as they arrive. The tap also
+stands in front of the upstream connection's aiohttp protocol
+(`transport.set_protocol`), to note when data last came. The handler task sleeps in
+`StreamReader.wait_eof()` until the stream ends, the upstream fails (connection loss
+lands there as for `readany`), the upstream is silent past the read timeout, or the
+client goes away (the tap sets an exception there). Afterwards the reader, protocol
+and timeout are put back, so the connection returns to aiohttp's pool as it came.
 
 Back-pressure: when the client's transport passes its high-water mark (it then
 pauses aiohttp's server protocol: `writing_paused`), the tap pauses aiohttp's
