@@ -182,6 +182,13 @@ class _Tap(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.handler.connection_lost(exc)
         self.flush()
+        reader = self.reader
+        failed = self.handler.exception()
+        if failed is not None and reader.exception() is None and not reader.is_eof():
+            # aiohttp 3.14 closes the connection on a parse error mid-body (broken chunk
+            # framing) but fails only its protocol, not the body's reader: without this
+            # the stream would hang until the read timeout instead of being cut now.
+            reader.set_exception(aiohttp.ClientPayloadError(type(failed).__name__))
 
     def pause_writing(self) -> None:
         self.handler.pause_writing()

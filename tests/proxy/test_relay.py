@@ -14,6 +14,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import httpx
 import pytest
@@ -258,3 +259,105 @@ def test_event_streams_are_told_by_media_type_whatever_the_parameters() -> None:
     assert not is_event_stream("application/json")
     assert not is_event_stream("text/event-streams")
     assert not is_event_stream("")
+
+
+@pytest.fixture
+def raw_upstream(upstream_loop: LoopThread) -> Iterator[tuple[list[list[bytes]], int]]:
+    """A hand-written HTTP upstream: answers each request with the writes the test queued,
+    0.2 s apart (so each reaches the proxy as a read of its own)."""
+    answers: list[list[bytes]] = []
+
+    class Raw(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = cast(asyncio.Transport, transport)
+
+        def data_received(self, data: bytes) -> None:
+            if b"\r\n\r\n" in data and answers:
+                loop = asyncio.get_running_loop()
+                for i, write in enumerate(answers.pop(0)):
+                    loop.call_later(0.2 * i, self.transport.write, write)
+
+    async def start() -> asyncio.Server:
+        return await asyncio.get_running_loop().create_server(Raw, "127.0.0.1", 0)
+
+    server = upstream_loop.run(start())
+    yield answers, server.sockets[0].getsockname()[1]
+    server.close()
+
+
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def read_one_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Head and de-chunked body of one response, read by its framing (nothing more)."""
+    received = bytearray()
+    while True:
+        head, sep, rest = bytes(received).partition(b"\r\n\r\n")
+        at, body = 0, bytearray()
+        while sep:
+            end = rest.find(b"\r\n", at)
+            if end < 0:
+                break
+            size = int(rest[at:end], 16)
+            if len(rest) < end + 4 + size:
+                break
+            if size == 0:
+                return head, bytes(body)
+            body += rest[end + 2 : end + 2 + size]
+            at = end + 4 + size
+        data = sock.recv(65536)
+        assert data, "connection closed mid-response"
+        received += data
+
+
+def test_broken_chunk_framing_mid_stream_cuts_the_client_response(
+    start_proxy: Callable[..., ProxyHandle], raw_upstream: tuple[list[list[bytes]], int]
+) -> None:
+    answers, port = raw_upstream
+    answers.append([SSE_HEAD + chunk(b'data: {"n":1}\n\n'), b"zz\r\nnot a chunk\r\n"])
+    proxy = start_proxy(upstream=f"http://127.0.0.1:{port}/v1")
+    received: list[bytes] = []
+
+    def read_all() -> None:
+        with httpx.stream("POST", proxy.base_url + "/chat/completions", json=CHAT) as response:
+            received.extend(response.iter_raw())
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        read_all()
+    assert b"".join(received) == b'data: {"n":1}\n\n'
+    (call,) = proxy.calls(1)
+    assert call["error"] == "upstream_dropped"
+
+
+def test_a_response_hidden_in_an_event_stays_body_bytes_for_the_client(
+    start_proxy: Callable[..., ProxyHandle], raw_upstream: tuple[list[list[bytes]], int]
+) -> None:
+    """Bytes that look like the end of a response and a second one are data inside one
+    upstream chunk: the relay frames them again by length, so the client reads them as
+    body, and the next response on its keep-alive connection is the real next one."""
+    answers, port = raw_upstream
+    smuggled = b"0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    first = b"data: x\n\n" + smuggled
+    answers.append([SSE_HEAD + chunk(first), chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"])
+    answers.append([SSE_HEAD + chunk(b"data: second\n\n") + b"0\r\n\r\n"])
+    proxy = start_proxy(upstream=f"http://127.0.0.1:{port}/v1")
+    body = json.dumps(CHAT).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    with socket.create_connection(("127.0.0.1", proxy.running.port), timeout=10) as sock:
+        sock.sendall(request)
+        head, text = read_one_response(sock)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert text == first + b"data: [DONE]\n\n"
+        sock.sendall(request)
+        head, text = read_one_response(sock)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert text == b"data: second\n\n"
