@@ -3,12 +3,12 @@
 The relay swaps the protocol of the upstream connection's transport; over TLS that
 transport is the SSL layer's (asyncio's sslproto, or uvloop's), so this runs the
 relay (proxy.relay.relay_body) between a TLS aiohttp upstream on loopback, with a
-throwaway certificate made by the openssl CLI, and an aiohttp server, on both loops.
+throwaway certificate made by the openssl CLI (installed by the project's script when
+missing), and an aiohttp server, on both loops.
 """
 
 import asyncio
 import json
-import shutil
 import ssl
 import subprocess
 from collections.abc import Callable, Coroutine
@@ -31,9 +31,11 @@ RUNNERS: dict[str, Callable[[Coroutine[Any, Any, Any]], Any]] = {
 }
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl CLI to make a throwaway certificate")
+    subprocess.run([str(ROOT / "scripts/ensure-debian-packages.sh"), "openssl"], check=True)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
