@@ -27,6 +27,7 @@ from proxy.keysource import KeySource
 from proxy.model_check import THREAD_THRESHOLD, is_json_type, read_models, read_models_off_loop
 from proxy.observability import CallRecord, EventLog, Metrics
 from proxy.payload import SLICE_BYTES, SlicedPayload
+from proxy.relay import copy_body, is_event_stream, relay_body
 from proxy.routes import Policy, Route, classify
 from proxy.settings import Settings
 from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_upstream
@@ -367,7 +368,7 @@ class Forwarder:
     ) -> web.StreamResponse:
         if upstream.status < 200:  # e.g. 101 Switching Protocols: nothing to copy back
             raise errors.upstream_protocol(f"status {upstream.status}")
-        streamed = upstream.content_type == "text/event-stream"
+        streamed = is_event_stream(upstream.headers.get("Content-Type", ""))
         # Not a stream: read the first chunk before answering, so an upstream that fails
         # at once (undecodable gzip, drop) still gets a clean 502 instead of a cut reply.
         first = b"" if streamed else await _first_chunk(upstream)
@@ -383,47 +384,13 @@ class Forwarder:
         await response.prepare(request)
         tail = UsageTail()
         try:
-            await self._copy_body(request, upstream, response, call, tail, first)
+            body = relay_body if streamed else copy_body
+            await body(request, upstream, response, call, tail, first)
         finally:
             # Also when the client hangs up right after the last event (SDKs close the
             # stream on `[DONE]`): the usage chunk has been forwarded, so count it.
             call.prompt_tokens, call.completion_tokens = tail.tokens()
         return response
-
-    async def _copy_body(
-        self,
-        request: web.BaseRequest,
-        upstream: aiohttp.ClientResponse,
-        response: web.StreamResponse,
-        call: CallRecord,
-        tail: UsageTail,
-        chunk: bytes,
-    ) -> None:
-        """Write each upstream chunk to the client as soon as it arrives."""
-        while True:
-            if chunk:
-                if call.ttfb is None:
-                    call.ttfb = time.perf_counter() - call.started
-                call.bytes_out += len(chunk)
-                tail.feed(chunk)
-                try:
-                    await response.write(chunk)
-                except ConnectionError:  # incl. aiohttp.ClientConnectionResetError
-                    call.error = "client_disconnected"
-                    return
-            try:
-                chunk = await upstream.content.readany()  # whatever arrived, no fixed size
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # Status and part of the body are already out: cut the connection so
-                # the client sees a truncated response rather than a clean, short one.
-                timed_out = isinstance(exc, TimeoutError)
-                call.error = "upstream_read_timeout" if timed_out else "upstream_dropped"
-                if request.transport is not None:
-                    request.transport.abort()
-                return
-            if not chunk:
-                break
-        await response.write_eof()
 
 
 def _payload(

@@ -15,6 +15,11 @@ from proxy.upstream_url import check_upstream
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"
 DEFAULT_KEY_FILE = Path("/etc/llm-gateway/secret/apiKey")
+# Sized for held streams, from bench/RESULTS.md ("Held streams"): a worker idles at
+# ~55 MiB, may buffer up to max_buffered_bytes (64 MiB) of request bodies, and holds
+# ~30 KiB per open stream: 2,048 streams add ~60 MiB, ~180 MiB in all, inside the
+# Deployment's default 256Mi limit. Past it, a fast 503 + Retry-After.
+MAX_IN_FLIGHT = 2048
 
 
 class Settings(BaseSettings):
@@ -35,7 +40,11 @@ class Settings(BaseSettings):
     allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Comma-separated model allowlist; empty allows every model."
     )
-    max_in_flight: int = Field(default=256, ge=1, description="Concurrent /v1 requests before 503.")
+    max_in_flight: int = Field(
+        default=MAX_IN_FLIGHT,
+        ge=1,
+        description="Concurrent /v1 requests of this process before 503 (streams included).",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1, description="Request body cap (413)."
     )
