@@ -30,6 +30,22 @@ _TTFB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 _MAX_MODEL_LABELS = 64  # beyond this, unknown model names share the label "other"
 _MAX_MODEL_LABEL_CHARS = 128  # real names are far shorter; a longer one is "other" too
 _PRINTABLE = frozenset(map(chr, range(0x21, 0x7F)))
+# One call's token count is clamped here: an upstream (or a man in the middle of an
+# http:// upstream) reporting a 400-digit count must not break the float exposition.
+MAX_CALL_TOKENS = 10**9
+# Logged request text is cut so a call line stays one atomic write (< PIPE_BUF) even
+# when every character needs a 12-byte \uXXXX\uXXXX escape.
+MAX_LOGGED_PATH = 200
+MAX_LOGGED_METHOD = 16
+
+
+def clamp_tokens(count: int | None) -> int | None:
+    """A reported token count, bounded to what one call can plausibly use."""
+    return None if count is None else max(0, min(count, MAX_CALL_TOKENS))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(slots=True)
@@ -139,10 +155,12 @@ class Metrics:
             if ttfb is None:
                 ttfb = self._ttfb[path] = _Histogram(_TTFB_BUCKETS)
             ttfb.observe(call.ttfb)
-        if call.prompt_tokens:
-            self._add_tokens(model, "prompt", call.prompt_tokens)
-        if call.completion_tokens:
-            self._add_tokens(model, "completion", call.completion_tokens)
+        prompt = clamp_tokens(call.prompt_tokens)
+        completion = clamp_tokens(call.completion_tokens)
+        if prompt:
+            self._add_tokens(model, "prompt", prompt)
+        if completion:
+            self._add_tokens(model, "completion", completion)
         if call.upstream is not None:
             self._upstream[call.upstream] = self._upstream.get(call.upstream, 0) + 1
         elif call.error is not None:
@@ -150,7 +168,7 @@ class Metrics:
         operation = genai_metrics.OPERATIONS.get(path)
         if operation is not None:
             ttft = call.ttfb if call.streamed else None
-            tokens = (call.prompt_tokens, call.completion_tokens)
+            tokens = (prompt, completion)
             self._genai.record(operation, model, call.status, call.error, duration, ttft, tokens)
 
     def _add_tokens(self, model: str, kind: str, count: int) -> None:
@@ -367,8 +385,10 @@ class EventLog:
         """
         model = call.model
         line = (
-            f'{{"time":"{self._now()}","event":"call","method":{_quote(call.method)},'
-            f'"path":{_quote(call.path)},"model":{"null" if model is None else _quote(model)},'
+            f'{{"time":"{self._now()}","event":"call",'
+            f'"method":{_quote(_cut(call.method, MAX_LOGGED_METHOD))},'
+            f'"path":{_quote(_cut(call.path, MAX_LOGGED_PATH))},'
+            f'"model":{"null" if model is None else _quote(model)},'
             f'"status":{call.status},"durationMs":{round(duration * 1000, 2)!r},'
             f'"streamed":{"true" if call.streamed else "false"},'
             f'"bytesIn":{call.bytes_in},"bytesOut":{call.bytes_out}'
@@ -376,9 +396,9 @@ class EventLog:
         if call.ttfb is not None:
             line += f',"ttfbMs":{round(call.ttfb * 1000, 2)!r}'
         if call.prompt_tokens is not None:
-            line += f',"promptTokens":{call.prompt_tokens}'
+            line += f',"promptTokens":{clamp_tokens(call.prompt_tokens)}'
         if call.completion_tokens is not None:
-            line += f',"completionTokens":{call.completion_tokens}'
+            line += f',"completionTokens":{clamp_tokens(call.completion_tokens)}'
         if call.error is not None:
-            line += f',"error":{_quote(call.error)}'
+            line += f',"error":{_quote(_cut(call.error, 128))}'
         self.write_line(line + "}")
