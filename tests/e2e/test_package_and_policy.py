@@ -1,0 +1,155 @@
+"""The component package and the policy pack with the real engine, on Pulumi's own Python
+language host (it runs both through RunPlugin / as plugins).
+
+* `pulumi preview --policy-pack policy/` passes the component's own stack and refuses a
+  deliberately bad program and a prod stack whose image is not pinned, naming each rule.
+* A program that knows LlmGateway only by its token (tests/e2e/programs/package_consumer,
+  what another language's generated SDK does) deploys it through package/ onto the node:
+  the proxy comes up, the smoke output passes, a key rotation through that program's config
+  changes only the Secret, destroy leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.e2e_kube import Kube
+from tests.e2e.e2e_node import proxy_pods
+from tests.e2e.e2e_pulumi import (
+    FAKE_KEY,
+    REPO_ROOT,
+    ROTATED_KEY,
+    Workspace,
+    run_smoke_output,
+    write_stack_file,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
+
+POLICY_PACK = str(REPO_ROOT / "policy")
+PACK = "llm-gateway-guardrails"
+PROGRAMS = Path(__file__).parent / "programs"
+CONSUMER_STACK = "consumer"
+CONSUMER_NS = "llm-gateway-consumer"
+
+
+def _program(workspace: Workspace, name: str, plugins: str = "") -> Workspace:
+    """A copy of tests/e2e/programs/<name> as its own project, sharing the backend."""
+    project = workspace.home / f"program-{name}"
+    shutil.copytree(PROGRAMS / name, project)
+    (project / "Pulumi.yaml").write_text(
+        f"name: {name.replace('_', '-')}\n"
+        "runtime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: .venv\n"
+        + plugins
+    )
+    (project / ".venv").symlink_to(REPO_ROOT / ".venv")
+    return Workspace(project, workspace.home, workspace.bin_dir, workspace.forbidden)
+
+
+def _init(ws: Workspace, stack: str, kubeconfig: str) -> None:
+    ws.run("stack", "init", stack, "--secrets-provider", "passphrase")
+    ws.run("config", "set", "--stack", stack, "kubeconfig", kubeconfig)
+    ws.set_secret("openaiKey", FAKE_KEY, stack)
+
+
+def _guarded_preview(ws: Workspace, stack: str) -> tuple[int, str]:
+    done = ws.run("preview", "--stack", stack, "--policy-pack", POLICY_PACK, check=False)
+    return done.code, done.output
+
+
+def test_the_policy_pack_passes_the_components_own_stack(
+    workspace: Workspace, kubeconfig: str, node: dict[str, str]
+) -> None:
+    stack = "guarded"
+    write_stack_file(workspace, stack, "llm-gateway-guarded", {"agentgateway": {"enabled": False}})
+    _init(workspace, stack, kubeconfig)
+    image = node["LLM_GATEWAY_NODE_PROXY_IMAGE"]
+    workspace.run("config", "set", "--path", "--stack", stack, "proxy.image", image)
+    code, output = _guarded_preview(workspace, stack)
+    assert code == 0, output
+    assert PACK in output
+    assert "[mandatory]" not in output
+
+
+def test_a_prod_stack_with_an_unpinned_image_is_refused(
+    workspace: Workspace, kubeconfig: str
+) -> None:
+    stack = "guarded-prod"
+    write_stack_file(workspace, stack, "llm-gateway-prod", {"agentgateway": {"enabled": False}})
+    _init(workspace, stack, kubeconfig)
+    tagged = "registry.invalid/llm-proxy:e2e"
+    workspace.run("config", "set", "--path", "--stack", stack, "proxy.image", tagged)
+    code, output = _guarded_preview(workspace, stack)
+    assert code != 0, output
+    assert "[mandatory]  proxy-image-pinned-in-prod" in output, output
+    assert tagged in output
+
+
+def test_a_bad_program_is_refused_naming_each_rule(workspace: Workspace, kubeconfig: str) -> None:
+    bad = _program(workspace, "bad_guardrails")
+    _init(bad, "dev", kubeconfig)
+    code, output = _guarded_preview(bad, "dev")
+    assert code != 0, output
+    for rule in ("key-secret-updated-in-place", "no-external-service-for-data-plane"):
+        assert f"[mandatory]  {rule}" in output, output
+
+
+@pytest.fixture(scope="module")
+def consumer(workspace: Workspace, kubeconfig: str, node: dict[str, str]) -> Workspace:
+    plugins = (
+        f"plugins:\n  providers:\n    - name: llm-gateway\n      path: {REPO_ROOT / 'package'}\n"
+    )
+    ws = _program(workspace, "package_consumer", plugins)
+    _init(ws, CONSUMER_STACK, kubeconfig)
+    ws.run("config", "set", "--stack", CONSUMER_STACK, "namespace", CONSUMER_NS)
+    upstream = node["LLM_GATEWAY_NODE_UPSTREAM_URL"]
+    ws.run("config", "set", "--stack", CONSUMER_STACK, "openaiBaseUrl", upstream)
+    image = node["LLM_GATEWAY_NODE_PROXY_IMAGE"]
+    ws.run("config", "set", "--path", "--stack", CONSUMER_STACK, "proxy.image", image)
+    return ws
+
+
+def test_the_package_deploys_from_a_program_that_knows_only_its_token(
+    consumer: Workspace, kube: Kube
+) -> None:
+    done = consumer.run(
+        "up", "--yes", "--skip-preview", "--stack", CONSUMER_STACK, "--policy-pack", POLICY_PACK
+    )
+    assert "[mandatory]" not in done.output
+    outputs = consumer.run("stack", "output", "--json", "--stack", CONSUMER_STACK).json()
+    assert outputs["namespace"] == CONSUMER_NS
+    assert outputs["proxyEndpoint"] == f"http://llm-proxy.{CONSUMER_NS}.svc.cluster.local/v1"
+    pods = proxy_pods(kube, CONSUMER_NS)
+    assert pods
+    assert all(p.status.phase == "Running" for p in pods)
+    smoke = run_smoke_output(consumer, CONSUMER_STACK)
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+
+
+def test_a_rotation_through_the_consumers_config_changes_only_the_secret(
+    consumer: Workspace,
+) -> None:
+    consumer.set_secret("openaiKey", ROTATED_KEY, CONSUMER_STACK)
+    plan = consumer.run("preview", "--json", "--stack", CONSUMER_STACK).json()
+    changed = {
+        (step["op"], step["urn"].split("::")[-2].split("$")[-1])
+        for step in plan["steps"]
+        if step["op"] != "same"
+    }
+    assert changed == {("update", "kubernetes:core/v1:Secret")}, changed
+    consumer.run("up", "--yes", "--skip-preview", "--stack", CONSUMER_STACK)
+    smoke = run_smoke_output(consumer, CONSUMER_STACK)
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+
+
+def test_destroying_the_consumer_leaves_nothing(consumer: Workspace, kube: Kube) -> None:
+    consumer.run("destroy", "--yes", "--skip-preview", "--stack", CONSUMER_STACK)
+    assert kube.wait_gone("Namespace", CONSUMER_NS, timeout=90), "namespace survived destroy"
+    assert json.loads(consumer.run("stack", "export", "--stack", CONSUMER_STACK).stdout)[
+        "deployment"
+    ].get("resources") in (None, [])
+    assert FAKE_KEY not in "".join(r.output for r in consumer.log)
