@@ -141,8 +141,8 @@ build_python_host() {
     local dir="$stage/sdk/python/cmd/pulumi-language-python"
     sed -i '/=> \.\.\/\.\.\/\.\.\/\.\.\/pkg/d; /=> \.\.\/\.\.\/\.\.$/d' "$dir/go.mod"
     (cd "$dir" && go mod edit -require="github.com/pulumi/pulumi/sdk/v3@v${PULUMI_VERSION}" \
-        -require="github.com/pulumi/pulumi/pkg/v3@v${PULUMI_VERSION}" &&
-        go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-python.tmp" .)
+        -require="github.com/pulumi/pulumi/pkg/v3@v${PULUMI_VERSION}")
+    go_build pulumi-language-python "$dir" -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-python.tmp" .
     install -m 0755 "$stage/sdk/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
     mv "$bin/pulumi-language-python.tmp" "$bin/pulumi-language-python"
     echo "$inputs" >"$bin/pulumi-language-python.inputs"
