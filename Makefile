@@ -49,7 +49,7 @@ preview: venv
 	STACK=$(STACK) scripts/pulumi-stack.sh preview --diff
 
 ## make e2e: build the real toolchain (cached), start a local single-node cluster, run the scenarios.
-e2e: venv
+e2e: venv policy-venv
 	scripts/e2e.sh
 
 ## make demo: a local node built here, the proxy image, `pulumi up` of dev, the smoke test.
