@@ -98,6 +98,16 @@ def test_a_bad_program_is_refused_naming_each_rule(workspace: Workspace, kubecon
         assert f"[mandatory]  {rule}" in output, output
 
 
+def test_the_engine_reads_the_packages_schema(workspace: Workspace) -> None:
+    plugin = REPO_ROOT / "package" / "pulumi-resource-llm-gateway"
+    schema = workspace.run("package", "get-schema", str(plugin)).json()
+    resource = schema["resources"]["llm-gateway:index:LlmGateway"]
+    assert resource["isComponent"] is True
+    assert resource["requiredInputs"] == ["openaiKey"]
+    assert {"proxy", "allowedClients", "killSwitch"} <= set(resource["inputProperties"])
+    assert {"keyFingerprint", "smokeTest", "proxyEndpoint"} <= set(resource["properties"])
+
+
 @pytest.fixture(scope="module")
 def consumer(workspace: Workspace, kubeconfig: str, node: dict[str, str]) -> Workspace:
     plugins = (
