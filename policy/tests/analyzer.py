@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from guardrails.pack import PACK_NAME, POLICIES
 from pulumi.runtime.proto import analyzer_pb2 as proto
 from pulumi_policy import EnforcementLevel
@@ -120,8 +120,3 @@ def find(resources: list[dict[str, Any]], type_: str, name: str | None = None) -
     found = [r for r in resources if r["type"] == type_ and name in (None, r["name"])]
     assert len(found) == 1, f"expected one {type_} {name or ''}, found {len(found)}"
     return found[0]
-
-
-def to_dict(message: Any) -> dict[str, Any]:
-    result: dict[str, Any] = json_format.MessageToDict(message)
-    return result
