@@ -14,6 +14,7 @@
 #                              module is not served by the Go module proxy); without that
 #                              tarball, scripts/e2e/langhost (our minimal host: no RunPlugin, so
 #                              no component packages or policy packs)
+#   pulumi-language-yaml       github.com/pulumi/pulumi-yaml v1.25.0 (scripts/e2e/yaml)
 #   pulumi-resource-kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4
 #                              v4.0.0-20260115033456-f47bc2d6f199, stamped 4.34.2
 #   etcd                       go.etcd.io/etcd/server/v3 v3.6.16
@@ -156,6 +157,9 @@ else
     rm -f "$bin/pulumi-language-python-exec"
     build pulumi-language-python "$tools/langhost" -ldflags "-X main.version=${PULUMI_VERSION}" .
 fi
+
+# Pulumi's YAML language host: the e2e deploys the component package from a YAML program.
+build pulumi-language-yaml "$tools/yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml
 
 # The provider's main package embeds a schema file that upstream generates at release time
 # and that the module download lacks; build our wrapper (kubernetes-provider/main.go) in a

@@ -3,8 +3,9 @@ language host (it runs both through RunPlugin / as plugins).
 
 * `pulumi preview --policy-pack policy/` passes the component's own stack and refuses a
   deliberately bad program and a prod stack whose image is not pinned, naming each rule.
-* A program that knows LlmGateway only by its token (tests/e2e/programs/package_consumer,
-  what another language's generated SDK does) deploys it through package/ onto the node:
+* Programs that know LlmGateway only as a package, a Python one by its token
+  (tests/e2e/programs/package_consumer, what a generated SDK does) and a YAML one
+  (tests/e2e/programs/package_yaml, on Pulumi's YAML host), deploy it onto the node:
   the proxy comes up, the smoke output passes, a key rotation through that program's config
   changes only the Secret, destroy leaves nothing.
 """
@@ -34,7 +35,7 @@ POLICY_PACK = str(REPO_ROOT / "policy")
 PACK = "llm-gateway-guardrails"
 PROGRAMS = Path(__file__).parent / "programs"
 CONSUMER_STACK = "consumer"
-CONSUMER_NS = "llm-gateway-consumer"
+CONSUMER_NS = "llm-gateway-consumer"  # + the program's language
 
 
 def _program(workspace: Workspace, name: str, plugins: str = "") -> Workspace:
@@ -108,58 +109,84 @@ def test_the_engine_reads_the_packages_schema(workspace: Workspace) -> None:
     assert {"keyFingerprint", "smokeTest", "proxyEndpoint"} <= set(resource["properties"])
 
 
-@pytest.fixture(scope="module")
-def consumer(workspace: Workspace, kubeconfig: str, node: dict[str, str]) -> Workspace:
-    plugins = (
-        f"plugins:\n  providers:\n    - name: llm-gateway\n      path: {REPO_ROOT / 'package'}\n"
-    )
-    ws = _program(workspace, "package_consumer", plugins)
+PLUGINS = f"plugins:\n  providers:\n    - name: llm-gateway\n      path: {REPO_ROOT / 'package'}\n"
+
+
+def _yaml_program(workspace: Workspace) -> Workspace:
+    """tests/e2e/programs/package_yaml as a YAML project (Pulumi's YAML language host)."""
+    project = workspace.home / "program-package-yaml"
+    shutil.copytree(PROGRAMS / "package_yaml", project)
+    (project / "Pulumi.yaml").write_text("name: package-yaml\nruntime: yaml\n" + PLUGINS)
+    return Workspace(project, workspace.home, workspace.bin_dir, workspace.forbidden)
+
+
+@pytest.fixture(scope="module", params=["python", "yaml"])
+def consumer(
+    request: pytest.FixtureRequest, workspace: Workspace, kubeconfig: str, node: dict[str, str]
+) -> tuple[Workspace, str]:
+    """A program that knows LlmGateway only as a package, in the parametrised language;
+    its stack configured for the node (proxy plane, the node's image and fake upstream)."""
+    language = request.param
+    if language == "yaml":
+        if not (workspace.bin_dir / "pulumi-language-yaml").exists():
+            pytest.skip("no pulumi-language-yaml in the toolchain")
+        ws = _yaml_program(workspace)
+    else:
+        ws = _program(workspace, "package_consumer", PLUGINS)
+    namespace = f"{CONSUMER_NS}-{language}"
     _init(ws, CONSUMER_STACK, kubeconfig)
-    ws.run("config", "set", "--stack", CONSUMER_STACK, "namespace", CONSUMER_NS)
+    ws.run("config", "set", "--stack", CONSUMER_STACK, "namespace", namespace)
     upstream = node["LLM_GATEWAY_NODE_UPSTREAM_URL"]
     ws.run("config", "set", "--stack", CONSUMER_STACK, "openaiBaseUrl", upstream)
     image = node["LLM_GATEWAY_NODE_PROXY_IMAGE"]
-    ws.run("config", "set", "--path", "--stack", CONSUMER_STACK, "proxy.image", image)
-    return ws
+    if language == "yaml":
+        ws.run("config", "set", "--stack", CONSUMER_STACK, "proxyImage", image)
+    else:
+        ws.run("config", "set", "--path", "--stack", CONSUMER_STACK, "proxy.image", image)
+    return ws, namespace
 
 
 def test_the_package_deploys_from_a_program_that_knows_only_its_token(
-    consumer: Workspace, kube: Kube
+    consumer: tuple[Workspace, str], kube: Kube
 ) -> None:
-    done = consumer.run(
+    ws, namespace = consumer
+    done = ws.run(
         "up", "--yes", "--skip-preview", "--stack", CONSUMER_STACK, "--policy-pack", POLICY_PACK
     )
     assert "[mandatory]" not in done.output
-    outputs = consumer.run("stack", "output", "--json", "--stack", CONSUMER_STACK).json()
-    assert outputs["namespace"] == CONSUMER_NS
-    assert outputs["proxyEndpoint"] == f"http://llm-proxy.{CONSUMER_NS}.svc.cluster.local/v1"
-    pods = proxy_pods(kube, CONSUMER_NS)
+    outputs = ws.run("stack", "output", "--json", "--stack", CONSUMER_STACK).json()
+    assert outputs["namespace"] == namespace
+    assert outputs["proxyEndpoint"] == f"http://llm-proxy.{namespace}.svc.cluster.local/v1"
+    pods = proxy_pods(kube, namespace)
     assert pods
     assert all(p.status.phase == "Running" for p in pods)
-    smoke = run_smoke_output(consumer, CONSUMER_STACK)
+    smoke = run_smoke_output(ws, CONSUMER_STACK)
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
 
 
 def test_a_rotation_through_the_consumers_config_changes_only_the_secret(
-    consumer: Workspace,
+    consumer: tuple[Workspace, str],
 ) -> None:
-    consumer.set_secret("openaiKey", ROTATED_KEY, CONSUMER_STACK)
-    plan = consumer.run("preview", "--json", "--stack", CONSUMER_STACK).json()
+    ws, _ = consumer
+    ws.set_secret("openaiKey", ROTATED_KEY, CONSUMER_STACK)
+    plan = ws.run("preview", "--json", "--stack", CONSUMER_STACK).json()
     changed = {
         (step["op"], step["urn"].split("::")[-2].split("$")[-1])
         for step in plan["steps"]
         if step["op"] != "same"
     }
     assert changed == {("update", "kubernetes:core/v1:Secret")}, changed
-    consumer.run("up", "--yes", "--skip-preview", "--stack", CONSUMER_STACK)
-    smoke = run_smoke_output(consumer, CONSUMER_STACK)
+    ws.run("up", "--yes", "--skip-preview", "--stack", CONSUMER_STACK)
+    smoke = run_smoke_output(ws, CONSUMER_STACK)
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
 
 
-def test_destroying_the_consumer_leaves_nothing(consumer: Workspace, kube: Kube) -> None:
-    consumer.run("destroy", "--yes", "--skip-preview", "--stack", CONSUMER_STACK)
-    assert kube.wait_gone("Namespace", CONSUMER_NS, timeout=90), "namespace survived destroy"
-    assert json.loads(consumer.run("stack", "export", "--stack", CONSUMER_STACK).stdout)[
-        "deployment"
-    ].get("resources") in (None, [])
-    assert FAKE_KEY not in "".join(r.output for r in consumer.log)
+def test_destroying_the_consumer_leaves_nothing(
+    consumer: tuple[Workspace, str], kube: Kube
+) -> None:
+    ws, namespace = consumer
+    ws.run("destroy", "--yes", "--skip-preview", "--stack", CONSUMER_STACK)
+    assert kube.wait_gone("Namespace", namespace, timeout=90), "namespace survived destroy"
+    state = json.loads(ws.run("stack", "export", "--stack", CONSUMER_STACK).stdout)
+    assert state["deployment"].get("resources") in (None, [])
+    assert FAKE_KEY not in "".join(r.output for r in ws.log)
