@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: venv test lint unit up preview e2e demo demo-shell demo-down image bench clean \
+.PHONY: venv test lint unit up preview e2e demo demo-shell demo-down image bench bench-test clean \
 	policy-venv policy-test
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt proxy/requirements.txt
@@ -37,9 +37,10 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-## make test: install, lint, type-check and run every test except the real-engine e2e.
+## make test: install, lint, type-check and run every test except the real-engine e2e
+## and the benchmark's own (`make bench-test`).
 test: lint policy-test
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest -m "not e2e and not bench"
 
 ## make up STACK=dev: deploy one stack with scripts/pulumi-stack.sh (your backend and secrets provider).
 up: venv
@@ -71,8 +72,17 @@ image:
 ## make bench: the proxy vs a bare passthrough, nginx and direct (results in bench/RESULTS.md).
 ## BENCH_ARGS="--quick" for a short run, "--before PATH" to add another tree's proxy (a worktree),
 ## "--proxy-tree PATH" to measure a clean checkout of a commit instead of this tree as it is.
-bench: venv
+bench: $(BIN)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## make bench-test: the benchmark's own tests (pytest -m bench).
+bench-test: $(BIN)/.bench-installed
+	$(BIN)/pytest -m bench
+
+# Bench-only packages, on top of the dev venv; never installed by `make test`.
+$(BIN)/.bench-installed: requirements-bench.txt $(BIN)/.installed
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) policy/.venv .pytest_cache .mypy_cache .ruff_cache

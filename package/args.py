@@ -81,7 +81,7 @@ class ProxyArgs(TypedDict, total=False):
     """with allowedModels set, still forward endpoints whose model the proxy cannot check (files, batches, assistants, …); refused by default (default false)"""
 
     max_in_flight: int
-    """concurrent calls per pod; beyond: 503 + Retry-After (default 256)"""
+    """concurrent calls (streams included) per proxy worker; beyond: 503 + Retry-After; 2048 held streams fit the default 256Mi limit (bench/RESULTS.md) (default 2048)"""
 
     max_body_bytes: int
     """request body cap (413) (default 16777216)"""
