@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: venv test lint unit up preview e2e demo demo-shell demo-down image bench bench-test clean
+.PHONY: venv test lint unit up preview e2e demo demo-shell demo-down image bench bench-test clean \
+	policy-venv policy-test
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt proxy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,21 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt proxy/requirements.txt
 
 venv: $(BIN)/.installed
 
+# The policy pack's own virtualenv: pulumi_policy pins protobuf/grpcio apart from the program's.
+POLICY_BIN := policy/.venv/bin
+
+$(POLICY_BIN)/.installed: policy/requirements.txt policy/requirements-dev.txt
+	$(PYTHON) -m venv policy/.venv
+	$(POLICY_BIN)/pip install --quiet --upgrade pip
+	$(POLICY_BIN)/pip install --quiet -r policy/requirements.txt -r policy/requirements-dev.txt
+	touch $@
+
+policy-venv: $(POLICY_BIN)/.installed
+
+## make policy-test: type-check and unit-test the policy pack (policy/) in its virtualenv.
+policy-test: policy-venv
+	cd policy && .venv/bin/mypy . && .venv/bin/pytest
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -23,7 +39,7 @@ lint: venv
 
 ## make test: install, lint, type-check and run every test except the real-engine e2e
 ## and the benchmark's own (`make bench-test`).
-test: lint
+test: lint policy-test
 	$(BIN)/pytest -m "not e2e and not bench"
 
 ## make up STACK=dev: deploy one stack with scripts/pulumi-stack.sh (your backend and secrets provider).
@@ -34,7 +50,7 @@ preview: venv
 	STACK=$(STACK) scripts/pulumi-stack.sh preview --diff
 
 ## make e2e: build the real toolchain (cached), start a local single-node cluster, run the scenarios.
-e2e: venv
+e2e: venv policy-venv
 	scripts/e2e.sh
 
 ## make demo: a local node built here, the proxy image, `pulumi up` of dev, the smoke test.
@@ -69,4 +85,4 @@ $(BIN)/.bench-installed: requirements-bench.txt $(BIN)/.installed
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) policy/.venv .pytest_cache .mypy_cache .ruff_cache
