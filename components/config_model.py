@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -266,11 +266,12 @@ class ProxyConfig(_Strict):
         examples=[False],
     )
     max_in_flight: int = Field(
-        default=256,
+        default=2048,
         alias="maxInFlight",
         ge=1,
-        description="concurrent calls per pod; beyond: 503 + Retry-After",
-        examples=[256],
+        description="concurrent calls (streams included) per proxy worker; beyond: 503 + "
+        "Retry-After; 2048 held streams fit the default 256Mi limit (bench/RESULTS.md)",
+        examples=[2048],
     )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
@@ -473,7 +474,7 @@ class AppConfig(_Strict):
 class IdentityConfig(_Strict):
     """Callers prove who they are with a projected ServiceAccount token (key `identity`)."""
 
-    mode: Literal["off", "attribute", "require"] = Field(
+    mode: str = Field(
         default="off",
         description="off: keyless as before; attribute: a valid token is attributed to its "
         "app, no token is served as `anonymous`; require: no valid token → 401, an unlisted "
@@ -510,6 +511,13 @@ class IdentityConfig(_Strict):
         "(its endpoint port, which CNIs match: 6443 on kubeadm, 443 on most managed clusters)",
         examples=[[6443]],
     )
+
+    @field_validator("mode")
+    @classmethod
+    def _check_mode(cls, value: str) -> str:
+        if value not in ("off", "attribute", "require"):
+            raise ValueError("must be one of off, attribute, require")
+        return value
 
     @field_validator("jwks")
     @classmethod
@@ -549,6 +557,69 @@ class SmokeTestConfig(_Strict):
         "real request per such deploy",
         examples=[True],
     )
+
+
+_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
+
+
+class MonitoringConfig(_Strict):
+    """Prometheus Operator objects (PodMonitors, PrometheusRule) and a Grafana dashboard
+    ConfigMap; off by default, as they need the operator's CRDs in the cluster."""
+
+    enabled: bool = Field(
+        default=False,
+        description="declare PodMonitors (proxy and agentgateway metrics ports), a "
+        "PrometheusRule with the alerts and a Grafana dashboard ConfigMap (needs the "
+        "Prometheus Operator CRDs, monitoring.coreos.com/v1)",
+        examples=[True],
+    )
+    name: str = Field(
+        default="llm-gateway",
+        description="name of the PrometheusRule; the PodMonitors are NAME-proxy and "
+        "NAME-agentgateway, the dashboard ConfigMap NAME-dashboard",
+        examples=["llm-gateway"],
+    )
+    labels: Labels = Field(
+        default_factory=dict,
+        description="extra labels on the PodMonitors and the PrometheusRule, e.g. the one "
+        "your Prometheus' podMonitorSelector/ruleSelector picks (kube-prometheus-stack: "
+        "release=<its release name>)",
+        examples=[{"release": "kube-prometheus-stack"}],
+    )
+    scrape_interval: str = Field(
+        default="30s",
+        alias="scrapeInterval",
+        description="the PodMonitors' scrape interval (Prometheus duration)",
+        examples=["30s"],
+    )
+    dashboard_label: Labels = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"},
+        alias="dashboardLabel",
+        description="label(s) the Grafana dashboard sidecar watches for (its `label` and "
+        "`labelValue`)",
+        examples=[{"grafana_dashboard": "1"}],
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        _check_dns_label(value)
+        if len(value) > 63 - len("-agentgateway"):
+            raise ValueError("must leave room for the '-agentgateway' suffix (≤ 50 chars)")
+        return value
+
+    @field_validator("labels", "dashboard_label")
+    @classmethod
+    def _check_label_maps(cls, value: Labels) -> Labels:
+        _check_labels(value)
+        return value
+
+    @field_validator("scrape_interval")
+    @classmethod
+    def _check_interval(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError("must be a Prometheus duration such as 30s, 1m or 1m30s")
+        return value
 
 
 class LlmGatewayConfig(_Strict):
@@ -620,6 +691,11 @@ class LlmGatewayConfig(_Strict):
         default=IdentityConfig(),
         description="caller identity",
         examples=[{"mode": "require"}],
+    )
+    monitoring: MonitoringConfig = Field(
+        default=MonitoringConfig(),
+        description="Prometheus Operator monitors, alerts and a Grafana dashboard",
+        examples=[{"enabled": True}],
     )
     kill_switch: bool = Field(
         default=False,

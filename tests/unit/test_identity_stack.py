@@ -50,7 +50,10 @@ def proxy_env(result: Rendered) -> dict[str, str]:
             "research/jupyter is listed twice",
         ),
         (identity_on(clients=[{**APPS[0], "tokensPerMinute": 0}]), "greater than or equal to 1"),
-        (identity_on(**{"identity.mode": "on"}), "identity.mode: Input should be 'off'"),
+        (
+            identity_on(**{"identity.mode": "on"}),
+            "identity.mode: must be one of off, attribute, require",
+        ),
     ],
 )
 def test_bad_identity_config_fails_before_anything_is_declared(
