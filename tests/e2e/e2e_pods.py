@@ -126,6 +126,23 @@ class ProbePods:
         missing = sorted({name for _, name in where} - set(ips))
         raise AssertionError(f"probe pods not ready after {READY_TIMEOUT_S}s: {missing}")
 
+    def kubectl_run(
+        self, namespace: str, name: str, command: list[str]
+    ) -> subprocess.CompletedProcess[str]:
+        """`kubectl run --rm -i` of `command` in the image, as the smoke output runs it."""
+        return subprocess.run(
+            [
+                self.kubectl, "--kubeconfig", self.kubeconfig, "run", name, "-n", namespace,
+                "--rm", "-i", "--restart=Never", "--image", self.image, "--command", "--",
+                *command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=EXEC_TIMEOUT_S * 2,
+            check=False,
+            env=_env_without_proxies(),
+        )  # fmt: skip
+
     def _exec(self, namespace: str, pod: str, args: list[str]) -> list[str]:
         return [
             self.kubectl, "--kubeconfig", self.kubeconfig, "exec", "-n", namespace, pod,

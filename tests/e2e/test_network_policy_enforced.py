@@ -218,11 +218,20 @@ def test_the_proxy_pods_reach_dns_and_the_upstream_and_nothing_else(
 
 
 def test_the_smoke_output_and_the_smoke_job_pass_with_enforcement_on(
-    workspace: Workspace, kube: Kube
+    workspace: Workspace, kube: Kube, probes: ProbePods
 ) -> None:
     done = run_smoke_output(workspace, STACK)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "ok: every proxy pod (1) serves key" in done.stdout
+    # The same smoke client from the unlabelled namespace: one line, refused at the network.
+    refused = probes.kubectl_run(
+        STRANGERS, "refused-smoke",
+        ["python", "-m", "proxy", "smoke", "--timeout", "5", "--url",
+         f"http://llm-proxy.{NS}.svc.cluster.local/v1"],
+    )  # fmt: skip
+    print(f"\nfrom {STRANGERS}: {refused.stdout.strip()}")
+    assert refused.returncode != 0
+    assert "smoke failed: cannot connect to" in refused.stdout, refused.stdout + refused.stderr
 
     workspace.run("config", "set", "--path", "--stack", STACK, "smokeTest.onUp", "true")
     workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
