@@ -39,6 +39,31 @@ agentgateway_src="${LLM_GATEWAY_AGENTGATEWAY_SRC:-$here/../../shared/agentgatewa
 
 log() { echo "e2e-toolchain: $*" >&2; }
 
+# go_build NAME DIR ARGS...: `go build ARGS` in DIR with a heartbeat line every minute (a cold
+# build is quiet for minutes); go's own output goes to the cache's logs/NAME.log, and its last
+# lines to stderr when it fails.
+go_build() {
+    local name="$1" dir="$2" began_at=$SECONDS pid
+    shift 2
+    mkdir -p "$cache/logs"
+    (cd "$dir" && exec go build "$@") >"$cache/logs/$name.log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        for _ in $(seq 60); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "building $name: $(((SECONDS - began_at) / 60)) min so far (go's log: $cache/logs/$name.log)"
+        fi
+    done
+    if ! wait "$pid"; then
+        log "building $name failed; last lines of $cache/logs/$name.log:"
+        tail -n 30 "$cache/logs/$name.log" >&2
+        return 1
+    fi
+}
+
 command -v go >/dev/null || { log "go is required (https://go.dev/doc/install)"; exit 1; }
 
 cache="${LLM_GATEWAY_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-gateway-e2e}"
@@ -82,7 +107,7 @@ build() {
     use_path "$name" && return
     start=$(date +%s)
     log "$name: building (cold: minutes on 2 cores; $(($(date +%s) - began))s into this run)"
-    (cd "$dir" && go build -trimpath -o "$bin/$name.tmp" "$@")
+    go_build "$name" "$dir" -trimpath -o "$bin/$name.tmp" "$@"
     mv "$bin/$name.tmp" "$bin/$name"
     echo "$inputs" >"$bin/$name.inputs"
     echo "$name $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
@@ -134,7 +159,9 @@ build kube-router "$tools/kube-router" \
 
 # The agentgateway controller: its module is not served by the Go module proxy, so its
 # source comes from ../shared (its dependencies are served). Keyed on the tarball's sha256.
-if [[ -f "$agentgateway_src" ]]; then
+if [[ "${LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY:-1}" == 0 ]]; then
+    log "agentgateway-controller: not needed here (LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0)"
+elif [[ -f "$agentgateway_src" ]]; then
     agentgateway_ldflags="-X github.com/agentgateway/agentgateway/controller/pkg/version.Version=v${AGENTGATEWAY_VERSION}"
     src_sum="$(sha256sum "$agentgateway_src" | cut -c1-64) $agentgateway_ldflags"
     if fresh agentgateway-controller "$src_sum"; then
@@ -145,8 +172,8 @@ if [[ -f "$agentgateway_src" ]]; then
         stage="$cache/src/agentgateway"
         rm -rf "$stage" && mkdir -p "$stage"
         tar -xzf "$agentgateway_src" -C "$stage"
-        (cd "$stage"/agentgateway-* && go build -trimpath -ldflags "$agentgateway_ldflags" \
-            -o "$bin/agentgateway-controller.tmp" ./controller/cmd/agentgateway)
+        go_build agentgateway-controller "$(echo "$stage"/agentgateway-*)" -trimpath \
+            -ldflags "$agentgateway_ldflags" -o "$bin/agentgateway-controller.tmp" ./controller/cmd/agentgateway
         mv "$bin/agentgateway-controller.tmp" "$bin/agentgateway-controller"
         echo "$src_sum" >"$bin/agentgateway-controller.inputs"
         echo "agentgateway-controller $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
