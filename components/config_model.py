@@ -265,11 +265,12 @@ class ProxyConfig(_Strict):
         examples=[False],
     )
     max_in_flight: int = Field(
-        default=256,
+        default=2048,
         alias="maxInFlight",
         ge=1,
-        description="concurrent calls per pod; beyond: 503 + Retry-After",
-        examples=[256],
+        description="concurrent calls (streams included) per proxy worker; beyond: 503 + "
+        "Retry-After; 2048 held streams fit the default 256Mi limit (bench/RESULTS.md)",
+        examples=[2048],
     )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,

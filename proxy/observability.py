@@ -27,6 +27,22 @@ _TTFB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 _MAX_MODEL_LABELS = 64  # beyond this, unknown model names share the label "other"
 _MAX_MODEL_LABEL_CHARS = 128  # real names are far shorter; a longer one is "other" too
 _PRINTABLE = frozenset(map(chr, range(0x21, 0x7F)))
+# One call's token count is clamped here: an upstream (or a man in the middle of an
+# http:// upstream) reporting a 400-digit count must not break the float exposition.
+MAX_CALL_TOKENS = 10**9
+# Logged request text is cut so a call line stays one atomic write (< PIPE_BUF) even
+# when every character needs a 12-byte \uXXXX\uXXXX escape.
+MAX_LOGGED_PATH = 200
+MAX_LOGGED_METHOD = 16
+
+
+def clamp_tokens(count: int | None) -> int | None:
+    """A reported token count, bounded to what one call can plausibly use."""
+    return None if count is None else max(0, min(count, MAX_CALL_TOKENS))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(slots=True)
@@ -126,10 +142,10 @@ class Metrics:
             if ttfb is None:
                 ttfb = self._ttfb[path] = _Histogram(_TTFB_BUCKETS)
             ttfb.observe(call.ttfb)
-        if call.prompt_tokens:
-            self._add_tokens(model, "prompt", call.prompt_tokens)
-        if call.completion_tokens:
-            self._add_tokens(model, "completion", call.completion_tokens)
+        if prompt := clamp_tokens(call.prompt_tokens):
+            self._add_tokens(model, "prompt", prompt)
+        if completion := clamp_tokens(call.completion_tokens):
+            self._add_tokens(model, "completion", completion)
 
     def _add_tokens(self, model: str, kind: str, count: int) -> None:
         self._tokens[(model, kind)] = self._tokens.get((model, kind), 0) + count
@@ -296,8 +312,10 @@ class EventLog:
         """
         model = call.model
         line = (
-            f'{{"time":"{self._now()}","event":"call","method":{_quote(call.method)},'
-            f'"path":{_quote(call.path)},"model":{"null" if model is None else _quote(model)},'
+            f'{{"time":"{self._now()}","event":"call",'
+            f'"method":{_quote(_cut(call.method, MAX_LOGGED_METHOD))},'
+            f'"path":{_quote(_cut(call.path, MAX_LOGGED_PATH))},'
+            f'"model":{"null" if model is None else _quote(model)},'
             f'"status":{call.status},"durationMs":{round(duration * 1000, 2)!r},'
             f'"streamed":{"true" if call.streamed else "false"},'
             f'"bytesIn":{call.bytes_in},"bytesOut":{call.bytes_out}'
@@ -305,9 +323,9 @@ class EventLog:
         if call.ttfb is not None:
             line += f',"ttfbMs":{round(call.ttfb * 1000, 2)!r}'
         if call.prompt_tokens is not None:
-            line += f',"promptTokens":{call.prompt_tokens}'
+            line += f',"promptTokens":{clamp_tokens(call.prompt_tokens)}'
         if call.completion_tokens is not None:
-            line += f',"completionTokens":{call.completion_tokens}'
+            line += f',"completionTokens":{clamp_tokens(call.completion_tokens)}'
         if call.error is not None:
-            line += f',"error":{_quote(call.error)}'
+            line += f',"error":{_quote(_cut(call.error, 128))}'
         self.write_line(line + "}")

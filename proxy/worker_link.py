@@ -61,7 +61,12 @@ class SupervisorLink:
         try:
             while line := await self._reader.readline():
                 self._handle(json.loads(line))
+        except ConnectionError:
+            pass  # a supervisor killed mid-message resets the link: lost, like a clean close
         finally:
+            for waiting in self._scrapes.values():  # owed answers never come: 503 at once
+                if not waiting.done():
+                    waiting.set_exception(ScrapeIncomplete("the supervisor is gone"))
             on_lost()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -74,6 +79,8 @@ class SupervisorLink:
             self._keys.current = None if value is None else LiveKey.from_text(value)
         elif "snap" in message:
             self.send({"snap": message["snap"], "data": self._metrics.snapshot()})
+        elif "ping" in message:
+            self.send({"pong": message["ping"]})  # the loop runs: proxy.workers' liveness
         elif "merged" in message:
             waiting = self._scrapes.pop(message["merged"], None)
             if waiting is not None and not waiting.done():

@@ -3,19 +3,23 @@
 A steady client in the node's namespace calls the proxy Service (its ClusterIP, through
 kube-proxy) while the real engine rotates the key and flips the kill switch. The node's fake
 upstream accepts any key and records, per request, the fingerprint that arrived and the pod
-it came from. Tests run in file order on one stack, `live`, with two proxy replicas.
+it came from. Tests run in file order on one stack, `live`, with two proxy replicas of two
+worker processes each (a 2-CPU limit), so the rotation also proves the supervisor hands the
+new key to every worker of a pod at once.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
 import time
 from typing import Any
 
 import httpx
 import pytest
 
-from components.shapes.deployment import TERMINATION_GRACE_SECONDS
+from components.shapes.deployment import PRE_STOP_SLEEP_SECONDS, TERMINATION_GRACE_SECONDS
 from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
 from tests.e2e.e2e_node import proxy_pods, proxy_service_url, up_node_stack, upstream_calls
@@ -33,6 +37,14 @@ STACK = "live"
 NS = "llm-gateway-live"
 PROXY, SECRET = "llm-proxy", "openai-api-key"
 REPLICAS = 2
+WORKERS = 2  # per pod: the CPU limit below
+PROXY_SETTINGS = {
+    "replicas": REPLICAS,
+    "resources": {
+        "requests": {"cpu": "25m", "memory": "48Mi"},
+        "limits": {"cpu": str(WORKERS), "memory": "192Mi"},
+    },
+}
 # The kubelet re-reads a changed Secret at its pod sync (syncFrequency, 1m by default, plus
 # jitter): a probe here measured 70-88 s. Past this bound the rotation counts as broken.
 ROTATION_BOUND_S = 180
@@ -61,9 +73,17 @@ def service_url(kube: Kube) -> str:
 def test_up_with_two_replicas(
     workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
 ) -> None:
-    up_node_stack(workspace, STACK, NS, kubeconfig, node, proxy={"replicas": REPLICAS})
+    up_node_stack(workspace, STACK, NS, kubeconfig, node, proxy=PROXY_SETTINGS)
     assert len(pods(kube)) == REPLICAS
     assert set(served_fingerprints(kube).values()) == {key_fingerprint(FAKE_KEY)}
+    for pod in pods(kube):
+        (listening,) = [line for line in pod_log(kube, pod) if line["event"] == "listening"]
+        assert listening["workers"] == WORKERS
+
+
+def pod_log(kube: Kube, pod: Any) -> list[dict[str, Any]]:
+    text = kube.core.read_namespaced_pod_log(pod.metadata.name, NS, container="proxy")
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 def test_rotation_under_load_fails_no_request_and_restarts_nothing(
@@ -106,6 +126,14 @@ def test_rotation_under_load_fails_no_request_and_restarts_nothing(
     after = pods(kube)
     assert {pod.metadata.name: pod.metadata.uid for pod in after} == before
     assert all(pod.status.container_statuses[0].restart_count == 0 for pod in after)
+    for pod in after:  # one reload per pod, whichever worker answers /readyz now
+        assert [line["event"] for line in pod_log(kube, pod)].count("key_reloaded") == 1
+        workers = {}
+        for _ in range(30):
+            body = httpx.get(f"http://{pod.status.pod_ip}:8080/readyz", timeout=2).json()
+            workers[body["worker"]] = body["keyFingerprint"]
+        assert workers == dict.fromkeys(workers, new)
+        assert len(workers) == WORKERS
 
     # Each pod (by its address) switched from the old key to the new one once, never back.
     calls = upstream_calls(node["LLM_GATEWAY_NODE_UPSTREAM_RECORD"], began)
@@ -125,6 +153,55 @@ def test_rotation_under_load_fails_no_request_and_restarts_nothing(
     done = run_smoke_output(workspace, STACK)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert f"ok: every proxy pod ({REPLICAS}) serves key {new}" in done.stdout
+
+
+def test_the_smoke_key_check_fails_naming_one_stale_pod(workspace: Workspace, kube: Kube) -> None:
+    """The smokeTest output's last line (every proxy pod serves the stack's key) must fail
+    when one pod does not: a pod like the Deployment's, but on a Secret with the old key."""
+    template = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template
+    kube.core.create_namespaced_secret(
+        NS, {"metadata": {"name": "stale-key"}, "stringData": {"apiKey": FAKE_KEY}}
+    )
+    spec = kube.api.sanitize_for_serialization(template.spec)  # type: ignore[no-untyped-call]
+    for volume in spec["volumes"]:
+        if "secret" in volume:
+            volume["secret"]["secretName"] = "stale-key"
+    stale = {"metadata": {"name": "llm-proxy-stale", "labels": template.metadata.labels}}
+    kube.core.create_namespaced_pod(NS, {**stale, "spec": spec})
+    try:
+        deadline = time.monotonic() + 120
+        while not _ready(kube.core.read_namespaced_pod("llm-proxy-stale", NS)):
+            assert time.monotonic() < deadline, "the stale pod never became ready"
+            time.sleep(1)
+        served = served_fingerprints(kube)["llm-proxy-stale"]
+        assert served == key_fingerprint(FAKE_KEY)  # stale for its key, not for being down
+        smoke = workspace.run("stack", "output", "smokeTest", "--stack", STACK).stdout
+        key_check = smoke.strip().splitlines()[-1]
+        assert "every proxy pod" in key_check
+        # One try instead of a 180 s wait: the stale pod will not change its key.
+        one_try = key_check.replace("$(seq 36)", "$(seq 1)")
+        assert one_try != key_check
+        done = subprocess.run(
+            ["bash", "-ec", one_try],
+            env=workspace.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        expected = key_fingerprint(ROTATED_KEY)
+        assert f"1 of {REPLICAS + 1} running proxy pods do not serve key {expected}" in done.stderr
+        assert FAKE_KEY not in done.stdout + done.stderr
+    finally:
+        kube.core.delete_namespaced_pod("llm-proxy-stale", NS, grace_period_seconds=0)
+        kube.core.delete_namespaced_secret("stale-key", NS)
+        assert kube.wait_gone("Pod", "llm-proxy-stale", NS, timeout=60)
+
+
+def _ready(pod: Any) -> bool:
+    statuses = pod.status.container_statuses or []
+    return bool(statuses) and all(status.ready for status in statuses)
 
 
 def test_kill_switch_cuts_traffic_once_the_pods_drain_and_restore_brings_it_back(
@@ -150,6 +227,13 @@ def test_kill_switch_cuts_traffic_once_the_pods_drain_and_restore_brings_it_back
             time.sleep(0.2)
     print(f"\nkill switch: calls fail {first_failure}s after `pulumi up` returned")
     assert first_failure is not None, "calls still succeed after every pod's grace period"
+    # Idle between these calls, a pod drains at once after its preStop sleep. A drain that
+    # hangs until the kubelet's SIGKILL (the grace period, 30 s) must fail here, not pass
+    # under the loop's bound.
+    assert first_failure < PRE_STOP_SLEEP_SECONDS + 10, (
+        f"calls stopped {first_failure:.1f} s after `pulumi up`: the pods did not drain after "
+        f"their {PRE_STOP_SLEEP_SECONDS} s preStop sleep (grace: {TERMINATION_GRACE_SECONDS} s)"
+    )
     assert kube.apps.read_namespaced_deployment(PROXY, NS).spec.replicas == 0
     with pytest.raises(httpx.ConnectError):  # and it stays cut
         httpx.post(f"{url}/chat/completions", json=chat, timeout=10)

@@ -91,9 +91,13 @@ def pod(proxy_env: dict[str, str]) -> Iterator[Pod]:
 
 
 def children(pid: int) -> set[int]:
+    """The pod's worker pids; the supervisor's key-read threads come and go meanwhile."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(c) for c in (task / "children").read_text().split())
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue  # a thread that ended between listing and reading
     return found
 
 
