@@ -115,6 +115,25 @@ class ClientArgs(TypedDict, total=False):
     """labels the client pods carry (unset = every pod in those namespaces)"""
 
 
+class MonitoringArgs(TypedDict, total=False):
+    """Prometheus Operator objects (PodMonitors, PrometheusRule) and a Grafana dashboard ConfigMap; off by default, as they need the operator's CRDs in the cluster."""
+
+    enabled: bool
+    """declare PodMonitors (proxy and agentgateway metrics ports), a PrometheusRule with the alerts and a Grafana dashboard ConfigMap (needs the Prometheus Operator CRDs, monitoring.coreos.com/v1) (default false)"""
+
+    name: str
+    """name of the PrometheusRule; the PodMonitors are NAME-proxy and NAME-agentgateway, the dashboard ConfigMap NAME-dashboard (default "llm-gateway")"""
+
+    labels: dict[str, str]
+    """extra labels on the PodMonitors and the PrometheusRule, e.g. the one your Prometheus' podMonitorSelector/ruleSelector picks (kube-prometheus-stack: release=<its release name>) (default {})"""
+
+    scrape_interval: str
+    """the PodMonitors' scrape interval (Prometheus duration) (default "30s")"""
+
+    dashboard_label: dict[str, str]
+    """label(s) the Grafana dashboard sidecar watches for (its `label` and `labelValue`) (default {"grafana_dashboard": "1"})"""
+
+
 class SmokeTestArgs(TypedDict, total=False):
     """What the smoke request sends, and whether `pulumi up` sends it too."""
 
@@ -160,6 +179,9 @@ class LlmGatewayArgs(TypedDict, total=False):
 
     metrics_scraper: ClientArgs
     """who may scrape metrics (proxy port 9090, agentgateway port 15020) (default {"namespaceLabels": {"kubernetes.io/metadata.name": "monitoring"}, "podLabels": {"app.kubernetes.io/name": "prometheus"}})"""
+
+    monitoring: MonitoringArgs
+    """Prometheus Operator monitors, alerts and a Grafana dashboard"""
 
     kill_switch: bool
     """true: no HTTPRoute, proxy at 0 replicas (default false)"""

@@ -34,6 +34,12 @@ from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_upstream
 from proxy.usage import UsageTail
 
 _ALLOWED_METHODS_TEXT = ", ".join(sorted(ALLOWED_METHODS))
+# Refusals that mean the upstream gave no usable answer → CallRecord.upstream.
+_UPSTREAM_FAILURES = {
+    "upstream_timeout": "timeout",
+    "upstream_unreachable": "unreachable",
+    "upstream_bad_response": "bad_response",
+}
 
 
 class _CoalescedResponse(web.StreamResponse):
@@ -203,6 +209,7 @@ class Forwarder:
             return await self._forward(request, call, route)
         except ProxyError as exc:
             call.status, call.error = exc.status, exc.code
+            call.upstream = _UPSTREAM_FAILURES.get(exc.code, call.upstream)
             # Refused with part of the body unread: proxy.connections answers with
             # `Connection: close` and drops the rest unparsed (never inflated).
             return exc.to_response()
@@ -293,6 +300,7 @@ class Forwarder:
                 # bounded_stream refused the upload; aiohttp wraps what a body raises.
                 raise exc.__cause__ from None
             raise errors.upstream_unreachable(type(exc).__name__) from exc
+        call.upstream = str(upstream.status)
         try:
             response = await self._stream_back(request, upstream, call, key.value)
         except BaseException:

@@ -105,7 +105,10 @@ class SupervisorLink:
         parts: list[Snapshot] = [self._metrics.snapshot(), *merged["parts"]]
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Families(call_families(parts)))
-        registry.register(_Families(key_families(merged["key_loaded"], merged["key_reloads"])))
+        key = key_families(
+            merged["key_loaded"], merged["key_reloads"], merged.get("key_fingerprint")
+        )
+        registry.register(_Families(key))
         return generate_latest(registry)
 
     def close(self) -> None:

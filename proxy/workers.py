@@ -321,6 +321,7 @@ class Supervisor:
         if scrape.waiting and not expired:
             return
         del self.scrapes[scrape_id]
+        key = self.keys.current
         self._send(
             scrape.requester,
             {
@@ -329,6 +330,7 @@ class Supervisor:
                 "missing": len(scrape.waiting),
                 "key_loaded": self.keys.current is not None,
                 "key_reloads": self.reloads,
+                "key_fingerprint": None if key is None else key.fingerprint,
             },
         )
 
