@@ -74,16 +74,16 @@ copy_project() {
 up() {
     local t0=$SECONDS
     mkdir -p "$demo"
-    log "1/4 toolchain (cold: ~25 min on 2 cores; cached after)"
+    log "1/5 toolchain (cold: ~25 min on 2 cores; cached after)"
     # The demo runs the proxy plane only: no agentgateway controller to build, no CRDs to apply.
     bin="$(LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 "$repo/scripts/e2e-toolchain.sh" | tail -n1)"
     export LLM_GATEWAY_CRDS_DIR="${LLM_GATEWAY_CRDS_DIR:-none}"
-    log "2/4 local node: control plane, containerd, kubelet, kube-proxy, CoreDNS, registry, images ($((SECONDS - t0))s so far)"
+    log "2/5 local node: control plane, containerd, kubelet, kube-proxy, CoreDNS, registry, images ($((SECONDS - t0))s so far)"
     "$repo/scripts/e2e/cluster.sh" up "$cluster" "$bin"
     write_env
     # shellcheck disable=SC1091 # written by cluster.sh up
     source "$cluster/env"
-    log "3/4 pulumi up, dev stack ($((SECONDS - t0))s so far)"
+    log "3/5 pulumi up, dev stack ($((SECONDS - t0))s so far)"
     copy_project
     rm -rf "$demo/backend" "$demo/pulumi-home" && mkdir -p "$demo/backend"
     install_provider
@@ -95,9 +95,30 @@ up() {
     # The key goes on stdin, as the README advises: never a command-line argument.
     printf '%s' "$DEMO_KEY" | in_node pulumi config set --secret openaiKey
     in_node pulumi up --yes --skip-preview --non-interactive
-    log "4/4 smoke test, as the README runs it ($((SECONDS - t0))s so far)"
+    log "4/5 smoke test, as the README runs it ($((SECONDS - t0))s so far)"
     in_node bash -ec "$(in_node pulumi stack output smokeTest)"
+    log "5/5 the same call from a namespace without the client label ($((SECONDS - t0))s so far)"
+    refused_call
     next_steps "$((SECONDS - t0))"
+}
+
+# refused_call: a pod in a namespace that lacks the llm-gateway/client=true label sends the
+# smoke request; the node's NetworkPolicy implementation (kube-router) must refuse it.
+refused_call() {
+    local url
+    url="$(in_node pulumi stack output proxyEndpoint)"
+    in_node kubectl create namespace demo-stranger >/dev/null
+    # Pods are refused admission until the namespace's default ServiceAccount exists.
+    for _ in $(seq 100); do
+        in_node kubectl get serviceaccount default -n demo-stranger >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    if in_node kubectl run refused-smoke -n demo-stranger --rm -i --restart=Never \
+        --image "$LLM_GATEWAY_NODE_PROXY_IMAGE" --command -- python -m proxy smoke --timeout 5 --url "$url"; then
+        log "a pod outside the allowed namespaces got an answer: NetworkPolicy is not enforced"
+        return 1
+    fi
+    log "refused, as it should be: namespace demo-stranger lacks the llm-gateway/client=true label"
 }
 
 next_steps() {

@@ -21,6 +21,8 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
 #                              k8s.io/kubernetes v1.36.3 (staging modules at v0.36.3)
 #   coredns                    scripts/e2e/coredns on github.com/coredns/coredns v1.15.0
+#   kube-router                github.com/cloudnativelabs/kube-router/v2 v2.1.0 (the node's
+#                              NetworkPolicy enforcement: its firewall controller only)
 #   agentgateway-controller    ../shared/agentgateway/agentgateway-v1.4.1-controller-src.tar.gz
 #                              (skipped with a note when the tarball is absent)
 #
@@ -191,6 +193,13 @@ done
 # kubectl at the cluster's version, whatever a machine has on PATH (the smoke output runs it).
 LLM_GATEWAY_E2E_BUILD_ALL=1 build kubectl "$tools/kube" -ldflags "$kube_ldflags" k8s.io/kubernetes/cmd/kubectl
 build coredns "$tools/coredns" .
+
+# kube-router: the local node runs its firewall controller alone to enforce NetworkPolicies
+# (scripts/e2e/cluster.sh). Version-stamped so its log says v2.1.0, not an empty version.
+KUBE_ROUTER_VERSION=2.1.0
+build kube-router "$tools/kube-router" \
+    -ldflags "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=v${KUBE_ROUTER_VERSION}" \
+    github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 
 # The agentgateway controller: its module is not served by the Go module proxy, so its
 # source comes from ../shared (its dependencies are served). Keyed on the tarball's sha256.

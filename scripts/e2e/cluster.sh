@@ -15,6 +15,7 @@
 #                LLM_GATEWAY_NODE_SYNC (default: the kubelet's own default, 1m)
 #   kube-proxy   iptables mode (Service IPs 10.0.0.0/24)
 #   coredns      cluster DNS for *.cluster.local on the node IP (no forwarding anywhere else)
+#   kube-router  its firewall controller only: enforces NetworkPolicies with iptables + ipset
 #   upstream     a fake OpenAI API on NODE_IP:8400 that records which key arrived (fingerprints)
 # The pause and proxy images are built here (scripts/image/) and pushed to the registry; the
 # proxy image is deployed by digest. STATE_DIR/env holds what callers need (KUBECONFIG,
@@ -34,9 +35,9 @@ REGISTRY=127.0.0.1:5000
 UPSTREAM_PORT=8400
 # What the node starts or calls that is not in a base Debian system: containerd, runc, the
 # CNI plugins (bridge, host-local, loopback, portmap), docker-registry, kube-proxy's
-# iptables/conntrack, openssl (certificates), curl (readiness probes). tests/unit/
+# iptables/conntrack, kube-router's ipset, openssl (certificates), curl (readiness probes). tests/unit/
 # test_script_packages.py fails when a script starts a command that no list here provides.
-NODE_PACKAGES="containerd runc containernetworking-plugins docker-registry iptables conntrack openssl curl iproute2"
+NODE_PACKAGES="containerd runc containernetworking-plugins docker-registry iptables conntrack openssl curl iproute2 ipset"
 
 log() { echo "cluster: $*" >&2; }
 
@@ -260,6 +261,28 @@ EOF
     wait_for coredns 60 grep -q "CoreDNS-" "$state/logs/coredns.log"
 }
 
+# kube_router_up: NetworkPolicy enforcement. kube-router's firewall controller alone (no BGP
+# routing, no service proxy: the bridge CNI and kube-proxy keep those jobs) turns the
+# policies into iptables chains and ipsets of this namespace: pod-to-pod traffic crosses
+# cni0 and reaches them through bridge-nf-call-iptables (set in `network`), pod-to-node
+# traffic (DNS, the fake upstream) through INPUT. Traffic from the node itself to a pod is
+# always let in (kube-router's rule for the pod's local node, as NetworkPolicy intends for
+# probes). Ready once its health endpoint answers and its jump leads FORWARD.
+KUBE_ROUTER_HEALTH_PORT=20244
+kube_router_up() {
+    start kube-router "$bin/kube-router" --kubeconfig "$state/kubeconfig" \
+        --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false \
+        --run-service-proxy=false --enable-cni=false --service-cluster-ip-range 10.0.0.0/24 \
+        --health-port "$KUBE_ROUTER_HEALTH_PORT" --metrics-port 0 --v 1
+    wait_for kube-router 60 inside curl -fsS "http://127.0.0.1:$KUBE_ROUTER_HEALTH_PORT/healthz"
+    wait_for kube-router 30 kube_router_filters
+    echo "LLM_GATEWAY_NODE_NETPOL=kube-router" >>"$state/env"
+}
+
+kube_router_filters() {
+    inside iptables -S FORWARD 1 | grep -q -- "-j KUBE-ROUTER-FORWARD"
+}
+
 upstream_up() {
     mkdir -p "$state/upstream"
     start upstream "$python" -m tests.e2e.node_upstream --host "$NODE_IP" --port "$UPSTREAM_PORT" \
@@ -297,6 +320,8 @@ up() {
     kube_proxy_up
     coredns_up
     (cd "$repo" && upstream_up)
+    step "kube-router (NetworkPolicy enforcement)"
+    kube_router_up
     cat >>"$state/env" <<EOF
 LLM_GATEWAY_NODE_NETNS=$netns
 LLM_GATEWAY_NODE_IP=$NODE_IP
@@ -349,6 +374,9 @@ down() {
     local name pid cgroup_root dir
     cgroup_root="$(cat "$state/cgroup-root" 2>/dev/null || echo "/$netns")"
     # Node first (so nothing restarts what we stop), then the pods, then the control plane.
+    # kube-router's rules and ipsets live in the namespace and go with it.
+    [[ -f "$state/pids/kube-router" ]] && kill_pid "$(cat "$state/pids/kube-router")"
+    rm -f "$state/pids/kube-router"
     for name in upstream coredns kube-proxy kubelet; do
         [[ -f "$state/pids/$name" ]] && kill_pid "$(cat "$state/pids/$name")"
         rm -f "$state/pids/$name"

@@ -94,6 +94,12 @@ def sdk_chat(sdk: openai.OpenAI) -> None:
     sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
 
 
+def api_server_ports(kube: Kube) -> list[int]:
+    """The ports behind the `kubernetes` Service: what the proxy's egress policy must open."""
+    endpoints = kube.core.read_namespaced_endpoints("kubernetes", "default")
+    return sorted({p.port for subset in endpoints.subsets or [] for p in subset.ports or []})
+
+
 def up(ws: Workspace) -> None:
     ws.run("up", "--yes", "--skip-preview", "--stack", STACK)
 
@@ -119,13 +125,17 @@ def _api_server_reachable_from_pods(kube: Kube) -> None:
 def test_up_with_identity_required_and_the_smoke_job_passes_with_its_own_token(
     workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
 ) -> None:
-    kube.core.create_namespace({"metadata": {"name": APPS_NS}})
+    # Let in by the proxy's NetworkPolicy (enforced on the node by kube-router).
+    kube.core.create_namespace(
+        {"metadata": {"name": APPS_NS, "labels": {"llm-gateway/client": "true"}}}
+    )
     for account in ("chat", "batch", "intruder"):
         kube.core.create_namespaced_service_account(APPS_NS, {"metadata": {"name": account}})
     overrides = {
         "proxy": {"image": node["LLM_GATEWAY_NODE_PROXY_IMAGE"]},
         "agentgateway": {"enabled": False},
-        "identity": {"mode": "require"},
+        # The proxy's egress must reach the API server's endpoint port (CNIs match it).
+        "identity": {"mode": "require", "apiServerPorts": api_server_ports(kube)},
         "smokeTest": {"onUp": True},
     }
     write_stack_file(workspace, STACK, NS, overrides)

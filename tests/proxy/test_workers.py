@@ -38,7 +38,7 @@ class Pod:
             text=True,
         )
         self.lines: list[dict[str, Any]] = []
-        self.listening = self.wait_for("listening", 15)
+        self.listening = self.wait_for("listening", 40)  # generous: a loaded 2-core machine
         self.startup_seconds = time.perf_counter() - began
         self.port = int(self.listening["port"])
         self.worker_pids = set(self.listening.get("workerPids", ()))
