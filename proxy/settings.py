@@ -6,15 +6,17 @@ works on a laptop except the key file, whose default is the Deployment's mount.
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from proxy.upstream_url import check_upstream
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"
 DEFAULT_KEY_FILE = Path("/etc/llm-gateway/secret/apiKey")
+# Where every pod finds its ServiceAccount token, the cluster CA and its namespace.
+POD_CREDENTIALS_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 class Settings(BaseSettings):
@@ -32,6 +34,31 @@ class Settings(BaseSettings):
         default=DEFAULT_UPSTREAM, description="OpenAI-compatible base URL incl. /v1."
     )
     key_file: Path = Field(default=DEFAULT_KEY_FILE, description="File holding the provider key.")
+    key_source: Literal["file", "api"] = Field(
+        default="file",
+        description="file: poll key_file only; api: watch the Secret key_secret through the "
+        "Kubernetes API (its entry named like key_file), key_file as the fallback.",
+    )
+    key_secret: str | None = Field(
+        default=None, description="key_source=api: the Secret to watch (required then)."
+    )
+    key_secret_namespace: str | None = Field(
+        default=None, description="key_source=api: its namespace (default: the pod's own)."
+    )
+    kube_api: str | None = Field(
+        default=None,
+        description="key_source=api: API server URL (default: https://KUBERNETES_SERVICE_HOST"
+        ":KUBERNETES_SERVICE_PORT).",
+    )
+    kube_credentials_dir: Path = Field(
+        default=POD_CREDENTIALS_DIR,
+        description="key_source=api: directory with the ServiceAccount token, ca.crt, namespace.",
+    )
+    key_api_grace: float = Field(
+        default=30.0,
+        ge=0,
+        description="key_source=api: serve key_file once the watch has been broken this long, s.",
+    )
     allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Comma-separated model allowlist; empty allows every model."
     )
@@ -80,6 +107,15 @@ class Settings(BaseSettings):
         default=False,
         description="With an allowlist: still forward files, batches, assistants... (unchecked).",
     )
+
+    @model_validator(mode="after")
+    def _api_needs_secret(self) -> Self:
+        if self.key_source == "api" and not self.key_secret:
+            raise ValueError(
+                "key_source=api needs the Secret's name: set LLM_PROXY_KEY_SECRET "
+                "(or --key-secret), or use key_source=file"
+            )
+        return self
 
     @field_validator("allowed_models", mode="before")
     @classmethod

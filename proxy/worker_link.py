@@ -72,6 +72,8 @@ class SupervisorLink:
         if "key" in message:
             value = message["key"]
             self._keys.current = None if value is None else LiveKey.from_text(value)
+            self._keys.source = message.get("source", self._keys.source)
+            self._keys.api_status = message.get("api", self._keys.api_status)
         elif "snap" in message:
             self.send({"snap": message["snap"], "data": self._metrics.snapshot()})
         elif "merged" in message:
@@ -98,7 +100,10 @@ class SupervisorLink:
         parts: list[Snapshot] = [self._metrics.snapshot(), *merged["parts"]]
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Families(call_families(parts)))
-        registry.register(_Families(key_families(merged["key_loaded"], merged["key_reloads"])))
+        key_metrics = key_families(
+            merged["key_loaded"], merged["key_reloads"], merged.get("key_source", "none")
+        )
+        registry.register(_Families(key_metrics))
         return generate_latest(registry)
 
     def close(self) -> None:
