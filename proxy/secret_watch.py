@@ -130,7 +130,7 @@ def secret_key(secret: dict[str, Any] | None, entry: str) -> tuple[LiveKey | Non
         return None, f"the Secret's {entry!r} entry is not base64 UTF-8 text"
     verdict = key_text_verdict(text)
     if isinstance(verdict, str):
-        return None, f"the Secret's {entry!r} entry is {verdict}"
+        return None, f"the Secret's {entry!r} entry: {verdict}"
     return verdict, "ok"
 
 
