@@ -116,7 +116,7 @@ def test_the_proxy_account_reads_its_secret_and_no_other(kube: Kube) -> None:
     kube.core.create_namespaced_secret(
         NS, {"metadata": {"name": OTHER}, "stringData": {"apiKey": "not-for-the-proxy"}}
     )
-    authz = client.AuthorizationV1Api(kube.api)
+    authz: Any = client.AuthorizationV1Api(kube.api)
     groups = ["system:serviceaccounts", f"system:serviceaccounts:{NS}", "system:authenticated"]
 
     def allowed(verb: str, name: str | None) -> bool:
@@ -218,7 +218,7 @@ def test_the_watch_survives_an_api_server_restart_and_serves_an_update_made_then
 
 
 def test_destroy_removes_the_role_and_binding(workspace: Workspace, kube: Kube) -> None:
-    rbac = client.RbacAuthorizationV1Api(kube.api)
+    rbac: Any = client.RbacAuthorizationV1Api(kube.api)
     assert [r.metadata.name for r in rbac.list_namespaced_role(NS).items] == [
         "llm-proxy-key-reader"
     ]
