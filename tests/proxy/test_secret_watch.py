@@ -26,7 +26,7 @@ from proxy.fingerprint import key_fingerprint
 from proxy.keysource import LiveKey
 from proxy.secret_watch import api_target, secret_key
 from proxy.settings import Settings
-from tests.fixtures.fake_kube_api import FakeKubeApi, start_fake_kube_api
+from tests.fixtures.fake_kube_api import FakeKubeApi, serving_tls, start_fake_kube_api
 from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import FAKE_KEY, ROOT, SECOND_KEY, LoopThread, ProxyHandle, metric
 
@@ -275,6 +275,29 @@ def test_a_refused_token_is_said_on_readyz_and_the_file_served(
 def test_file_mode_leaves_readyz_as_it_was(start_proxy: Callable[..., ProxyHandle]) -> None:
     proxy = start_proxy()
     assert set(readyz(proxy.root_url)) == {"status", "keyFingerprint"}
+
+
+def test_over_tls_it_trusts_the_cluster_ca_from_the_credentials_dir(
+    start_proxy: Callable[..., ProxyHandle], kube_loop: LoopThread, creds: Path, tmp_path: Path
+) -> None:
+    context, ca_file = serving_tls(tmp_path)
+    fake = FakeKubeApi(NS, TOKEN, allowed={SECRET})
+    fake.put(SECRET, SECOND_KEY)  # not served yet: no loop needed
+    runner, port = kube_loop.run(start_fake_kube_api(fake, 0, context))
+    try:
+        fields = {
+            "key_source": "api",
+            "key_secret": SECRET,
+            "kube_api": f"https://127.0.0.1:{port}",
+        }
+        untrusted = start_proxy(**fields, kube_credentials_dir=creds)  # no ca.crt there yet
+        wait_for(untrusted.root_url, lambda b: "CERTIFICATE_VERIFY_FAILED" in b["keyApi"])
+        assert readyz(untrusted.root_url)["keySource"] == "file"
+        (creds / "ca.crt").write_bytes(ca_file.read_bytes())
+        proxy = start_proxy(**fields, kube_credentials_dir=creds)
+        wait_for(proxy.root_url, serves(SECOND_KEY, "api"))
+    finally:
+        kube_loop.run(runner.cleanup())
 
 
 # -- pieces --------------------------------------------------------------------------------
