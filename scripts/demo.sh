@@ -37,7 +37,18 @@ PULUMI_BACKEND_URL=file://$demo/backend
 PULUMI_CONFIG_PASSPHRASE=$DEMO_PASSPHRASE
 PULUMI_SKIP_UPDATE_CHECK=true
 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+PULUMI_IGNORE_AMBIENT_PLUGINS=true
 EOF
+}
+
+# install_provider: the Kubernetes provider the toolchain built goes into the demo's plugin
+# cache under the version the program's pulumi_kubernetes asks for, and the engine is told to
+# ignore binaries on PATH: no "using pulumi-resource-kubernetes from $PATH" warning per run.
+install_provider() {
+    local version
+    version="$("$repo/.venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pulumi_kubernetes"))')"
+    in_node pulumi plugin install resource kubernetes "$version" \
+        --file "$bin/pulumi-resource-kubernetes" >/dev/null
 }
 
 # in_node CMD...: run CMD in the project copy, inside the node's namespace, demo env loaded.
@@ -63,8 +74,10 @@ copy_project() {
 up() {
     local t0=$SECONDS
     mkdir -p "$demo"
-    log "1/4 toolchain (cold: ~20 min on 2 cores; cached after)"
-    bin="$("$repo/scripts/e2e-toolchain.sh" | tail -n1)"
+    log "1/4 toolchain (cold: ~25 min on 2 cores; cached after)"
+    # The demo runs the proxy plane only: no agentgateway controller to build, no CRDs to apply.
+    bin="$(LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 "$repo/scripts/e2e-toolchain.sh" | tail -n1)"
+    export LLM_GATEWAY_CRDS_DIR="${LLM_GATEWAY_CRDS_DIR:-none}"
     log "2/4 local node: control plane, containerd, kubelet, kube-proxy, CoreDNS, registry, images ($((SECONDS - t0))s so far)"
     "$repo/scripts/e2e/cluster.sh" up "$cluster" "$bin"
     write_env
@@ -73,6 +86,7 @@ up() {
     log "3/4 pulumi up, dev stack ($((SECONDS - t0))s so far)"
     copy_project
     rm -rf "$demo/backend" "$demo/pulumi-home" && mkdir -p "$demo/backend"
+    install_provider
     in_node pulumi stack init dev --secrets-provider passphrase --non-interactive
     in_node pulumi config set --path proxy.image "$LLM_GATEWAY_NODE_PROXY_IMAGE"
     in_node pulumi config set --path agentgateway.enabled false

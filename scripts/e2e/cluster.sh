@@ -86,6 +86,24 @@ network() {
     inside sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
 }
 
+# crds: the agentgateway and Gateway API CRDs (and any others) from LLM_GATEWAY_CRDS_DIR
+# (default ../shared/crds beside the repo); LLM_GATEWAY_CRDS_DIR=none for a node that serves
+# the proxy plane only (the demo), which needs none of them.
+crds() {
+    local dir="${LLM_GATEWAY_CRDS_DIR:-$repo/../shared/crds}"
+    if [[ "$dir" == none ]]; then
+        log "no CRDs applied (LLM_GATEWAY_CRDS_DIR=none): the agentgateway plane cannot be deployed here"
+        return 0
+    fi
+    [[ -d "$dir" ]] || {
+        log "CRDs not found at $dir: the agentgateway plane needs the agentgateway and Gateway API"
+        log "CRDs; set LLM_GATEWAY_CRDS_DIR to their folder, or LLM_GATEWAY_CRDS_DIR=none for a"
+        log "node that serves the proxy plane only"
+        return 1
+    }
+    inside "$python" "$here/apply_crds.py" "$state/kubeconfig" "$dir"
+}
+
 registry() {
     mkdir -p "$state/registry"
     cat >"$state/registry/config.yml" <<EOF
@@ -265,7 +283,7 @@ up() {
     network
     step "control plane"
     inside "$here/control-plane.sh" up "$state" "$bin"
-    inside "$python" "$here/apply_crds.py" "$state/kubeconfig" "${LLM_GATEWAY_CRDS_DIR:-$repo/../shared/crds}"
+    crds
     inside "$here/control-plane.sh" controllers "$state" "$bin"
     step "registry"
     registry
