@@ -157,7 +157,7 @@ apiserver_ready() {
 
 # apiserver-stop / apiserver-start: an outage of the API server alone (etcd, the node and
 # the pods keep running), for the e2e scenario in which the proxy's Secret watch survives it.
-apiserver_stop() {
+apiserver-stop() {
     state="$1"
     local pid
     pid="$(cat "$state/pids/kube-apiserver")"
@@ -167,7 +167,7 @@ apiserver_stop() {
     log "kube-apiserver stopped (pid $pid)"
 }
 
-apiserver_start() {
+apiserver-start() {
     state="$1"
     mkdir -p "$state/logs/previous"
     cp "$state/logs/kube-apiserver.log" "$state/logs/previous/kube-apiserver.$(date +%s).log" 2>/dev/null || true
@@ -217,8 +217,8 @@ case "${1:-}" in
     up) up "$2" "$3" ;;
     controllers) controllers "$2" "$3" ;;
     down) down "$2" ;;
-    apiserver-stop) apiserver_stop "$2" ;;
-    apiserver-start) apiserver_start "$2" ;;
+    apiserver-stop) apiserver-stop "$2" ;;
+    apiserver-start) apiserver-start "$2" ;;
     *)
         echo "usage: $0 up|controllers STATE_DIR BIN_DIR | down|apiserver-stop|apiserver-start STATE_DIR" >&2
         exit 2
