@@ -157,11 +157,14 @@ class SecretWatch:
             try:
                 async with self._session() as session:
                     while True:
-                        if self.resource_version is None:
+                        listed = self.resource_version is None
+                        if listed:
                             await self._list(session)
                         try:
                             await self._watch(session)
                         except _Gone:
+                            if listed:  # too old already: a server in trouble, back off
+                                raise _Refused("410 Gone for a fresh list's version") from None
                             self.resource_version = None  # relist at once
             except asyncio.CancelledError:
                 raise
