@@ -190,6 +190,17 @@ def test_410_gone_makes_it_list_again(
     assert kube_api.fake.lists == 2
 
 
+def test_a_server_that_answers_every_watch_with_410_is_backed_off_from(
+    api_proxy: Callable[..., ProxyHandle], kube_api: KubeApi
+) -> None:
+    kube_api.fake.oldest = 10**9  # every watch's version counts as compacted
+    proxy = api_proxy()
+    wait_for(proxy.root_url, lambda b: "410 Gone" in b["keyApi"])
+    time.sleep(1)
+    assert kube_api.fake.lists <= 6  # backoff from 0.25 s: not a tight relist loop
+    assert readyz(proxy.root_url)["keyFingerprint"] == key_fingerprint(FAKE_KEY)
+
+
 def test_api_down_at_start_serves_the_file_then_the_api_once_it_is_up(
     api_proxy: Callable[..., ProxyHandle], kube_api: KubeApi, secret_dir: KubeletSecretDir
 ) -> None:
