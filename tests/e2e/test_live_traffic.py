@@ -195,7 +195,7 @@ def test_rotation_with_two_workers_per_pod_lands_within_seconds(
 ) -> None:
     # limits.cpu 2 → two worker processes per pod (the supervisor alone watches the Secret).
     for path, value in (
-        ("proxy.resources.limits.cpu", "2"),
+        ("proxy.resources.limits.cpu", "2000m"),  # a plain 2 would be stored as a number
         ("proxy.resources.limits.memory", "256Mi"),
     ):
         workspace.run("config", "set", "--path", "--stack", STACK, path, value)
