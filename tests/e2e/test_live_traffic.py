@@ -69,6 +69,16 @@ def served_fingerprints(kube: Kube) -> dict[str, str | None]:
     return {name: body.get("keyFingerprint") for name, body in readiness(kube).items()}
 
 
+def wait_for_rollout_end(kube: Kube, timeout: float = 90) -> None:
+    """Until the old pods of a rollout are gone: a terminating pod still takes calls for
+    its preStop sleep, and a rotation's per-pod check must see only the pods that stay."""
+    deadline = time.monotonic() + timeout
+    selector = f"app.kubernetes.io/name={PROXY}"
+    while len(kube.core.list_namespaced_pod(NS, label_selector=selector).items) > REPLICAS:
+        assert time.monotonic() < deadline, "old proxy pods are still terminating"
+        time.sleep(0.5)
+
+
 def wait_for_key_source(kube: Kube, source: str, timeout: float = 30) -> dict[str, Any]:
     """Every pod's /readyz once all say `keySource` = source (the watch lists at start)."""
     deadline = time.monotonic() + timeout
@@ -200,6 +210,7 @@ def test_rotation_with_two_workers_per_pod_lands_within_seconds(
     ):
         workspace.run("config", "set", "--path", "--stack", STACK, path, value)
     workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+    wait_for_rollout_end(kube)
     env = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template.spec.containers[0].env
     assert {e.name: e.value for e in env}["LLM_PROXY_WORKERS"] == "2"
     for body in wait_for_key_source(kube, "api").values():
@@ -213,8 +224,15 @@ def test_rotation_with_two_workers_per_pod_lands_within_seconds(
 def test_key_source_file_still_rotates_at_the_kubelets_sync(
     workspace: Workspace, kube: Kube, node: dict[str, str]
 ) -> None:
-    workspace.run("config", "set", "--path", "--stack", STACK, "proxy.keySource", "file")
+    # The mount alone, back to the stack's one worker per pod (what the later tests expect).
+    for path, value in (
+        ("proxy.keySource", "file"),
+        ("proxy.resources.limits.cpu", "250m"),
+        ("proxy.resources.limits.memory", "128Mi"),
+    ):
+        workspace.run("config", "set", "--path", "--stack", STACK, path, value)
     workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+    wait_for_rollout_end(kube)
     assert all("keySource" not in body for body in readiness(kube).values())
     run = rotate_under_load(workspace, kube, node, ROTATED_KEY, THIRD_KEY, ROTATION_BOUND_S)
     print(f"\nkeySource file: first {run.first_new:.1f} s, last {run.last_new:.1f} s")
