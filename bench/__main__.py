@@ -9,6 +9,7 @@ per-rep ratios. Writes bench/RESULTS.md (raw numbers in bench/out/results.json).
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from bench import report
+from bench import held as held_scenario
+from bench import held_report, report
 from bench.cgroup import cpu_hierarchy
 from bench.machine import machine_line
 from bench.nginx import start_nginx
@@ -44,9 +46,9 @@ STREAM_SHAPE = "chunks:20,chunk-delay:0.002"
 # The memory measurement's load: 64 streams held open at once, 256 in all.
 HELD_STREAMS = {"mode": "stream", "concurrency": 64, "count": 256,
                 "behaviour": "chunks:50,chunk-delay:0.01"}  # fmt: skip
-# The bare passthroughs every run measures: aiohttp's (the reference of the targets, and the
-# proxy's own stack) and pyreqwest's (what a Rust upstream client would save, and cost).
-BARE_CLIENTS = {"aiohttp": report.BARE, "pyreqwest": report.BARE_REQWEST}
+# The bare passthrough every run measures: aiohttp's (the reference of the targets, and the
+# proxy's own stack).
+BARE_CLIENTS = {"aiohttp": report.BARE}
 CPUS_PER_WORKER = 0.4  # each worker's quota; 2 workers: 0.8 of CPU 1, the rest left to others
 
 
@@ -104,8 +106,6 @@ def proxy_specs(args: argparse.Namespace, notes: dict[str, Any]) -> list[ProxySp
     """The proxy rows: full, optionally the before tree, and the workers pair."""
     tree = args.proxy_tree
     specs = [ProxySpec(report.PROXY, tree=tree)]
-    if not args.no_features_off:
-        specs.append(ProxySpec(report.FEATURES_OFF, tree=tree, features_off=True, streams=False))
     if args.before:
         before = Path(args.before).resolve()
         specs.append(ProxySpec(f"proxy (before, {git_short(before)})", tree=before))
@@ -169,13 +169,6 @@ def start_targets(
         target = Target(name, f"http://127.0.0.1:{port}/v1", process)
         target.settle()
         targets.append(target)
-    if args.stacks:
-        from bench.stacks import KINDS, start_stacks
-
-        raw["stack_notes"] = {}
-        for target in start_stacks(upstream, list(KINDS), raw["stack_notes"]):
-            target.concurrencies = (1, 16, 64)
-            targets.append(target)
     if args.no_nginx:
         raw["nginx_note"] = "skipped (--no-nginx)"
     else:
@@ -184,8 +177,7 @@ def start_targets(
         except (RuntimeError, subprocess.CalledProcessError, TimeoutError) as exc:
             raw["nginx_note"] = f"not measured: {exc}"
             print(f"skipping nginx: {exc}", flush=True)
-    order = [report.DIRECT, report.PROXY, report.FEATURES_OFF, report.BARE, report.BARE_REQWEST,
-             report.NGINX]  # fmt: skip
+    order = [report.DIRECT, report.PROXY, report.BARE, report.NGINX]
     targets.sort(key=lambda t: order.index(t.name) if t.name in order else len(order))
     return startups
 
@@ -240,27 +232,11 @@ def memory_and_startup(
         raw["rss_mib"] = {"idle": idle, "64_streams": peak_rss_mib(fresh.pids), "held_run": held}
     finally:
         fresh.stop()
-    raw["bare_rss_mib"] = {
-        name: bare_peak_rss(client, upstream) for client, name in BARE_CLIENTS.items()
-    }
     for _ in range(2):
         again, ready = start_proxy(ProxySpec(report.PROXY, tree=tree), upstream, secret.key_file,
                                    OUT / "proxy.log")  # fmt: skip
         startups.append(ready)
         again.stop()
-
-
-def bare_peak_rss(client: str, upstream: str) -> dict[str, float]:
-    """The same memory measurement for a bare passthrough: fresh, idle, then 64 streams."""
-    process, port = spawn_printing_port(["-m", "bench.passthrough", client, upstream], PROXY_CPU)
-    fresh = Target(client, f"http://127.0.0.1:{port}/v1", process)
-    try:
-        fresh.settle()
-        idle = peak_rss_mib(fresh.pids)
-        loadgen({"url": fresh.base_url, **HELD_STREAMS})
-        return {"idle": idle, "64_streams": peak_rss_mib(fresh.pids)}
-    finally:
-        fresh.stop()
 
 
 def parse_args() -> argparse.Namespace:
@@ -277,16 +253,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--clients", default="", help="extra passthrough clients: httpx,httpx-aiohttp"
     )
-    parser.add_argument(
-        "--stacks", action="store_true",
-        help="add bare passthroughs on granian, uvicorn and raw httptools (bench.stacks)",
-    )  # fmt: skip
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx row")
-    parser.add_argument(
-        "--no-features-off", action="store_true",
-        help="skip the proxy row with log, metrics, usage and model scan stubbed out",
-    )  # fmt: skip
     parser.add_argument("--no-workers", action="store_true", help="skip the workers rows")
+    parser.add_argument("--no-held", action="store_true", help="skip the held-streams scenario")
+    parser.add_argument(
+        "--held-only", action="store_true",
+        help="only the held-streams scenario (bench.held), its section of RESULTS.md replaced",
+    )  # fmt: skip
+    held_scenario.add_arguments(parser)
     parser.add_argument(
         "--render-only", action="store_true",
         help="rewrite RESULTS.md from bench/out/results.json without measuring",
@@ -295,6 +269,8 @@ def parse_args() -> argparse.Namespace:
     args.proxy_tree = args.proxy_tree.resolve()
     if args.quick:
         args.duration, args.streams = min(args.duration, 1.0), min(args.streams, 40)
+    args.held_streams = sorted(int(n) for n in args.held_streams.split(",") if n.strip())
+    args.only = ""
     return args
 
 
@@ -304,9 +280,18 @@ def main() -> None:
         write_report(json.loads((OUT / "results.json").read_text()))
         return
     OUT.mkdir(parents=True, exist_ok=True)
+    # SIGTERM (e.g. `kill PID` of a background run) unwinds like Ctrl-C: every target,
+    # upstream and scratch dir is stopped by the `finally` blocks, nothing is left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     raise_group_priority()
     machine = machine_line()
     print(machine, flush=True)
+    if args.held_only:
+        commit = measured_commit(args.proxy_tree)
+        section = held_report.render(held_scenario.run(args, machine, commit))
+        held_report.replace_section(ROOT / "bench" / "RESULTS.md", section)
+        print(section)
+        return
     raw: dict[str, Any] = {
         "args": {"reps": args.reps, "duration": args.duration, "streams": args.streams},
         "machine": machine,
@@ -333,16 +318,20 @@ def main() -> None:
         raw["startup_s"] = startups
     finally:
         stop_all(targets, upstream_process, work)
+    if not args.no_held:
+        raw["held"] = held_scenario.run(args, machine, raw["proxy_commit"])
     (OUT / "results.json").write_text(json.dumps(raw, indent=2))
     write_report(raw)
 
 
 def write_report(raw: dict[str, Any]) -> None:
-    text = report.render(raw)
+    """RESULTS.md: this run's tables, its held-streams section (or the file's, when this
+    run skipped it), then the hand-written finished-experiments section."""
     path = ROOT / "bench" / "RESULTS.md"
-    if report.STACKS_HEADING not in text and path.exists():
-        carried = report.carried_stacks_section(path.read_text())  # from bench.stacks
-        text = text.rstrip("\n") + "\n\n" + carried if carried else text
+    old = path.read_text() if path.exists() else ""
+    held = held_report.render(raw["held"]) if "held" in raw else held_report.section(old)
+    parts = [report.render(raw), held, report.finished_section(old)]
+    text = "\n\n".join(part.strip("\n") for part in parts if part.strip()) + "\n"
     path.write_text(text)
     print(text)
 

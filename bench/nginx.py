@@ -60,7 +60,7 @@ master_process off;
 worker_processes 1;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 8192; }}
 http {{
     access_log {workdir}/access.log;
     client_body_temp_path {workdir}/client_body;
@@ -71,7 +71,7 @@ http {{
     keepalive_requests 1000000;
     upstream fake_openai {{
         server 127.0.0.1:{upstream_port};
-        keepalive 128;
+        keepalive 2048;
         keepalive_requests 1000000;
     }}
     server {{

@@ -5,8 +5,6 @@
 
   aiohttp        aiohttp.ClientSession: the "bare passthrough (aiohttp)" row, the
                  simplest thing that could work in Python, and the proxy's own client
-  pyreqwest      pyreqwest's Client (Rust reqwest + hyper on its own tokio thread): the
-                 "bare passthrough (pyreqwest client)" row, what a Rust client would save
   httpx          a default httpx.AsyncClient           (only with --clients)
   httpx-aiohttp  httpx.AsyncClient over httpx-aiohttp  (only with --clients)
 
@@ -27,7 +25,7 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 def aiohttp_handler(upstream: str) -> tuple[Handler, Callable[[], Awaitable[None]]]:
     import aiohttp
 
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4096))
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP}
@@ -44,36 +42,6 @@ def aiohttp_handler(upstream: str) -> tuple[Handler, Callable[[], Awaitable[None
             return response
 
     return handle, session.close
-
-
-def pyreqwest_handler(upstream: str) -> tuple[Handler, Callable[[], Awaitable[None]]]:
-    from pyreqwest.client import ClientBuilder
-
-    client = ClientBuilder().max_connections(256).follow_redirects(False).build()
-
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP}
-        body = await request.read()
-        outgoing = (
-            client.request(request.method, upstream + request.raw_path[3:])
-            .headers(headers)
-            .body_bytes(body)
-            .streamed_read_buffer_limit(0)  # else the response waits for 64 KiB or the end
-            .build_streamed()
-        )
-        async with outgoing as upstream_response:
-            response = web.StreamResponse(status=upstream_response.status)
-            response.headers["Content-Type"] = upstream_response.headers.get(
-                "content-type", "application/octet-stream"
-            )
-            await response.prepare(request)
-            reader = upstream_response.body_reader
-            while (chunk := await reader.read_chunk()) is not None:
-                await response.write(bytes(chunk))
-            await response.write_eof()
-            return response
-
-    return handle, client.close
 
 
 def httpx_handler(
@@ -117,8 +85,6 @@ def httpx_handler(
 async def serve(client: str, upstream: str) -> None:
     if client == "aiohttp":
         handle, _close = aiohttp_handler(upstream)
-    elif client == "pyreqwest":
-        handle, _close = pyreqwest_handler(upstream)
     else:
         handle, _close = httpx_handler(upstream, over_aiohttp=client == "httpx-aiohttp")
     runner = web.ServerRunner(web.Server(handle), access_log=None)

@@ -11,8 +11,6 @@ from typing import Any
 
 PROXY = "proxy (full)"
 BARE = "bare passthrough (aiohttp)"
-BARE_REQWEST = "bare passthrough (pyreqwest client)"
-FEATURES_OFF = "proxy (features off)"
 NGINX = "nginx (1 process)"
 DIRECT = "direct"
 ONE_WORKER = "proxy, 1 worker"
@@ -400,149 +398,16 @@ def clients_section(n: Numbers) -> list[str]:
     ]
 
 
-def cpu_budget_section(n: Numbers) -> list[str]:
-    """Where the proxy's CPU over the bare passthrough goes, and what a Rust client would
-    buy (CPU) and cost (RSS)."""
-    raw = n.raw
-    if not (n.has(BARE_REQWEST, 16) and n.has(BARE, 16) and "bare_rss_mib" in raw):
-        return []
-    rss = {BARE: raw["bare_rss_mib"][BARE], BARE_REQWEST: raw["bare_rss_mib"][BARE_REQWEST],
-           PROXY: raw["rss_mib"]}  # fmt: skip
-    lines = [
-        "",
-        "## Where the CPU goes, and what a Rust upstream client would buy and cost",
-        "",
-        f"Same run. `{FEATURES_OFF}` is the proxy with its access-log line, metrics update, "
-        "usage scan and model scan stubbed out (`bench/stubbed_proxy.py`, benchmark only); "
-        "server, limits, timeouts, header rules, key and streaming unchanged. The two bare rows "
-        "share the aiohttp server and differ only in the upstream client. Differences and "
-        "ratios are per rep, then the median. The estimate adds the proxy's own work (full "
-        "minus bare aiohttp) to the pyreqwest passthrough: arithmetic, not a measured proxy; its "
-        "RSS is the proxy's plus what the pyreqwest passthrough holds over the aiohttp one.",
-        "",
-        "| row | CPU us/req c=16 | c=64 | CPU vs bare aiohttp c=16 | c=64 | req/s vs bare c=16 "
-        "| c=64 | peak RSS idle MiB | 64 streams MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name in (BARE, FEATURES_OFF, PROXY, BARE_REQWEST):
-        if not n.has(name, 16):
-            continue
-        cells = [name]
-        cells += [f"{n.m(name, c, cpu_us):.0f}" for c in (16, 64)]
-        cells += [f"{n.ratio(name, BARE, c, cpu_us):.2f}x" for c in (16, 64)]
-        cells += [f"{n.ratio(name, BARE, c, rate):.2f}x" for c in (16, 64)]
-        memory = rss.get(name)
-        cells += ["-", "-"] if memory is None else [
-            f"{memory['idle']:.1f}", f"{memory['64_streams']:.1f}"
-        ]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-
-    def us_row(label: str, values: dict[int, float]) -> str:
-        return f"| {label} | {values[16]:+.0f} | {values[64]:+.0f} | - | - | - | - | - | - |"
-
-    budget = {c: 0.15 * n.m(BARE, c, cpu_us) for c in (16, 64)}
-    lines.append(us_row("budget at ≤ 1.15x: 0.15 x bare aiohttp", budget))
-    lines.append(us_row("proxy's own work: full - bare aiohttp", own_work(n)))
-    if n.has(FEATURES_OFF, 16):
-        features = {c: n.diff(PROXY, FEATURES_OFF, c, cpu_us) for c in (16, 64)}
-        skeleton = {c: n.diff(FEATURES_OFF, BARE, c, cpu_us) for c in (16, 64)}
-        lines.append(us_row("of which the features: full - features off", features))
-        lines.append(us_row("of which the rest: features off - bare aiohttp", skeleton))
-    estimate = {c: _estimated_ratio(n, c) for c in (16, 64)}
-    extra = rss[BARE_REQWEST]["64_streams"] - rss[BARE]["64_streams"]
-    extra_idle = rss[BARE_REQWEST]["idle"] - rss[BARE]["idle"]
-    lines.append(
-        f"| estimate: proxy on pyreqwest | - | - | {estimate[16]:.2f}x | {estimate[64]:.2f}x "
-        f"| - | - | {rss[PROXY]['idle'] + extra_idle:.1f} "
-        f"| {rss[PROXY]['64_streams'] + extra:.1f} |"
-    )
-    met = all(x <= 1.15 for x in estimate.values())
-    fits = rss[PROXY]["64_streams"] + extra <= 60
-    lines += [
-        "",
-        f"On pyreqwest the proxy would {'meet' if met else 'still miss'} the CPU target "
-        f"(≤ 1.15x) and {'keep' if fits else 'break'} the RSS target (≤ 60 MiB per worker): "
-        f"pyreqwest's extension, its tokio runtime and its TLS roots hold {extra:+.1f} MiB "
-        "over aiohttp's client at 64 streams, and aiohttp's client stays loaded all the same "
-        "(importing the aiohttp server imports it, with its SSL contexts).",
-    ]
-    return lines
+FINISHED_HEADING = "## Finished experiments"
 
 
-def own_work(n: Numbers) -> dict[int, float]:
-    """The proxy's CPU per request over the bare aiohttp passthrough's, per concurrency."""
-    return {c: n.diff(PROXY, BARE, c, cpu_us) for c in (16, 64)}
-
-
-def _estimated_ratio(n: Numbers, c: int) -> float:
-    """Per rep: (pyreqwest passthrough + the proxy's own work) / the aiohttp passthrough."""
-    ratios = []
-    for proxy, bare, reqwest in zip(
-        n.runs(PROXY, c), n.runs(BARE, c), n.runs(BARE_REQWEST, c), strict=False
-    ):
-        if cpu_us(bare):
-            ratios.append((cpu_us(reqwest) + cpu_us(proxy) - cpu_us(bare)) / cpu_us(bare))
-    return med(ratios)
-
-
-STACKS_HEADING = "## Server stacks (bare passthroughs)"
-
-
-def carried_stacks_section(old: str) -> str:
-    """The stacks section of an earlier RESULTS.md (to its next `## ` heading), or ""."""
-    if STACKS_HEADING not in old:
+def finished_section(old: str) -> str:
+    """The hand-written summaries of removed experiments in RESULTS.md, kept across runs."""
+    if FINISHED_HEADING not in old:
         return ""
-    section = old[old.index(STACKS_HEADING) :]
-    end = section.find("\n## ", len(STACKS_HEADING))
-    return (section if end < 0 else section[:end]).rstrip("\n") + "\n"
-
-
-def stacks_section(n: Numbers) -> list[str]:
-    """The --stacks rows: bare passthroughs on other servers, all with aiohttp's client."""
-    stacks = [x for x in n.raw["names"] if x.startswith("stack ")]
-    if not stacks or not n.has(BARE, 64):
-        return []
-    lines = [
-        "",
-        STACKS_HEADING,
-        "",
-        "CPU per request of the passthrough's whole process tree (median of reps); ratios are "
-        "medians of per-rep ratios of CPU per request. TTFB and reads: one stream at a time, "
-        "20 SSE events 2 ms apart.",
-    ]
-    raw = n.raw
-    if "started" in raw:
-        args = raw["args"]
-        lines += [
-            "",
-            f"Run by `python -m bench.stacks` ({args['reps']} reps, {args['duration']} s per "
-            f"rate run, {args['streams']} streams per rep): {raw['machine']}; load average "
-            f"{' '.join(raw['loadavg'])} at the end.",
-        ]
-    lines += [
-        "",
-        "| stack | CPU us/req c=16 | c=64 | req/s c=16 | c=64 | CPU vs aiohttp c=16 | c=64 "
-        "| CPU vs nginx c=16 | c=64 | TTFB p50 ms | reads/stream |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name in [BARE, NGINX, *stacks]:
-        if not n.has(name, 64):
-            continue
-        cells = [name]
-        cells += [f"{n.m(name, c, cpu_us):.0f}" for c in (16, 64)]
-        cells += [f"{n.m(name, c, rate):.0f}" for c in (16, 64)]
-        cells += [f"{n.ratio(name, BARE, c, cpu_us):.2f}x" for c in (16, 64)]
-        cells += [
-            f"{n.ratio(name, NGINX, c, cpu_us):.2f}x" if n.has(NGINX, c) else "-" for c in (16, 64)
-        ]
-        if n.has(name):
-            cells += [f"{n.s(name, 'ttfb_p50_ms'):.2f}", f"{n.s(name, 'reads_median'):.0f}"]
-        else:
-            cells += ["-", "-"]
-        lines.append("| " + " | ".join(cells) + " |")
-    for kind, note in n.raw.get("stack_notes", {}).items():
-        lines.append(f"\n{kind}: {note}")
-    return lines
+    section = old[old.index(FINISHED_HEADING) :]
+    end = section.find("\n## ", len(FINISHED_HEADING))
+    return section if end < 0 else section[:end]
 
 
 def render(raw: dict[str, Any]) -> str:
@@ -554,8 +419,6 @@ def render(raw: dict[str, Any]) -> str:
     lines += bottleneck_section(n)
     lines += workers_section(n)
     lines += before_section(n)
-    lines += cpu_budget_section(n)
     lines += clients_section(n)
-    lines += stacks_section(n)
     lines += footer()
     return "\n".join(lines)

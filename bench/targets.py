@@ -141,7 +141,7 @@ class ProxySpec:
     cpus: float | None = None  # a quota for each process of the tree, in CPUs
     concurrencies: tuple[int, ...] = (1, 16, 64)
     streams: bool = True
-    features_off: bool = False  # run bench/stubbed_proxy.py: log, metrics, usage, model scan off
+    max_in_flight: int | None = 512  # None: leave LLM_PROXY_MAX_IN_FLIGHT unset (the default)
 
 
 def start_proxy(
@@ -156,8 +156,9 @@ def start_proxy(
         "LLM_PROXY_UPSTREAM": upstream,
         "LLM_PROXY_KEY_FILE": str(key_file),
         "LLM_PROXY_ALLOWED_MODELS": "gpt-4o-mini,text-embedding-3-small",
-        "LLM_PROXY_MAX_IN_FLIGHT": "512",
     }
+    if spec.max_in_flight is not None:
+        env["LLM_PROXY_MAX_IN_FLIGHT"] = str(spec.max_in_flight)
     if spec.workers is not None:
         env["LLM_PROXY_WORKERS"] = str(spec.workers)
     quota = None
@@ -166,8 +167,6 @@ def start_proxy(
     began = time.perf_counter()
     with log_path.open("a") as log:
         command = ["-m", "proxy", "serve"]
-        if spec.features_off:
-            command = [str(ROOT / "bench" / "stubbed_proxy.py")]
         process = subprocess.Popen(
             [sys.executable, *command], cwd=spec.tree, env=env, stdout=log,
             stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(PROXY_CPU, quota),

@@ -11,13 +11,19 @@ OpenAI-shaped bodies (with usage, so the proxy's token counting does its real wo
                                          a usage event when stream_options.include_usage
   anything else                         404 JSON
 
-`x-fake-behaviour: chunks:N,chunk-delay:S` shapes a stream like the fixture does.
+`x-fake-behaviour: chunks:N,chunk-delay:S` shapes a stream like the fixture does;
+with `stamp:1` each content event also carries `"seq":I,"sent":NS` (its index and
+time.monotonic_ns() just before the write, CLOCK_MONOTONIC: one clock for every process
+of the machine) and the events leave on timer callbacks at exact multiples of the delay
+from the first (no task per stream, no drift), so the held-streams load can take arrival
+minus send for each chunk. `GET /__stats` answers how many stamped events were sent.
 A request without `Authorization: Bearer ...` gets 401, like the real API.
 """
 
 import asyncio
 import json
 import sys
+import time
 from typing import cast
 
 import uvloop
@@ -102,6 +108,49 @@ def content_event(i: int) -> bytes:
     return _event(_chunk({"content": f"w{i} "}, None))
 
 
+STAMPED = (
+    b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,'
+    b'"model":"gpt-4o-mini","seq":%d,"sent":%d,"choices":[{"index":0,"delta":'
+    b'{"content":"w%d "},"finish_reason":null}]}\n\n'
+)
+SENT = [0]  # stamped events written by this process, for GET /__stats
+
+
+def stamped_event(i: int) -> bytes:
+    data = STAMPED % (i, time.monotonic_ns(), i)
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class StampedStream:
+    """One stamped stream, driven by loop.call_at: event i leaves at start + i * delay."""
+
+    __slots__ = ("chunks", "delay", "done", "i", "loop", "start", "transport", "usage")
+
+    def __init__(
+        self, protocol: "UpstreamProtocol", chunks: int, delay: float, usage: bool
+    ) -> None:
+        assert protocol.transport is not None
+        self.transport, self.done = protocol.transport, protocol.stream_done
+        self.chunks, self.delay, self.usage, self.i = chunks, delay, usage, 0
+        self.loop = asyncio.get_running_loop()
+        self.transport.write(STREAM_HEAD + STREAM_FIRST)
+        self.start = self.loop.time()
+        self.loop.call_at(self.start + delay, self.step)
+
+    def step(self) -> None:
+        if self.transport.is_closing():
+            return
+        self.transport.write(stamped_event(self.i))
+        SENT[0] += 1
+        self.i += 1
+        if self.i < self.chunks:
+            self.loop.call_at(self.start + (self.i + 1) * self.delay, self.step)
+            return
+        usage = usage_event(self.chunks) if self.usage else b""
+        self.transport.write(STREAM_STOP + usage + STREAM_DONE)
+        self.done()
+
+
 class Request:
     """The few parts of a request this server looks at."""
 
@@ -158,7 +207,10 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def answer(self, request: Request) -> None:
         assert self.transport is not None
-        if not request.headers.get(b"authorization", b"").startswith(b"Bearer "):
+        if request.path == b"/__stats":
+            body = json.dumps({"sent": SENT[0]}).encode()
+            self.transport.write(_response("200 OK", b"application/json", body))
+        elif not request.headers.get(b"authorization", b"").startswith(b"Bearer "):
             self.transport.write(UNAUTHORIZED)
         elif not request.path.endswith(b"/chat/completions"):
             self.transport.write(NOT_FOUND)
@@ -176,11 +228,15 @@ class UpstreamProtocol(asyncio.Protocol):
                 for item in request.headers.get(b"x-fake-behaviour", b"").decode().split(",")
             )
             self.busy = True
-            asyncio.get_running_loop().create_task(
-                self.stream(
-                    int(steps.get("chunks") or 5), float(steps.get("chunk-delay") or 0), usage
-                )
-            )
+            chunks, delay = int(steps.get("chunks") or 5), float(steps.get("chunk-delay") or 0)
+            if steps.get("stamp") == "1" and delay > 0:
+                StampedStream(self, chunks, delay, usage)
+                return
+            asyncio.get_running_loop().create_task(self.stream(chunks, delay, usage))
+
+    def stream_done(self) -> None:
+        self.busy = False
+        self.drain_requests()
 
     async def stream(self, chunks: int, delay: float, usage: bool) -> None:
         assert self.transport is not None
@@ -192,8 +248,7 @@ class UpstreamProtocol(asyncio.Protocol):
                 return
             self.transport.write(content_event(i))
         self.transport.write(STREAM_STOP + (usage_event(chunks) if usage else b"") + STREAM_DONE)
-        self.busy = False
-        self.drain_requests()
+        self.stream_done()
 
 
 async def serve(port: int = 0) -> None:

@@ -11,7 +11,7 @@ table from it.
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -268,11 +268,12 @@ class ProxyConfig(_Strict):
         examples=[False],
     )
     max_in_flight: int = Field(
-        default=256,
+        default=2048,
         alias="maxInFlight",
         ge=1,
-        description="concurrent calls per pod; beyond: 503 + Retry-After",
-        examples=[256],
+        description="concurrent calls (streams included) per proxy worker; beyond: 503 + "
+        "Retry-After; 2048 held streams fit the default 256Mi limit (bench/RESULTS.md)",
+        examples=[2048],
     )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
@@ -326,7 +327,7 @@ class ProxyConfig(_Strict):
         "progressDeadlineSeconds",
         examples=[300],
     )
-    key_source: Literal["api", "file"] = Field(
+    key_source: str = Field(
         default="api",
         alias="keySource",
         description="api: each pod watches the key Secret through the Kubernetes API (a Role "
@@ -343,6 +344,13 @@ class ProxyConfig(_Strict):
         "CNI matches)",
         examples=[[443, 6443]],
     )
+
+    @field_validator("key_source")
+    @classmethod
+    def _check_key_source(cls, value: str) -> str:
+        if value not in ("api", "file"):
+            raise ValueError("must be 'api' or 'file'")
+        return value
 
     @field_validator("egress_proxy")
     @classmethod
@@ -455,6 +463,69 @@ class SmokeTestConfig(_Strict):
     )
 
 
+_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
+
+
+class MonitoringConfig(_Strict):
+    """Prometheus Operator objects (PodMonitors, PrometheusRule) and a Grafana dashboard
+    ConfigMap; off by default, as they need the operator's CRDs in the cluster."""
+
+    enabled: bool = Field(
+        default=False,
+        description="declare PodMonitors (proxy and agentgateway metrics ports), a "
+        "PrometheusRule with the alerts and a Grafana dashboard ConfigMap (needs the "
+        "Prometheus Operator CRDs, monitoring.coreos.com/v1)",
+        examples=[True],
+    )
+    name: str = Field(
+        default="llm-gateway",
+        description="name of the PrometheusRule; the PodMonitors are NAME-proxy and "
+        "NAME-agentgateway, the dashboard ConfigMap NAME-dashboard",
+        examples=["llm-gateway"],
+    )
+    labels: Labels = Field(
+        default_factory=dict,
+        description="extra labels on the PodMonitors and the PrometheusRule, e.g. the one "
+        "your Prometheus' podMonitorSelector/ruleSelector picks (kube-prometheus-stack: "
+        "release=<its release name>)",
+        examples=[{"release": "kube-prometheus-stack"}],
+    )
+    scrape_interval: str = Field(
+        default="30s",
+        alias="scrapeInterval",
+        description="the PodMonitors' scrape interval (Prometheus duration)",
+        examples=["30s"],
+    )
+    dashboard_label: Labels = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"},
+        alias="dashboardLabel",
+        description="label(s) the Grafana dashboard sidecar watches for (its `label` and "
+        "`labelValue`)",
+        examples=[{"grafana_dashboard": "1"}],
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        _check_dns_label(value)
+        if len(value) > 63 - len("-agentgateway"):
+            raise ValueError("must leave room for the '-agentgateway' suffix (≤ 50 chars)")
+        return value
+
+    @field_validator("labels", "dashboard_label")
+    @classmethod
+    def _check_label_maps(cls, value: Labels) -> Labels:
+        _check_labels(value)
+        return value
+
+    @field_validator("scrape_interval")
+    @classmethod
+    def _check_interval(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError("must be a Prometheus duration such as 30s, 1m or 1m30s")
+        return value
+
+
 class LlmGatewayConfig(_Strict):
     """Everything LlmGateway needs except the key (which stays a Pulumi secret)."""
 
@@ -513,6 +584,11 @@ class LlmGatewayConfig(_Strict):
         alias="metricsScraper",
         description="who may scrape metrics (proxy port 9090, agentgateway port 15020)",
         examples=[{"namespaceLabels": {"team": "observability"}}],
+    )
+    monitoring: MonitoringConfig = Field(
+        default=MonitoringConfig(),
+        description="Prometheus Operator monitors, alerts and a Grafana dashboard",
+        examples=[{"enabled": True}],
     )
     kill_switch: bool = Field(
         default=False,

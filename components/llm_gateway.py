@@ -16,6 +16,7 @@ from .config_model import LlmGatewayConfig
 from .custom_resource import declare_custom_resource
 from .key_secret import KeySecret
 from .llm_proxy import PROXY_NAME, LlmProxy
+from .monitoring import Monitoring
 from .openai_backend import OpenAIBackend
 from .provider import check_secret_mutable, secret_mutable_provider
 from .shapes import gateway as gateway_shape
@@ -81,6 +82,11 @@ class LlmGateway(pulumi.ComponentResource):
         )
         gateway_endpoint = self._agentgateway_side(name, cfg, namespace, child, after_secret)
         proxy_endpoint = self._proxy_side(name, cfg, namespace, after_secret)
+        self.monitoring: Monitoring | None = None
+        if cfg.monitoring.enabled:
+            self.monitoring = Monitoring(
+                f"{name}-monitoring", config=cfg, namespace=namespace, opts=child
+            )
 
         self.namespace = pulumi.Output.from_input(namespace)
         self.secret_name = self.key_secret.secret_name

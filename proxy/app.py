@@ -58,6 +58,7 @@ class ProxyState:
 
     def _key_changed(self, key: LiveKey | None, result: str) -> None:
         self.metrics.key_loaded.set(0 if key is None else 1)
+        self.metrics.key_fingerprint = None if key is None else key.fingerprint
         if result != "initial":
             self.metrics.key_reloads.labels(result).inc()
         self.log.event(

@@ -5,18 +5,27 @@
   is closed, so slowloris clients cannot pile up open connections.
 - Parse errors are answered OpenAI-shaped, without quoting the offending input
   (aiohttp's own error page is text/plain and echoes the bad header line).
+- No answer leaves an unread body behind: one sent before its request body has
+  fully arrived (a refusal, /healthz, a 404, the overload 503, ...) says
+  `Connection: close`; the rest of the body is then dropped unparsed (so never
+  inflated) for at most LINGER_SECONDS while the client takes the answer, and the
+  connection closes. aiohttp's own lingering read, which parses and inflates what
+  it discards on the event loop, is switched off (lingering_time=0).
 
 Both hook into aiohttp's RequestHandler (the protocol object per connection); the
 private attributes used are named where they are read.
 """
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from proxy import errors
+
+LINGER_SECONDS = 2.0  # after an answer that left a body unread: raw discard, then close
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -27,13 +36,14 @@ class GuardedRequestHandler(RequestHandler):
     whether the pending head is overdue, and if not, re-arms for when it would be.
     """
 
-    __slots__ = ("_head_since", "_head_timeout", "_head_timer")
+    __slots__ = ("_gone", "_head_since", "_head_timeout", "_head_timer")
 
     def __init__(self, manager: web.Server, *, head_timeout: float, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
+        super().__init__(manager, lingering_time=0, **kwargs)
         self._head_timeout = head_timeout
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_since: float | None = None  # loop time the pending head began
+        self._gone: asyncio.Future[None] | None = None  # set when the connection is lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -52,7 +62,45 @@ class GuardedRequestHandler(RequestHandler):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
         super().connection_lost(exc)
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        """Send the answer; if the request body has not all arrived, close after it."""
+        unread = not request.content.is_eof()
+        if unread and not resp.prepared:
+            resp.force_close()  # `Connection: close`: the client sends nothing more here
+        result = await super().finish_response(request, resp, start_time)
+        if unread:
+            await self._discard_and_close()
+        return result
+
+    async def _discard_and_close(self) -> None:
+        """Drop the rest of the body unparsed for a bounded time, then close.
+
+        Closing at once with unread bytes in the socket would send a reset that can
+        destroy the answer before the client reads it; parsing the rest (aiohttp's
+        lingering read) would inflate a compressed body on the loop. So: stop
+        parsing (`close()` makes data_received drop everything), half-close so the
+        client sees the answer end, and read-and-drop until the client closes or
+        LINGER_SECONDS pass.
+        """
+        self.close()
+        transport = self.transport
+        if transport is None:
+            return
+        self._gone = asyncio.get_running_loop().create_future()
+        self._reading_paused = self._buffer_paused = False
+        self._resume_transport_reading()
+        with contextlib.suppress(OSError, RuntimeError):
+            if transport.can_write_eof():
+                transport.write_eof()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._gone), LINGER_SECONDS)
+        self.force_close()
 
     def _head_began(self) -> None:
         loop = asyncio.get_running_loop()

@@ -134,6 +134,14 @@ def body_timeout(seconds: float) -> ProxyError:
     )
 
 
+def body_too_slow(rate: float, grace: float) -> ProxyError:
+    return ProxyError(
+        408,
+        f"The request body arrived slower than {rate:g} bytes/s (after the first {grace:g} s).",
+        "request_timeout",
+    )
+
+
 def bad_http(status: int) -> ProxyError:
     """aiohttp could not parse the request; its message may quote the input, so not used."""
     return ProxyError(status, "The request is not valid HTTP/1.1.", "invalid_request")

@@ -27,12 +27,19 @@ from proxy.keysource import KeySource
 from proxy.model_check import THREAD_THRESHOLD, is_json_type, read_models, read_models_off_loop
 from proxy.observability import CallRecord, EventLog, Metrics
 from proxy.payload import SLICE_BYTES, SlicedPayload
+from proxy.relay import copy_body, is_event_stream, relay_body
 from proxy.routes import Policy, Route, classify
 from proxy.settings import Settings
 from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_upstream
 from proxy.usage import UsageTail
 
 _ALLOWED_METHODS_TEXT = ", ".join(sorted(ALLOWED_METHODS))
+# Refusals that mean the upstream gave no usable answer → CallRecord.upstream.
+_UPSTREAM_FAILURES = {
+    "upstream_timeout": "timeout",
+    "upstream_unreachable": "unreachable",
+    "upstream_bad_response": "bad_response",
+}
 
 
 class _CoalescedResponse(web.StreamResponse):
@@ -45,81 +52,97 @@ class _CoalescedResponse(web.StreamResponse):
     _send_headers_immediately = False
 
 
+RATE_GRACE_SECONDS = 5.0  # a body may start slowly; after this it must keep the minimum rate
+
+
 @dataclass(slots=True)
 class BodyLimit:
-    """How much of a request body may arrive, and by when (loop time)."""
+    """How much of a request body may arrive, by when, and how fast (loop time).
+
+    `due(received)` is when a body that has `received` bytes so far is too slow:
+    the whole-body deadline, or earlier when it falls behind `min_rate` bytes/s
+    after a grace of RATE_GRACE_SECONDS. A client trickling a byte at a time so
+    holds its in-flight slot for seconds, not the whole body deadline.
+    """
 
     max_bytes: int
     seconds: float
     deadline: float
+    started: float = 0.0
+    min_rate: float = 0.0  # bytes per second; 0 = only the deadline
 
-    def too_slow(self) -> ProxyError:
+    def due(self, received: int) -> float:
+        if not self.min_rate:
+            return self.deadline
+        by_rate = self.started + RATE_GRACE_SECONDS + received / self.min_rate
+        return min(self.deadline, by_rate)
+
+    def too_slow(self, received: int) -> ProxyError:
+        if self.due(received) < self.deadline:
+            return errors.body_too_slow(self.min_rate, RATE_GRACE_SECONDS)
         return errors.body_timeout(self.seconds)
 
 
 class _BodyBuffer:
-    """One growing request body: size checked and memory reserved chunk by chunk."""
+    """One growing request body: size checked and memory reserved as bytes arrive.
 
-    __slots__ = ("body", "limit", "reserve", "reserved", "size")
+    Nothing is reserved or allocated from the declared Content-Length: a client
+    that declares 16 MiB and sends one byte holds one byte of the shared budget.
+    """
 
-    def __init__(self, length: int | None, limit: int, reserve: Callable[[int], None]) -> None:
-        self.reserved = length or 0
-        reserve(self.reserved)
-        self.body = bytearray(self.reserved)
-        self.size = 0
+    __slots__ = ("body", "limit", "reserve", "reserved")
+
+    def __init__(self, limit: int, reserve: Callable[[int], None]) -> None:
+        self.body = bytearray()
+        self.reserved = 0
         self.limit = limit
         self.reserve = reserve
 
     def add(self, chunk: bytes) -> None:
-        end = self.size + len(chunk)
+        end = len(self.body) + len(chunk)
         if end > self.limit:
             raise errors.body_too_large(self.limit)
         if end > self.reserved:
             self.reserve(end - self.reserved)
             self.reserved = end
-        self.body[self.size : end] = chunk  # in place while within the preallocated length
-        self.size = end
+        self.body += chunk  # grows in place (realloc/mremap), no second copy at the end
 
 
 async def read_bounded(
     content: aiohttp.StreamReader,
     limit: BodyLimit,
-    length: int | None,
     reserve: Callable[[int], None],
 ) -> bytearray:
-    """A whole body, refused with 413 past its size and 408 past its deadline.
+    """A whole body, refused with 413 past its size and 408 past its deadline or rate.
 
-    Kept in one bytearray (no list of chunks joined at the end), allocated once when
-    the Content-Length is known: one copy of the body in memory, never two while it
-    grows, which aiohttp then sends as it is. A body that came in whole with its head
-    (most JSON calls) is taken as it is, without arming a timer.
+    Kept in one bytearray grown as chunks arrive (no list of chunks joined at the
+    end): one copy of the body in memory, which aiohttp then sends as it is. A body
+    that came in whole with its head (most JSON calls) is taken without a timer.
     """
-    buffer = _BodyBuffer(length, limit.max_bytes, reserve)
+    buffer = _BodyBuffer(limit.max_bytes, reserve)
     if content.is_eof():
         buffer.add(content.read_nowait())
-    else:
-        try:
-            async with asyncio.timeout_at(limit.deadline):
-                while chunk := await content.readany():
-                    buffer.add(chunk)
-        except TimeoutError:
-            raise limit.too_slow() from None
-    body = buffer.body
-    if buffer.size != len(body):
-        del body[buffer.size :]  # a (compressed) body whose length differs from the header
-    return body
+        return buffer.body
+    try:
+        async with asyncio.timeout_at(limit.due(0)) as timer:
+            while chunk := await content.readany():
+                buffer.add(chunk)
+                timer.reschedule(limit.due(len(buffer.body)))
+    except TimeoutError:
+        raise limit.too_slow(len(buffer.body)) from None
+    return buffer.body
 
 
 async def bounded_stream(
     content: aiohttp.StreamReader, limit: BodyLimit, call: CallRecord
 ) -> AsyncIterator[bytes]:
-    """Pass a body (e.g. a file upload) through as it arrives, within its limit."""
+    """Pass a body (e.g. a file upload) through as it arrives, within its limits."""
     while True:
         try:
-            async with asyncio.timeout_at(limit.deadline):
+            async with asyncio.timeout_at(limit.due(call.bytes_in)):
                 chunk = await content.readany()
         except TimeoutError:
-            raise limit.too_slow() from None
+            raise limit.too_slow(call.bytes_in) from None
         if not chunk:
             return
         call.bytes_in += len(chunk)
@@ -186,10 +209,9 @@ class Forwarder:
             return await self._forward(request, call, route)
         except ProxyError as exc:
             call.status, call.error = exc.status, exc.code
-            if request.protocol is not None and not request.content.is_eof():
-                # Refused with part of the body unread: stop reading (and inflating) it.
-                # The connection closes after this answer; the rest is discarded unparsed.
-                request.protocol.close()
+            call.upstream = _UPSTREAM_FAILURES.get(exc.code, call.upstream)
+            # Refused with part of the body unread: proxy.connections answers with
+            # `Connection: close` and drops the rest unparsed (never inflated).
             return exc.to_response()
         except asyncio.CancelledError:
             call.error = "drain_timeout" if self.stopping else "client_disconnected"
@@ -278,6 +300,7 @@ class Forwarder:
                 # bounded_stream refused the upload; aiohttp wraps what a body raises.
                 raise exc.__cause__ from None
             raise errors.upstream_unreachable(type(exc).__name__) from exc
+        call.upstream = str(upstream.status)
         try:
             response = await self._stream_back(request, upstream, call, key.value)
         except BaseException:
@@ -293,7 +316,11 @@ class Forwarder:
         self, request: web.BaseRequest, call: CallRecord, route: Route
     ) -> bytearray | AsyncIterator[bytes] | None:
         settings = self.settings
-        checked = bool(self.allowed_models) and route.policy is Policy.MODEL
+        # With an allowlist, any body sent to a policed path is read for models: a
+        # GET/DELETE or a call on a stored object names none, but an upstream that
+        # ignores the method would run the one its body names.
+        policed = bool(self.allowed_models) and route.policy is not Policy.UNPOLICED
+        checked = policed and route.policy is Policy.MODEL
         length = request.content_length
         if length is not None and length > settings.max_body_bytes:
             raise errors.body_too_large(settings.max_body_bytes)
@@ -305,31 +332,39 @@ class Forwarder:
         if expect.lower() == "100-continue" and request.version >= (1, 1):
             # curl asks for this before large uploads; the low-level server leaves it to us.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        now = asyncio.get_running_loop().time()
         limit = BodyLimit(
             settings.max_body_bytes,
             settings.body_timeout,
-            asyncio.get_running_loop().time() + settings.body_timeout,
+            now + settings.body_timeout,
+            now,
+            settings.min_body_rate,
         )
         content_type = request.content_type
-        if not is_json_type(content_type) and not checked:
+        if not is_json_type(content_type) and not policed:
             return bounded_stream(request.content, limit, call)
         # JSON, or a model call while an allowlist is set: read it (bounded) to find the model.
-        body = await read_bounded(request.content, limit, length, partial(self._reserve, call))
+        body = await read_bounded(request.content, limit, partial(self._reserve, call))
         call.bytes_in = len(body)
         content_type_header = request.headers.get("Content-Type", "")
+        tools = bool(self.allowed_models)
         if len(body) < THREAD_THRESHOLD:  # cheaper than a thread hop (and a coroutine)
-            found = read_models(content_type, content_type_header, body)
+            found = read_models(content_type, content_type_header, body, tools)
         else:
-            found = await read_models_off_loop(content_type, content_type_header, body)
+            found = await read_models_off_loop(content_type, content_type_header, body, tools)
         if found.models:
             call.model = found.models[0].shown
         if self.allowed_models:
-            for model in found.models:
+            if found.tools is None:
+                raise errors.model_undetermined("a body over 1 MiB names a model below its top")
+            for model in found.models + found.tools:
                 if model.name is None or model.name not in self.allowed_models:
                     call.model = model.shown
                     raise errors.model_not_allowed(model.shown, settings.allowed_models)
-            if checked and (found.unreadable or not found.models):
-                raise errors.model_undetermined(found.unreadable or "no `model` field found")
+            if policed and found.unreadable:  # what an upstream reads there is unknown
+                raise errors.model_undetermined(found.unreadable)
+            if checked and not found.models:
+                raise errors.model_undetermined("no `model` field found")
         return body
 
     async def _stream_back(
@@ -341,7 +376,7 @@ class Forwarder:
     ) -> web.StreamResponse:
         if upstream.status < 200:  # e.g. 101 Switching Protocols: nothing to copy back
             raise errors.upstream_protocol(f"status {upstream.status}")
-        streamed = upstream.content_type == "text/event-stream"
+        streamed = is_event_stream(upstream.headers.get("Content-Type", ""))
         # Not a stream: read the first chunk before answering, so an upstream that fails
         # at once (undecodable gzip, drop) still gets a clean 502 instead of a cut reply.
         first = b"" if streamed else await _first_chunk(upstream)
@@ -352,50 +387,18 @@ class Forwarder:
         response = response_class(status=upstream.status, reason=upstream.reason, headers=headers)
         if length is not None:
             response.content_length = length
+        if not request.content.is_eof():  # answered mid-upload: the rest is not read
+            response.force_close()
         await response.prepare(request)
         tail = UsageTail()
         try:
-            await self._copy_body(request, upstream, response, call, tail, first)
+            body = relay_body if streamed else copy_body
+            await body(request, upstream, response, call, tail, first)
         finally:
             # Also when the client hangs up right after the last event (SDKs close the
             # stream on `[DONE]`): the usage chunk has been forwarded, so count it.
             call.prompt_tokens, call.completion_tokens = tail.tokens()
         return response
-
-    async def _copy_body(
-        self,
-        request: web.BaseRequest,
-        upstream: aiohttp.ClientResponse,
-        response: web.StreamResponse,
-        call: CallRecord,
-        tail: UsageTail,
-        chunk: bytes,
-    ) -> None:
-        """Write each upstream chunk to the client as soon as it arrives."""
-        while True:
-            if chunk:
-                if call.ttfb is None:
-                    call.ttfb = time.perf_counter() - call.started
-                call.bytes_out += len(chunk)
-                tail.feed(chunk)
-                try:
-                    await response.write(chunk)
-                except ConnectionError:  # incl. aiohttp.ClientConnectionResetError
-                    call.error = "client_disconnected"
-                    return
-            try:
-                chunk = await upstream.content.readany()  # whatever arrived, no fixed size
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # Status and part of the body are already out: cut the connection so
-                # the client sees a truncated response rather than a clean, short one.
-                timed_out = isinstance(exc, TimeoutError)
-                call.error = "upstream_read_timeout" if timed_out else "upstream_dropped"
-                if request.transport is not None:
-                    request.transport.abort()
-                return
-            if not chunk:
-                break
-        await response.write_eof()
 
 
 def _payload(

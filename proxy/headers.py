@@ -21,6 +21,8 @@ are dropped; so is any header whose value contains the key, whatever its name.
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from proxy.bounded_cache import remember
+
 # Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never the message.
 _HOP_BY_HOP = frozenset(
     {
@@ -77,7 +79,7 @@ def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
 
 
 # Per header name as received: does it go upstream? Real traffic has a few dozen
-# names; the cache stops growing at _MAX_CACHED so odd names cannot bloat it.
+# names; odd ones cannot bloat it or keep real ones out (proxy.bounded_cache).
 _MAX_CACHED = 512
 _passes_upstream: dict[str, bool] = {}
 
@@ -87,8 +89,7 @@ def _request_header_passes(name: str) -> bool:
     if passes is None:
         lowered = name.lower()
         passes = lowered not in _REQUEST_DROP and not lowered.startswith(_REQUEST_DROP_PREFIX)
-        if len(_passes_upstream) < _MAX_CACHED:
-            _passes_upstream[name] = passes
+        remember(_passes_upstream, name, passes, len(name), _MAX_CACHED)
     return passes
 
 
@@ -114,8 +115,7 @@ def _response_header_passes(name: str) -> bool:
     passes = _passes_back.get(name)
     if passes is None:
         passes = name.lower() not in _RESPONSE_DROP
-        if len(_passes_back) < _MAX_CACHED:
-            _passes_back[name] = passes
+        remember(_passes_back, name, passes, len(name), _MAX_CACHED)
     return passes
 
 

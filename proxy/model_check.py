@@ -11,13 +11,25 @@ Large bodies are scanned on a worker thread: the scan is linear and bounded
 """
 
 import asyncio
+import itertools
+import json
+import re
 from dataclasses import dataclass
 
 from proxy import errors
 from proxy.form_scan import FormScanError, boundary_of, multipart_models, urlencoded_models
-from proxy.json_scan import FoundModel, JsonScanError, scan_json
+from proxy.json_scan import FoundModel, JsonScanError, scan_json, shown_name
 
 THREAD_THRESHOLD = 64 * 1024  # below this, a scan costs less than a thread hop
+# A JSON string spelling "model" in any letter case, any letter possibly \u-escaped. Inside
+# a JSON string a quote is always escaped, so this finds every key that could be "model"
+# (and some values): more of them than top-level model keys means a nested one.
+_MODEL_TOKEN = re.compile(
+    rb'"(?:[mM]|\\u00[46][dD])(?:[oO]|\\u00[46][fF])(?:[dD]|\\u00[46]4)'
+    rb'(?:[eE]|\\u00[46]5)(?:[lL]|\\u00[46][cC])"'
+)
+NESTED_DECODE_LIMIT = 1024 * 1024  # bodies with a nested "model" are decoded up to this size
+_PAIRS = json.JSONDecoder(object_pairs_hook=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +43,9 @@ class BodyModels:
 
     models: tuple[FoundModel, ...]
     unreadable: str | None = None
+    # With `tools=True`: models the body's tools name (see tool_models); None when
+    # they could not be read (a large body with a nested `model`).
+    tools: tuple[FoundModel, ...] | None = ()
 
 
 def is_json_type(content_type: str) -> bool:
@@ -42,13 +57,19 @@ def _looks_like_json_object(body: bytes | bytearray) -> bool:
     return stripped[:1] == b"{" or (len(stripped) == 0 and len(body) > 64)
 
 
-def read_models(content_type: str, content_type_header: str, body: bytes | bytearray) -> BodyModels:
-    """Models in `body`; raises 400 invalid_json when declared JSON is not JSON."""
+def read_models(
+    content_type: str, content_type_header: str, body: bytes | bytearray, tools: bool = False
+) -> BodyModels:
+    """Models in `body`; raises 400 invalid_json when declared JSON is not JSON.
+
+    `tools`: also read the models a JSON body's tools name (an allowlist is set).
+    """
     if is_json_type(content_type):
         try:
-            return BodyModels(scan_json(body).models)
+            models = scan_json(body).models
         except JsonScanError as exc:
             raise errors.malformed_json(str(exc)) from None
+        return BodyModels(models, None, tool_models(body, len(models)) if tools else ())
     found: list[FoundModel] = []
     unreadable: str | None = None
     try:
@@ -62,18 +83,60 @@ def read_models(content_type: str, content_type_header: str, body: bytes | bytea
             found += urlencoded_models(body)
     except FormScanError as exc:
         unreadable = str(exc)
+    in_tools: tuple[FoundModel, ...] | None = ()
     if _looks_like_json_object(body):
         try:
-            found += scan_json(body).models
+            top = scan_json(body).models
         except JsonScanError as exc:
             if not found:
                 unreadable = unreadable or f"body is neither a form nor JSON: {exc}"
-    return BodyModels(tuple(found), unreadable)
+        else:
+            found += top
+            in_tools = tool_models(body, len(top)) if tools else ()
+    return BodyModels(tuple(found), unreadable, in_tools)
 
 
 async def read_models_off_loop(
-    content_type: str, content_type_header: str, body: bytes | bytearray
+    content_type: str, content_type_header: str, body: bytes | bytearray, tools: bool = False
 ) -> BodyModels:
     if len(body) < THREAD_THRESHOLD:
-        return read_models(content_type, content_type_header, body)
-    return await asyncio.to_thread(read_models, content_type, content_type_header, body)
+        return read_models(content_type, content_type_header, body, tools)
+    return await asyncio.to_thread(read_models, content_type, content_type_header, body, tools)
+
+
+def tool_models(body: bytes | bytearray, top_level: int) -> tuple[FoundModel, ...] | None:
+    """Models named by the tools of a JSON body already validated by the scanner.
+
+    A Responses call runs more than its top-level model: `tools: [{"type":
+    "image_generation", "model": "gpt-image-1"}]` runs that one too. Most bodies
+    have no `"model"` string beyond their `top_level` keys and cost one regex
+    search; the others are decoded (strict JSON, at most NESTED_DECODE_LIMIT bytes)
+    and every `model` key (any case) of every object in every top-level `tools`
+    array (any case, duplicates included) is returned. None: too large to decode,
+    which with an allowlist is refused.
+    """
+    tokens = _MODEL_TOKEN.finditer(body)  # counted lazily: stops one past the top level
+    if sum(1 for _ in itertools.islice(tokens, top_level + 1)) <= top_level:
+        return ()
+    if len(body) > NESTED_DECODE_LIMIT:
+        return None
+    try:
+        document = _PAIRS.decode(bytes(body).decode("utf-8"))
+    except ValueError:
+        return None  # the scanner accepted it, so this should not happen: refuse
+    found: list[FoundModel] = []
+    if not isinstance(document, list):
+        return ()
+    for key, tools in document:
+        if key.casefold() != "tools" or not isinstance(tools, list):
+            continue
+        for tool in tools:
+            if not isinstance(tool, list):
+                continue  # not an object
+            for name, value in tool:
+                if name.casefold() == "model":
+                    if isinstance(value, str):
+                        found.append(FoundModel(value, shown_name(value)))
+                    else:
+                        found.append(FoundModel(None, "<not a string>"))
+    return tuple(found)

@@ -19,8 +19,11 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
 )
+
+from proxy import genai_metrics
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TTFB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -31,6 +34,22 @@ KEY_SOURCES = ("api", "file")
 KEY_SOURCE_HELP = (
     "1 for where the served key comes from: api (the Secret watch) or file (the mount)."
 )
+# One call's token count is clamped here: an upstream (or a man in the middle of an
+# http:// upstream) reporting a 400-digit count must not break the float exposition.
+MAX_CALL_TOKENS = 10**9
+# Logged request text is cut so a call line stays one atomic write (< PIPE_BUF) even
+# when every character needs a 12-byte \uXXXX\uXXXX escape.
+MAX_LOGGED_PATH = 200
+MAX_LOGGED_METHOD = 16
+
+
+def clamp_tokens(count: int | None) -> int | None:
+    """A reported token count, bounded to what one call can plausibly use."""
+    return None if count is None else max(0, min(count, MAX_CALL_TOKENS))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(slots=True)
@@ -51,6 +70,9 @@ class CallRecord:
     completion_tokens: int | None = None
     error: str | None = None
     buffered: int = 0  # body bytes reserved in the buffer budget, given back at the end
+    # What the upstream did: its HTTP status, or timeout / unreachable / bad_response when
+    # it gave no usable answer; None when the call never went upstream (refused here).
+    upstream: str | None = None
 
 
 class _Histogram:
@@ -106,6 +128,13 @@ class Metrics:
         self._latency: dict[str, _Histogram] = {}
         self._ttfb: dict[str, _Histogram] = {}
         self._tokens: dict[tuple[str, str], int] = {}
+        # The series alerts divide by start at 0, so their first increments count in rate():
+        # a counter first scraped at 3 shows no increase until it moves again.
+        self._upstream: dict[str, int] = {"401": 0, "403": 0}
+        self._refusals: dict[str, int] = {"proxy_overloaded": 0}
+        self._genai = genai_metrics.GenAiSeries()
+        # The served key's fingerprint (non-secret), as the label of llm_proxy_key_info.
+        self.key_fingerprint: str | None = None
         # Allowed models always have their label; other names earn one only when the
         # upstream accepted them (2xx), so refused or junk names cannot use up the slots.
         self._models: set[str] = {m for m in allowed_models if _labelable(m)}
@@ -142,10 +171,21 @@ class Metrics:
             if ttfb is None:
                 ttfb = self._ttfb[path] = _Histogram(_TTFB_BUCKETS)
             ttfb.observe(call.ttfb)
-        if call.prompt_tokens:
-            self._add_tokens(model, "prompt", call.prompt_tokens)
-        if call.completion_tokens:
-            self._add_tokens(model, "completion", call.completion_tokens)
+        prompt = clamp_tokens(call.prompt_tokens)
+        completion = clamp_tokens(call.completion_tokens)
+        if prompt:
+            self._add_tokens(model, "prompt", prompt)
+        if completion:
+            self._add_tokens(model, "completion", completion)
+        if call.upstream is not None:
+            self._upstream[call.upstream] = self._upstream.get(call.upstream, 0) + 1
+        elif call.error is not None:
+            self._refusals[call.error] = self._refusals.get(call.error, 0) + 1
+        operation = genai_metrics.OPERATIONS.get(path)
+        if operation is not None:
+            ttft = call.ttfb if call.streamed else None
+            tokens = (prompt, completion)
+            self._genai.record(operation, model, call.status, call.error, duration, ttft, tokens)
 
     def _add_tokens(self, model: str, kind: str, count: int) -> None:
         self._tokens[(model, kind)] = self._tokens.get((model, kind), 0) + count
@@ -158,11 +198,15 @@ class Metrics:
             "ttfb": {path: h.state() for path, h in self._ttfb.items()},
             "tokens": [[*labels, value] for labels, value in self._tokens.items()],
             "in_flight": self.in_flight_source(),
+            "upstream": [[status, value] for status, value in self._upstream.items()],
+            "refusals": [[code, value] for code, value in self._refusals.items()],
+            **self._genai.snapshot(),
         }
 
     def collect(self) -> Iterator[Metric]:
         """Called by the registry at scrape time."""
-        return call_families([self.snapshot()])
+        yield from call_families([self.snapshot()])
+        yield key_info_family(self.key_fingerprint)
 
 
 Snapshot = dict[str, Any]
@@ -218,9 +262,53 @@ def call_families(snapshots: list[Snapshot]) -> Iterator[Metric]:
         "Calls being served now.",
         value=sum(snapshot["in_flight"] for snapshot in snapshots),
     )
+    yield _counter_family(
+        snapshots,
+        "upstream",
+        "llm_proxy_upstream_requests",
+        "Calls sent upstream, by the upstream's HTTP status (or timeout, unreachable, "
+        "bad_response when it gave no usable answer).",
+        "status",
+    )
+    yield _counter_family(
+        snapshots,
+        "refusals",
+        "llm_proxy_refusals",
+        "Calls the proxy answered itself without the upstream, by error code "
+        "(proxy_overloaded, key_unavailable, model_not_allowed, client_disconnected, ...).",
+        "code",
+    )
+    yield from genai_metrics.families(snapshots)
 
 
-def key_families(loaded: bool, reloads: dict[str, int], source: str) -> Iterator[Metric]:
+def _counter_family(
+    snapshots: list[Snapshot], key: str, name: str, text: str, label: str
+) -> Metric:
+    """One single-label counter summed over the workers' snapshots. The upstream one keeps
+    what the upstream answered apart from what the proxy refused itself: the share of
+    401/403 there is the signature of a key the upstream rejects."""
+    merged: dict[str, int] = {}
+    for snapshot in snapshots:
+        for value_label, value in snapshot.get(key, ()):
+            merged[value_label] = merged.get(value_label, 0) + value
+    family = CounterMetricFamily(name, text, labels=[label])
+    for value_label, value in merged.items():
+        family.add_metric([value_label], value)
+    return family
+
+
+def key_info_family(fingerprint: str | None) -> Metric:
+    """llm_proxy_key_info{fingerprint="…"} 1 while a key is loaded (no sample otherwise):
+    the non-secret fingerprint, so pods serving different keys show up in one query."""
+    family = InfoMetricFamily("llm_proxy_key", "The served key's fingerprint (SHA-256, 12 hex).")
+    if fingerprint is not None:
+        family.add_metric([], {"fingerprint": fingerprint})
+    return family
+
+
+def key_families(
+    loaded: bool, reloads: dict[str, int], fingerprint: str | None = None, source: str = "none"
+) -> Iterator[Metric]:
     """The key metrics as the supervisor of several workers reports them."""
     family = GaugeMetricFamily("llm_proxy_key_source", KEY_SOURCE_HELP, labels=["source"])
     for name in KEY_SOURCES:
@@ -233,6 +321,7 @@ def key_families(loaded: bool, reloads: dict[str, int], source: str) -> Iterator
         counter.add_metric([result], value)
     yield counter
     yield GaugeMetricFamily("llm_proxy_key_loaded", "1 while a key is loaded.", value=int(loaded))
+    yield key_info_family(fingerprint)
 
 
 def _buckets(bounds: tuple[float, ...], counts: list[float]) -> list[tuple[str, float]]:
@@ -316,8 +405,10 @@ class EventLog:
         """
         model = call.model
         line = (
-            f'{{"time":"{self._now()}","event":"call","method":{_quote(call.method)},'
-            f'"path":{_quote(call.path)},"model":{"null" if model is None else _quote(model)},'
+            f'{{"time":"{self._now()}","event":"call",'
+            f'"method":{_quote(_cut(call.method, MAX_LOGGED_METHOD))},'
+            f'"path":{_quote(_cut(call.path, MAX_LOGGED_PATH))},'
+            f'"model":{"null" if model is None else _quote(model)},'
             f'"status":{call.status},"durationMs":{round(duration * 1000, 2)!r},'
             f'"streamed":{"true" if call.streamed else "false"},'
             f'"bytesIn":{call.bytes_in},"bytesOut":{call.bytes_out}'
@@ -325,9 +416,9 @@ class EventLog:
         if call.ttfb is not None:
             line += f',"ttfbMs":{round(call.ttfb * 1000, 2)!r}'
         if call.prompt_tokens is not None:
-            line += f',"promptTokens":{call.prompt_tokens}'
+            line += f',"promptTokens":{clamp_tokens(call.prompt_tokens)}'
         if call.completion_tokens is not None:
-            line += f',"completionTokens":{call.completion_tokens}'
+            line += f',"completionTokens":{clamp_tokens(call.completion_tokens)}'
         if call.error is not None:
-            line += f',"error":{_quote(call.error)}'
+            line += f',"error":{_quote(_cut(call.error, 128))}'
         self.write_line(line + "}")

@@ -13,6 +13,8 @@ the table does not know is `UNPOLICED`: with an allowlist the proxy fails closed
 import enum
 from dataclasses import dataclass
 
+from proxy.bounded_cache import remember
+
 
 class Policy(enum.Enum):
     MODEL = "model"
@@ -91,7 +93,7 @@ def path_label(path: str) -> str:
 
 
 # Routes already worked out, per (method, path). Most traffic repeats a few paths;
-# paths with ids are endless, so the cache stops growing at _MAX_CACHED entries.
+# paths with ids are endless: see proxy.bounded_cache for how it stays small.
 _MAX_CACHED = 1024
 _known: dict[tuple[str, str], Route] = {}
 
@@ -101,8 +103,7 @@ def classify(method: str, path: str) -> Route:
     route = _known.get((method, path))
     if route is None:
         route = _classify(method, path)
-        if len(_known) < _MAX_CACHED:
-            _known[(method, path)] = route
+        remember(_known, (method, path), route, len(method) + len(path), _MAX_CACHED)
     return route
 
 

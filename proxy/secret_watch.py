@@ -211,7 +211,6 @@ class SecretWatch:
             body = await response.json()
         items = [i for i in body.get("items") or [] if _name(i) == self.target.secret]
         self.resource_version = str(body["metadata"]["resourceVersion"])
-        self._failures = 0
         self.sink.adopt_api(*secret_key(items[0] if items else None, self.target.entry))
 
     async def _watch(self, session: aiohttp.ClientSession) -> None:
@@ -235,11 +234,12 @@ class SecretWatch:
             if response.status == 410:
                 raise _Gone()
             await _check(response)
-            self._failures = 0
             self.sink.api_resumed()
             while line := await response.content.readline():
                 if line.strip():
                     self._event(json.loads(line))
+                    self._failures = 0  # an event, not an error: the backoff starts over
+            self._failures = 0  # the server ended the watch as asked
 
     def _event(self, event: dict[str, Any]) -> None:
         kind, obj = event.get("type"), event.get("object") or {}

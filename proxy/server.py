@@ -90,6 +90,7 @@ async def start(
     server = GuardedServer(
         state.dispatch,
         head_timeout=settings.header_timeout,
+        keepalive_timeout=settings.idle_timeout,  # idle keep-alive connections close
         handler_cancellation=True,  # a client that goes away cancels its upstream call
         access_log=None,  # the proxy writes its own JSON access log
     )
@@ -125,10 +126,20 @@ async def start(
 async def _start_metrics(
     settings: Settings, state: ProxyState, sock: socket.socket | None
 ) -> web.ServerRunner | None:
-    """The metrics port's own small server (only /metrics), when one is configured."""
+    """The metrics port's own small server (only /metrics), when one is configured.
+
+    With the API port's guards: head deadline, idle timeout, OpenAI-shaped 400s that
+    never echo the input, and no unread body left behind.
+    """
     if settings.metrics_port is None:
         return None
-    runner = web.ServerRunner(web.Server(state.metrics_dispatch, access_log=None))
+    server = GuardedServer(
+        state.metrics_dispatch,
+        head_timeout=settings.header_timeout,
+        keepalive_timeout=settings.idle_timeout,
+        access_log=None,
+    )
+    runner = web.ServerRunner(server, shutdown_timeout=_CUT_SECONDS)
     await runner.setup()
     site: web.BaseSite
     if sock is None:

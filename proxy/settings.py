@@ -17,6 +17,11 @@ DEFAULT_UPSTREAM = "https://api.openai.com/v1"
 DEFAULT_KEY_FILE = Path("/etc/llm-gateway/secret/apiKey")
 # Where every pod finds its ServiceAccount token, the cluster CA and its namespace.
 POD_CREDENTIALS_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# Sized for held streams, from bench/RESULTS.md ("Held streams"): a worker idles at
+# ~55 MiB, may buffer up to max_buffered_bytes (64 MiB) of request bodies, and holds
+# ~30 KiB per open stream: 2,048 streams add ~60 MiB, ~180 MiB in all, inside the
+# Deployment's default 256Mi limit. Past it, a fast 503 + Retry-After.
+MAX_IN_FLIGHT = 2048
 
 
 class Settings(BaseSettings):
@@ -62,7 +67,11 @@ class Settings(BaseSettings):
     allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Comma-separated model allowlist; empty allows every model."
     )
-    max_in_flight: int = Field(default=256, ge=1, description="Concurrent /v1 requests before 503.")
+    max_in_flight: int = Field(
+        default=MAX_IN_FLIGHT,
+        ge=1,
+        description="Concurrent /v1 requests of this process before 503 (streams included).",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1, description="Request body cap (413)."
     )
@@ -85,8 +94,18 @@ class Settings(BaseSettings):
     body_timeout: float = Field(
         default=60.0, gt=0, description="Whole request body must arrive within this, s (408)."
     )
+    min_body_rate: float = Field(
+        default=65536.0,
+        ge=0,
+        description="Request bodies slower than this many bytes/s after 5 s get 408 (0 = off).",
+    )
     header_timeout: float = Field(
         default=10.0, gt=0, description="Request headers must arrive within this, s (closed)."
+    )
+    idle_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Idle keep-alive connections close after this many seconds.",
     )
     workers: int = Field(
         default=1,

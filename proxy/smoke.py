@@ -8,9 +8,14 @@ With an expected key fingerprint (the bundled proxy only), it first waits, bound
 until the proxy answering it serves that key: it asks /readyz and sends the chat on
 the same keep-alive connection, so the pod that proved the key is the pod that
 answers. Right after a rotation that wait is the kubelet's Secret sync (~1 min).
+
+Whatever answers is not trusted: replies are read up to MAX_REPLY_BYTES, the whole
+run has one deadline (key wait + timeout), and what is printed of a reply is one
+bounded line with control characters escaped (no terminal escape sequences).
 """
 
 import re
+import threading
 import time
 
 import httpx
@@ -18,12 +23,37 @@ import httpx
 PROMPT = "Reply with the single word: pong"
 _KEYLIKE = re.compile(r"sk-[A-Za-z0-9_*\-]{4,}")
 KEY_RETRY_SECONDS = 2.0
+MAX_REPLY_BYTES = 1024 * 1024  # a chat reply or /readyz is far smaller
+
+
+class _ReplyTooLarge(Exception):
+    pass
 
 
 def _scrub(text: str, limit: int = 200) -> str:
-    """One line, bounded, with anything key-shaped masked (upstream 401s echo key tails)."""
+    """One line, bounded, with anything key-shaped masked (upstream 401s echo key tails)
+    and every control character escaped."""
     line = " ".join(text.split())
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line[: limit * 2])
     return _KEYLIKE.sub("sk-***", line)[:limit]
+
+
+def _send(
+    client: httpx.Client, method: str, url: str | httpx.URL, **kwargs: object
+) -> httpx.Response:
+    """One request whose reply is read up to MAX_REPLY_BYTES (else _ReplyTooLarge)."""
+    with client.stream(method, url, **kwargs) as response:  # type: ignore[arg-type]
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_REPLY_BYTES:
+                raise _ReplyTooLarge
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=bytes(body),
+        request=response.request,
+    )
 
 
 def _error_reason(response: httpx.Response) -> str:
@@ -43,20 +73,36 @@ def run_smoke(
     expect_key: str | None = None,
     key_wait: float = 0.0,
 ) -> tuple[bool, str]:
-    """(ok, one line to print). Sends no credentials: the gateway must add them."""
-    if expect_key is not None:
-        return _chat_on_key(base_url, model, timeout, expect_key, key_wait)
-    with httpx.Client(timeout=timeout) as client:
-        return _chat(client, base_url, model, timeout)
+    """(ok, one line to print). Sends no credentials: the gateway must add them.
+
+    Runs on a daemon thread so that one deadline (key_wait + timeout) bounds the whole
+    run, however slowly an answer trickles in.
+    """
+    overall = timeout + (key_wait if expect_key is not None else 0.0)
+    result: list[tuple[bool, str]] = []
+
+    def attempt() -> None:
+        if expect_key is not None:
+            result.append(_chat_on_key(base_url, model, timeout, expect_key, key_wait))
+        else:
+            with httpx.Client(timeout=timeout) as client:
+                result.append(_chat(client, base_url, model, timeout))
+
+    worker = threading.Thread(target=attempt, name="smoke", daemon=True)
+    worker.start()
+    worker.join(overall + 1.0)
+    if not result:
+        return False, f"smoke failed: no complete answer from {base_url} within {overall:g} s"
+    return result[0]
 
 
 def _served_key(client: httpx.Client, base_url: str) -> str | None:
     """The fingerprint the proxy behind this connection serves (None: not ready/unknown)."""
     readyz = httpx.URL(base_url).copy_with(path="/readyz")
     try:
-        answer = client.get(readyz)
+        answer = _send(client, "GET", readyz)
         served = answer.json().get("keyFingerprint") if answer.status_code == 200 else None
-    except (httpx.HTTPError, ValueError, AttributeError):
+    except (httpx.HTTPError, ValueError, AttributeError, _ReplyTooLarge):
         return None
     return served if isinstance(served, str) else None
 
@@ -93,7 +139,9 @@ def _chat(client: httpx.Client, base_url: str, model: str, timeout: float) -> tu
     body = {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
     began = time.perf_counter()
     try:
-        response = client.post(url, json=body)
+        response = _send(client, "POST", url, json=body)
+    except _ReplyTooLarge:
+        return False, f"smoke failed: the reply from {url} is over {MAX_REPLY_BYTES} bytes"
     except httpx.ConnectError as exc:
         return False, f"smoke failed: cannot connect to {url}: {_scrub(str(exc)) or 'refused'}"
     except httpx.TimeoutException:

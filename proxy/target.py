@@ -12,6 +12,7 @@ import re
 from yarl import URL
 
 from proxy import errors
+from proxy.bounded_cache import remember
 from proxy.upstream_url import check_upstream as check_upstream
 
 # Methods the OpenAI API uses. Anything else (TRACE, CONNECT, OPTIONS, PUT, PATCH...)
@@ -21,7 +22,7 @@ _ENCODED_SEPARATOR = re.compile(r"%(?:2[fF]|5[cC])")
 
 
 # Upstream URLs already checked and built, per client URL. Most calls repeat a few
-# paths; paths with ids are endless, so the cache stops growing at _MAX_CACHED entries.
+# paths; paths with ids are endless: see proxy.bounded_cache for how it stays small.
 _MAX_CACHED = 1024
 
 
@@ -44,8 +45,7 @@ class UpstreamTarget:
         if url is None:
             check_path(rel_url.path, rel_url.raw_path)
             url = self.url_for(rel_url)
-            if len(self._built) < _MAX_CACHED:
-                self._built[key] = url
+            remember(self._built, key, url, len(key[0]) + len(key[1]), _MAX_CACHED)
         return url
 
     def url_for(self, rel_url: URL) -> URL:

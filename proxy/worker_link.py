@@ -61,7 +61,12 @@ class SupervisorLink:
         try:
             while line := await self._reader.readline():
                 self._handle(json.loads(line))
+        except ConnectionError:
+            pass  # a supervisor killed mid-message resets the link: lost, like a clean close
         finally:
+            for waiting in self._scrapes.values():  # owed answers never come: 503 at once
+                if not waiting.done():
+                    waiting.set_exception(ScrapeIncomplete("the supervisor is gone"))
             on_lost()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -76,6 +81,8 @@ class SupervisorLink:
             self._keys.api_status = message.get("api", self._keys.api_status)
         elif "snap" in message:
             self.send({"snap": message["snap"], "data": self._metrics.snapshot()})
+        elif "ping" in message:
+            self.send({"pong": message["ping"]})  # the loop runs: proxy.workers' liveness
         elif "merged" in message:
             waiting = self._scrapes.pop(message["merged"], None)
             if waiting is not None and not waiting.done():
@@ -100,10 +107,13 @@ class SupervisorLink:
         parts: list[Snapshot] = [self._metrics.snapshot(), *merged["parts"]]
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Families(call_families(parts)))
-        key_metrics = key_families(
-            merged["key_loaded"], merged["key_reloads"], merged.get("key_source", "none")
+        key = key_families(
+            merged["key_loaded"],
+            merged["key_reloads"],
+            merged.get("key_fingerprint"),
+            merged.get("key_source", "none"),
         )
-        registry.register(_Families(key_metrics))
+        registry.register(_Families(key))
         return generate_latest(registry)
 
     def close(self) -> None:

@@ -15,6 +15,10 @@ accept on that socket. It keeps what must be one per pod:
 - Worker death: a worker that dies while serving is replaced at once (forked from
   this clean, loop-free process). More than RESTART_LIMIT deaths within
   RESTART_WINDOW seconds stop the whole pod (exit 1) so Kubernetes restarts it.
+- Liveness: the supervisor never blocks on a worker (non-blocking sockets, a
+  per-worker outbox), asks each worker for at most one snapshot at a time (scrapes
+  that arrive meanwhile share its answer), and kills a worker only when it has not
+  answered a ping for STUCK_SECONDS: its loop is frozen, not just busy.
 
 The supervisor runs no event loop (so forking a replacement is safe): one selector
 over the workers' sockets and a signal wake-up socket.
@@ -50,7 +54,8 @@ from proxy.upstream_url import display_upstream
 RESTART_LIMIT = 5
 RESTART_WINDOW = 60.0
 SCRAPE_WAIT = 1.0  # how long a scrape waits for the other workers' counts
-SEND_TIMEOUT = 2.0  # a worker that takes no message this long is stuck: it is killed
+PING_INTERVAL = 5.0  # how often each worker is asked to show its loop still runs
+STUCK_SECONDS = 30.0  # an unanswered ping this old: the worker's loop is frozen, kill it
 STOP_GRACE = 5.0  # after drain_timeout: how long workers get to exit before SIGKILL
 
 
@@ -60,6 +65,10 @@ class _Worker:
     sock: socket.socket
     ready: bool = False
     inbox: bytearray = field(default_factory=bytearray)
+    outbox: bytearray = field(default_factory=bytearray)  # what its socket did not take yet
+    snap_pending: bool = False  # a snapshot request is out; scrapes share its answer
+    ping_sent: float | None = None  # monotonic time of the unanswered ping, if any
+    next_ping: float = 0.0
 
 
 @dataclass
@@ -152,10 +161,13 @@ class Supervisor:
         while True:
             now = time.monotonic()
             timeout = max(0.0, min(next_poll, self._next_deadline()) - now)
-            for key, _ in self.selector.select(timeout):
+            for key, events in self.selector.select(timeout):
                 if key.fileobj is self.wake_r:
                     _drain(self.wake_r)
-                else:
+                    continue
+                if events & selectors.EVENT_WRITE:
+                    self._flush(key.data)
+                if events & selectors.EVENT_READ:
                     self._receive(key.data)
             if self.stopping and self.stop_deadline == 0.0:
                 self._stop_workers()
@@ -183,9 +195,11 @@ class Supervisor:
                 if reading is None:
                     reading = _KeyRead(self.settings.key_file, self.wake_w)
             self._expire_scrapes(now)
+            self._check_liveness(now)
 
     def _next_deadline(self) -> float:
         deadlines = [scrape.deadline for scrape in self.scrapes.values()]
+        deadlines += [worker.next_ping for worker in self.workers.values()]
         if self.stopping and self.stop_deadline:
             deadlines.append(self.stop_deadline)
         return min(deadlines, default=float("inf"))
@@ -203,8 +217,8 @@ class Supervisor:
         if pid == 0:  # the worker
             os._exit(self._become_worker(theirs, ours))
         theirs.close()
-        ours.settimeout(SEND_TIMEOUT)
-        worker = _Worker(pid, ours)
+        ours.setblocking(False)  # the supervisor never waits on a worker
+        worker = _Worker(pid, ours, next_ping=time.monotonic() + PING_INTERVAL)
         self.workers[pid] = worker
         self.selector.register(ours, selectors.EVENT_READ, worker)
         if self.keys.uses_api:
@@ -305,20 +319,28 @@ class Supervisor:
             scrape = _Scrape(worker, message["scrape"], others, time.monotonic() + SCRAPE_WAIT)
             self.scrapes[self.next_scrape] = scrape
             for pid in others:
-                self._send(self.workers[pid], {"snap": self.next_scrape})
+                other = self.workers[pid]
+                if not other.snap_pending:  # one request out per worker, whatever the load
+                    other.snap_pending = True
+                    self._send(other, {"snap": self.next_scrape})
             self._answer_if_complete(self.next_scrape)
         elif "snap" in message:
-            pending = self.scrapes.get(message["snap"])
-            if pending is not None and worker.pid in pending.waiting:
-                pending.waiting.discard(worker.pid)
-                pending.parts.append(message["data"])
-                self._answer_if_complete(message["snap"])
+            # Taken after every scrape now waiting on this worker began: good for all.
+            worker.snap_pending = False
+            for scrape_id, pending in list(self.scrapes.items()):
+                if worker.pid in pending.waiting:
+                    pending.waiting.discard(worker.pid)
+                    pending.parts.append(message["data"])
+                    self._answer_if_complete(scrape_id)
+        elif "pong" in message:
+            worker.ping_sent = None
 
     def _answer_if_complete(self, scrape_id: int, expired: bool = False) -> None:
         scrape = self.scrapes[scrape_id]
         if scrape.waiting and not expired:
             return
         del self.scrapes[scrape_id]
+        key = self.keys.current
         self._send(
             scrape.requester,
             {
@@ -327,6 +349,7 @@ class Supervisor:
                 "missing": len(scrape.waiting),
                 "key_loaded": self.keys.current is not None,
                 "key_reloads": self.reloads,
+                "key_fingerprint": None if key is None else key.fingerprint,
                 "key_source": self.keys.source,
             },
         )
@@ -336,11 +359,44 @@ class Supervisor:
             self._answer_if_complete(scrape_id, expired=True)
 
     def _send(self, worker: _Worker, message: dict[str, Any]) -> None:
+        """Queue one line for a worker and send what its socket takes now, never waiting.
+
+        What stays queued is small and bounded: one snapshot request, one ping and
+        the key changes, per worker.
+        """
+        if worker.sock.fileno() < 0:
+            return  # gone: _reap collects it
+        worker.outbox += json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        self._flush(worker)
+
+    def _flush(self, worker: _Worker) -> None:
         try:
-            worker.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
-        except OSError:  # stuck or gone: a stuck worker is replaced
-            if worker.pid in self.workers and not self.stopping:
-                _signal(worker.pid, signal.SIGKILL)
+            sent = worker.sock.send(worker.outbox) if worker.outbox else 0
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # gone: its exit is collected by _reap
+            worker.outbox.clear()
+            sent = 0
+        del worker.outbox[:sent]
+        if worker.sock.fileno() >= 0:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if worker.outbox else 0)
+            if self.selector.get_key(worker.sock).events != events:
+                self.selector.modify(worker.sock, events, worker)
+
+    def _check_liveness(self, now: float) -> None:
+        """Ping each worker; kill one whose loop has not answered for STUCK_SECONDS."""
+        if self.stopping:
+            return
+        for worker in list(self.workers.values()):
+            if worker.ping_sent is not None and now - worker.ping_sent > STUCK_SECONDS:
+                self.log.event("worker_stuck", pid=worker.pid, seconds=STUCK_SECONDS)
+                worker.ping_sent = None
+                _signal(worker.pid, signal.SIGKILL)  # _reap replaces it
+            elif worker.ping_sent is None and now >= worker.next_ping:
+                worker.ping_sent = now
+                self._send(worker, {"ping": 1})
+            if now >= worker.next_ping:
+                worker.next_ping = now + PING_INTERVAL
 
     def _key_state(self, key: LiveKey | None) -> dict[str, Any]:
         """The message that gives a worker the key, where it comes from and the watch's state."""

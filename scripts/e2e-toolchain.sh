@@ -9,8 +9,12 @@
 # Pins (each tools module under scripts/e2e/ holds the exact go.mod/go.sum; tests/e2e/README.md
 # lists them with the reasons for each substitution):
 #   pulumi CLI                 github.com/pulumi/pulumi/pkg/v3            v3.274.1
-#   pulumi-language-python     scripts/e2e/langhost (our minimal host; upstream's module is
-#                              not served by the Go module proxy)
+#   pulumi-language-python     Pulumi's own host, ../shared/pulumi-language-hosts (v3.259.0 source,
+#                              built against pulumi sdk/pkg v3.274.1 like the CLI; upstream's
+#                              module is not served by the Go module proxy); without that
+#                              tarball, scripts/e2e/langhost (our minimal host: no RunPlugin, so
+#                              no component packages or policy packs)
+#   pulumi-language-yaml       github.com/pulumi/pulumi-yaml v1.25.0 (scripts/e2e/yaml)
 #   pulumi-resource-kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4
 #                              v4.0.0-20260115033456-f47bc2d6f199, stamped 4.34.2
 #   etcd                       go.etcd.io/etcd/server/v3 v3.6.16
@@ -34,8 +38,35 @@ KUBERNETES_PROVIDER_VERSION=4.34.2
 KUBE_VERSION=1.36.3
 AGENTGATEWAY_VERSION=1.4.1
 agentgateway_src="${LLM_GATEWAY_AGENTGATEWAY_SRC:-$here/../../shared/agentgateway/agentgateway-v${AGENTGATEWAY_VERSION}-controller-src.tar.gz}"
+LANGUAGE_HOSTS_VERSION=3.259.0
+language_hosts_src="${LLM_GATEWAY_LANGUAGE_HOSTS_SRC:-$here/../../shared/pulumi-language-hosts/pulumi-language-hosts-v${LANGUAGE_HOSTS_VERSION}-src.tar.gz}"
 
 log() { echo "e2e-toolchain: $*" >&2; }
+
+# go_build NAME DIR ARGS...: `go build ARGS` in DIR with a heartbeat line every minute (a cold
+# build is quiet for minutes); go's own output goes to the cache's logs/NAME.log, and its last
+# lines to stderr when it fails.
+go_build() {
+    local name="$1" dir="$2" began_at=$SECONDS pid
+    shift 2
+    mkdir -p "$cache/logs"
+    (cd "$dir" && exec go build "$@") >"$cache/logs/$name.log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        for _ in $(seq 60); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "building $name: $(((SECONDS - began_at) / 60)) min so far (go's log: $cache/logs/$name.log)"
+        fi
+    done
+    if ! wait "$pid"; then
+        log "building $name failed; last lines of $cache/logs/$name.log:"
+        tail -n 30 "$cache/logs/$name.log" >&2
+        return 1
+    fi
+}
 
 command -v go >/dev/null || { log "go is required (https://go.dev/doc/install)"; exit 1; }
 
@@ -80,7 +111,7 @@ build() {
     use_path "$name" && return
     start=$(date +%s)
     log "$name: building (cold: minutes on 2 cores; $(($(date +%s) - began))s into this run)"
-    (cd "$dir" && go build -trimpath -o "$bin/$name.tmp" "$@")
+    go_build "$name" "$dir" -trimpath -o "$bin/$name.tmp" "$@"
     mv "$bin/$name.tmp" "$bin/$name"
     echo "$inputs" >"$bin/$name.inputs"
     echo "$name $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
@@ -90,7 +121,45 @@ build() {
 build pulumi "$tools/pulumi" \
     -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}" \
     github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-build pulumi-language-python "$tools/langhost" -ldflags "-X main.version=${PULUMI_VERSION}" .
+
+# Pulumi's own Python language host (RunPlugin: component packages, policy packs). Its module
+# is not served by the Go module proxy, so its source comes from ../shared; the two relative
+# `replace` lines go, and it builds against the CLI's sdk/pkg modules (already downloaded for
+# the CLI). pulumi-language-python-exec must sit beside it. Keyed on the tarball's sha256.
+build_python_host() {
+    local stage="$cache/src/pulumi-language-hosts" inputs start
+    local ldflags="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}"
+    inputs="$(sha256sum "$language_hosts_src" | cut -c1-64) $PULUMI_VERSION $ldflags"
+    if fresh pulumi-language-python "$inputs" && [[ -f "$bin/pulumi-language-python-exec" ]]; then
+        log "pulumi-language-python: cached"
+        return
+    fi
+    use_path pulumi-language-python && return
+    start=$(date +%s)
+    log "pulumi-language-python: building Pulumi's host from v${LANGUAGE_HOSTS_VERSION} source"
+    rm -rf "$stage" && mkdir -p "$stage"
+    tar -xzf "$language_hosts_src" -C "$stage"
+    local dir="$stage/sdk/python/cmd/pulumi-language-python"
+    sed -i '/=> \.\.\/\.\.\/\.\.\/\.\.\/pkg/d; /=> \.\.\/\.\.\/\.\.$/d' "$dir/go.mod"
+    (cd "$dir" && go mod edit -require="github.com/pulumi/pulumi/sdk/v3@v${PULUMI_VERSION}" \
+        -require="github.com/pulumi/pulumi/pkg/v3@v${PULUMI_VERSION}")
+    go_build pulumi-language-python "$dir" -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-python.tmp" .
+    install -m 0755 "$stage/sdk/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
+    mv "$bin/pulumi-language-python.tmp" "$bin/pulumi-language-python"
+    echo "$inputs" >"$bin/pulumi-language-python.inputs"
+    echo "pulumi-language-python $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
+    log "pulumi-language-python: built in $(($(date +%s) - start))s"
+}
+if [[ -f "$language_hosts_src" ]]; then
+    build_python_host
+else
+    log "pulumi-language-python: no source at $language_hosts_src; building the minimal host (no component packages or policy packs)"
+    rm -f "$bin/pulumi-language-python-exec"
+    build pulumi-language-python "$tools/langhost" -ldflags "-X main.version=${PULUMI_VERSION}" .
+fi
+
+# Pulumi's YAML language host: the e2e deploys the component package from a YAML program.
+build pulumi-language-yaml "$tools/yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml
 
 # The provider's main package embeds a schema file that upstream generates at release time
 # and that the module download lacks; build our wrapper (kubernetes-provider/main.go) in a
@@ -125,7 +194,9 @@ build coredns "$tools/coredns" .
 
 # The agentgateway controller: its module is not served by the Go module proxy, so its
 # source comes from ../shared (its dependencies are served). Keyed on the tarball's sha256.
-if [[ -f "$agentgateway_src" ]]; then
+if [[ "${LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY:-1}" == 0 ]]; then
+    log "agentgateway-controller: not needed here (LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0)"
+elif [[ -f "$agentgateway_src" ]]; then
     agentgateway_ldflags="-X github.com/agentgateway/agentgateway/controller/pkg/version.Version=v${AGENTGATEWAY_VERSION}"
     src_sum="$(sha256sum "$agentgateway_src" | cut -c1-64) $agentgateway_ldflags"
     if fresh agentgateway-controller "$src_sum"; then
@@ -136,8 +207,8 @@ if [[ -f "$agentgateway_src" ]]; then
         stage="$cache/src/agentgateway"
         rm -rf "$stage" && mkdir -p "$stage"
         tar -xzf "$agentgateway_src" -C "$stage"
-        (cd "$stage"/agentgateway-* && go build -trimpath -ldflags "$agentgateway_ldflags" \
-            -o "$bin/agentgateway-controller.tmp" ./controller/cmd/agentgateway)
+        go_build agentgateway-controller "$(echo "$stage"/agentgateway-*)" -trimpath \
+            -ldflags "$agentgateway_ldflags" -o "$bin/agentgateway-controller.tmp" ./controller/cmd/agentgateway
         mv "$bin/agentgateway-controller.tmp" "$bin/agentgateway-controller"
         echo "$src_sum" >"$bin/agentgateway-controller.inputs"
         echo "agentgateway-controller $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"

@@ -25,19 +25,28 @@ tmp="$(mktemp "${out}.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
 # Docs, man pages and translations are dead weight in an image; copyright files stay.
 # The hooks' "$1" (the root being built) is expanded by mmdebstrap when it runs them.
-# shellcheck disable=SC2016
-mmdebstrap --quiet --variant=minbase --include="$packages" \
-    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-    --aptopt='APT::Install-Recommends "false"' \
-    --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/info/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --dpkgopt='path-exclude=/usr/share/doc/*' \
-    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    --customize-hook='rm -f "$1/etc/resolv.conf" "$1/etc/hostname"' \
-    --customize-hook='find "$1/usr/share/doc" -type f ! -name copyright -delete' \
-    --format=tar bookworm - "${mirrors[@]}" |
-    tar --delete --wildcards './dev/?*' >"$tmp"
+# build_root VERBOSITY: the root as a tarball in $tmp.
+build_root() {
+    # shellcheck disable=SC2016
+    mmdebstrap "$1" --variant=minbase --include="$packages" \
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+        --aptopt='APT::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/info/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --customize-hook='rm -f "$1/etc/resolv.conf" "$1/etc/hostname"' \
+        --customize-hook='find "$1/usr/share/doc" -type f ! -name copyright -delete' \
+        --format=tar bookworm - "${mirrors[@]}" |
+        tar --delete --wildcards './dev/?*' >"$tmp"
+}
+# A package download that fails once (a mirror hiccup: seen on a new machine, where the same
+# build then passed) should not fail a cold build: one retry, verbose so a real error shows.
+if ! build_root --quiet; then
+    echo "base-rootfs: mmdebstrap failed; retrying once with its full output" >&2
+    build_root --verbose
+fi
 chmod 0644 "$tmp"
 mv "$tmp" "$out"
 trap - EXIT

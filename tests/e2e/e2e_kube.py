@@ -46,6 +46,7 @@ class Kube:
         readers: dict[str, Callable[[], Any]] = {
             "Namespace": lambda: self.core.read_namespace(name),
             "Secret": lambda: self.core.read_namespaced_secret(name, namespace),
+            "Pod": lambda: self.core.read_namespaced_pod(name, namespace),
             "Service": lambda: self.core.read_namespaced_service(name, namespace),
             "ServiceAccount": lambda: self.core.read_namespaced_service_account(name, namespace),
             "Deployment": lambda: self.apps.read_namespaced_deployment(name, namespace),

@@ -3,16 +3,20 @@
 A steady client in the node's namespace calls the proxy Service (its ClusterIP, through
 kube-proxy) while the real engine rotates the key and flips the kill switch. The node's fake
 upstream accepts any key and records, per request, the fingerprint that arrived and the pod
-it came from. Tests run in file order on one stack, `live`, with two proxy replicas.
+it came from. Tests run in file order on one stack, `live`, with two proxy replicas of two
+worker processes each (a 2-CPU limit), so the rotation also proves the supervisor hands the
+new key to every worker of a pod at once.
 
 Rotation is measured with both key sources, the kubelet at its default sync: `api` (the
-default: each pod watches its Secret) three times with one worker per pod and once with two,
-then `file` (the mount alone), whose figure is the kubelet's Secret sync.
+default: each pod watches its Secret) three times with two workers per pod and once with
+one, then `file` (the mount alone), whose figure is the kubelet's Secret sync.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from components.shapes.deployment import TERMINATION_GRACE_SECONDS
+from components.shapes.deployment import PRE_STOP_SLEEP_SECONDS, TERMINATION_GRACE_SECONDS
 from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
 from tests.e2e.e2e_node import proxy_pods, proxy_service_url, up_node_stack, upstream_calls
@@ -38,6 +42,14 @@ STACK = "live"
 NS = "llm-gateway-live"
 PROXY, SECRET = "llm-proxy", "openai-api-key"
 REPLICAS = 2
+WORKERS = 2  # per pod: the CPU limit below
+PROXY_SETTINGS = {
+    "replicas": REPLICAS,
+    "resources": {
+        "requests": {"cpu": "25m", "memory": "48Mi"},
+        "limits": {"cpu": str(WORKERS), "memory": "192Mi"},
+    },
+}
 # keySource api: every pod serves the new key this soon after `pulumi up` returns (issue 20).
 API_ROTATION_BOUND_S = 3.0
 API_RUNS = 3
@@ -69,6 +81,11 @@ def served_fingerprints(kube: Kube) -> dict[str, str | None]:
     return {name: body.get("keyFingerprint") for name, body in readiness(kube).items()}
 
 
+def env_of(kube: Kube) -> dict[str, str]:
+    env = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template.spec.containers[0].env
+    return {e.name: e.value for e in env}
+
+
 def wait_for_rollout_end(kube: Kube, timeout: float = 90) -> None:
     """Until the old pods of a rollout are gone: a terminating pod still takes calls for
     its preStop sleep, and a rotation's per-pod check must see only the pods that stay."""
@@ -77,6 +94,11 @@ def wait_for_rollout_end(kube: Kube, timeout: float = 90) -> None:
     while len(kube.core.list_namespaced_pod(NS, label_selector=selector).items) > REPLICAS:
         assert time.monotonic() < deadline, "old proxy pods are still terminating"
         time.sleep(0.5)
+
+
+def pod_log(kube: Kube, pod: Any) -> list[dict[str, Any]]:
+    text = kube.core.read_namespaced_pod_log(pod.metadata.name, NS, container="proxy")
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 def wait_for_key_source(kube: Kube, source: str, timeout: float = 30) -> dict[str, Any]:
@@ -146,6 +168,15 @@ def rotate_under_load(
     after = pods(kube)
     assert {pod.metadata.name: pod.metadata.uid for pod in after} == before
     assert all(pod.status.container_statuses[0].restart_count == 0 for pod in after)
+    for pod in after:  # one reload per pod to this key, whichever worker answers /readyz
+        reloads = [line for line in pod_log(kube, pod) if line["event"] == "key_reloaded"]
+        assert [line["keyFingerprint"] for line in reloads].count(new) == 1
+        workers = {}
+        for _ in range(30):
+            body = httpx.get(f"http://{pod.status.pod_ip}:8080/readyz", timeout=2).json()
+            workers[body.get("worker")] = body["keyFingerprint"]
+        assert workers == dict.fromkeys(workers, new)
+        assert len(workers) == int(env_of(kube)["LLM_PROXY_WORKERS"])
 
     # Each pod (by its address) switched from the old key to the new one once, never back.
     calls = upstream_calls(node["LLM_GATEWAY_NODE_UPSTREAM_RECORD"], began)
@@ -171,9 +202,12 @@ def test_up_with_two_replicas(
     workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
 ) -> None:
     workspace.forbidden += [THIRD_KEY, FOURTH_KEY]
-    up_node_stack(workspace, STACK, NS, kubeconfig, node, proxy={"replicas": REPLICAS})
+    up_node_stack(workspace, STACK, NS, kubeconfig, node, proxy=PROXY_SETTINGS)
     assert len(pods(kube)) == REPLICAS
     assert set(served_fingerprints(kube).values()) == {key_fingerprint(FAKE_KEY)}
+    for pod in pods(kube):
+        (listening,) = [line for line in pod_log(kube, pod) if line["event"] == "listening"]
+        assert listening["workers"] == WORKERS
     for body in wait_for_key_source(kube, "api").values():
         assert body["keyApi"] == "watching"
 
@@ -188,7 +222,7 @@ def test_rotation_under_load_lands_on_every_pod_within_seconds(
     ]
     firsts = ", ".join(f"{r.first_new:.2f}" for r in runs)
     lasts = ", ".join(f"{r.last_new:.2f}" for r in runs)
-    print(f"\nkeySource api, 1 worker per pod: first pod {firsts} s, last pod {lasts} s")
+    print(f"\nkeySource api, {WORKERS} workers per pod: first pod {firsts} s, last pod {lasts} s")
     for run in runs:
         assert run.last_new <= API_ROTATION_BOUND_S, runs
 
@@ -200,35 +234,29 @@ def test_rotation_under_load_lands_on_every_pod_within_seconds(
     )
 
 
-def test_rotation_with_two_workers_per_pod_lands_within_seconds(
+def test_rotation_with_one_worker_per_pod_lands_within_seconds(
     workspace: Workspace, kube: Kube, node: dict[str, str]
 ) -> None:
-    # limits.cpu 2 → two worker processes per pod (the supervisor alone watches the Secret).
-    for path, value in (
-        ("proxy.resources.limits.cpu", "2000m"),  # a plain 2 would be stored as a number
-        ("proxy.resources.limits.memory", "256Mi"),
-    ):
-        workspace.run("config", "set", "--path", "--stack", STACK, path, value)
+    # limits.cpu 1 → one proxy process per pod (no supervisor): the watch runs on its loop.
+    cpu = "proxy.resources.limits.cpu"
+    workspace.run("config", "set", "--path", "--stack", STACK, cpu, "1000m")
     workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
     wait_for_rollout_end(kube)
-    env = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template.spec.containers[0].env
-    assert {e.name: e.value for e in env}["LLM_PROXY_WORKERS"] == "2"
-    for body in wait_for_key_source(kube, "api").values():
-        assert "worker" in body  # answered by one of the pod's workers
+    assert env_of(kube)["LLM_PROXY_WORKERS"] == "1"
+    wait_for_key_source(kube, "api")
     run = rotate_under_load(workspace, kube, node, FOURTH_KEY, ROTATED_KEY, ROTATION_BOUND_S)
     first, last = run.first_new, run.last_new
-    print(f"\nkeySource api, 2 workers per pod: first {first:.2f} s, last {last:.2f} s")
+    print(f"\nkeySource api, 1 worker per pod: first {first:.2f} s, last {last:.2f} s")
     assert run.last_new <= API_ROTATION_BOUND_S
 
 
 def test_key_source_file_still_rotates_at_the_kubelets_sync(
     workspace: Workspace, kube: Kube, node: dict[str, str]
 ) -> None:
-    # The mount alone, back to the stack's one worker per pod (what the later tests expect).
+    # The mount alone, back to two workers per pod (what the later tests expect).
     for path, value in (
         ("proxy.keySource", "file"),
-        ("proxy.resources.limits.cpu", "250m"),
-        ("proxy.resources.limits.memory", "128Mi"),
+        ("proxy.resources.limits.cpu", f"{WORKERS}000m"),
     ):
         workspace.run("config", "set", "--path", "--stack", STACK, path, value)
     workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
@@ -238,6 +266,55 @@ def test_key_source_file_still_rotates_at_the_kubelets_sync(
     print(f"\nkeySource file: first {run.first_new:.1f} s, last {run.last_new:.1f} s")
     done = run_smoke_output(workspace, STACK)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+
+
+def test_the_smoke_key_check_fails_naming_one_stale_pod(workspace: Workspace, kube: Kube) -> None:
+    """The smokeTest output's last line (every proxy pod serves the stack's key) must fail
+    when one pod does not: a pod like the Deployment's, but on a Secret with the old key."""
+    template = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template
+    kube.core.create_namespaced_secret(
+        NS, {"metadata": {"name": "stale-key"}, "stringData": {"apiKey": FAKE_KEY}}
+    )
+    spec = kube.api.sanitize_for_serialization(template.spec)  # type: ignore[no-untyped-call]
+    for volume in spec["volumes"]:
+        if "secret" in volume:
+            volume["secret"]["secretName"] = "stale-key"
+    stale = {"metadata": {"name": "llm-proxy-stale", "labels": template.metadata.labels}}
+    kube.core.create_namespaced_pod(NS, {**stale, "spec": spec})
+    try:
+        deadline = time.monotonic() + 120
+        while not _ready(kube.core.read_namespaced_pod("llm-proxy-stale", NS)):
+            assert time.monotonic() < deadline, "the stale pod never became ready"
+            time.sleep(1)
+        served = served_fingerprints(kube)["llm-proxy-stale"]
+        assert served == key_fingerprint(FAKE_KEY)  # stale for its key, not for being down
+        smoke = workspace.run("stack", "output", "smokeTest", "--stack", STACK).stdout
+        key_check = smoke.strip().splitlines()[-1]
+        assert "every proxy pod" in key_check
+        # One try instead of a 180 s wait: the stale pod will not change its key.
+        one_try = key_check.replace("$(seq 36)", "$(seq 1)")
+        assert one_try != key_check
+        done = subprocess.run(
+            ["bash", "-ec", one_try],
+            env=workspace.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        expected = key_fingerprint(ROTATED_KEY)
+        assert f"1 of {REPLICAS + 1} running proxy pods do not serve key {expected}" in done.stderr
+        assert FAKE_KEY not in done.stdout + done.stderr
+    finally:
+        kube.core.delete_namespaced_pod("llm-proxy-stale", NS, grace_period_seconds=0)
+        kube.core.delete_namespaced_secret("stale-key", NS)
+        assert kube.wait_gone("Pod", "llm-proxy-stale", NS, timeout=60)
+
+
+def _ready(pod: Any) -> bool:
+    statuses = pod.status.container_statuses or []
+    return bool(statuses) and all(status.ready for status in statuses)
 
 
 def test_kill_switch_cuts_traffic_once_the_pods_drain_and_restore_brings_it_back(
@@ -263,6 +340,13 @@ def test_kill_switch_cuts_traffic_once_the_pods_drain_and_restore_brings_it_back
             time.sleep(0.2)
     print(f"\nkill switch: calls fail {first_failure}s after `pulumi up` returned")
     assert first_failure is not None, "calls still succeed after every pod's grace period"
+    # Idle between these calls, a pod drains at once after its preStop sleep. A drain that
+    # hangs until the kubelet's SIGKILL (the grace period, 30 s) must fail here, not pass
+    # under the loop's bound.
+    assert first_failure < PRE_STOP_SLEEP_SECONDS + 10, (
+        f"calls stopped {first_failure:.1f} s after `pulumi up`: the pods did not drain after "
+        f"their {PRE_STOP_SLEEP_SECONDS} s preStop sleep (grace: {TERMINATION_GRACE_SECONDS} s)"
+    )
     assert kube.apps.read_namespaced_deployment(PROXY, NS).spec.replicas == 0
     with pytest.raises(httpx.ConnectError):  # and it stays cut
         httpx.post(f"{url}/chat/completions", json=chat, timeout=10)

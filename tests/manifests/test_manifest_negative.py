@@ -94,3 +94,24 @@ def test_an_unknown_field_in_a_core_object_is_rejected() -> None:
     errors = errors_of(deployment)
     assert len(errors) == 1
     assert "'subpath' was unexpected" in errors[0]
+
+
+def monitoring_object(kind: str, name: str) -> dict[str, Any]:
+    result = render_stack("staging", overrides={"monitoring.enabled": True})
+    (found,) = [r for r in result.of_kind(kind) if r.object_name == name]
+    return copy.deepcopy(found.inputs)
+
+
+@pytest.mark.usefixtures("needs_crds")
+def test_monitoring_objects_are_clean_and_their_mistakes_are_rejected() -> None:
+    monitor = monitoring_object("PodMonitor", "llm-gateway-proxy")
+    rule = monitoring_object("PrometheusRule", "llm-gateway")
+    assert errors_of(monitor) == []
+    assert errors_of(rule) == []
+    # ServiceMonitor's field name in a PodMonitor, and a rule without its expression.
+    monitor["spec"]["endpoints"] = monitor["spec"].pop("podMetricsEndpoints")
+    assert "spec: Additional properties are not allowed ('endpoints' was unexpected)" in (
+        errors_of(monitor)
+    )
+    del rule["spec"]["groups"][0]["rules"][0]["expr"]
+    assert any("'expr' is a required property" in e for e in errors_of(rule)), errors_of(rule)

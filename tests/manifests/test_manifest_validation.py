@@ -91,5 +91,8 @@ def test_every_emitted_custom_kind_is_reached_by_cel_rules() -> None:
         if crd is not None:
             sites = list(rule_sites(crd.schema, with_defaults(crd.schema, manifest)))
             kinds[manifest["kind"]] = max(kinds.get(manifest["kind"], 0), len(sites))
-    assert set(kinds) == {"AgentgatewayBackend", "Gateway", "HTTPRoute"}
-    assert all(count >= 5 for count in kinds.values()), kinds
+    with_rules = {kind for kind, count in kinds.items() if count}
+    assert with_rules == {"AgentgatewayBackend", "Gateway", "HTTPRoute"}
+    assert all(kinds[kind] >= 5 for kind in with_rules), kinds
+    # The Prometheus Operator's CRDs (v0.85.0) carry no CEL rules: their schema is the check.
+    assert set(kinds) - with_rules == {"PodMonitor", "PrometheusRule"}

@@ -32,6 +32,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "no-clients": ("dev", {"allowedClients": []}),
+    "monitoring": (
+        "prod",
+        {
+            "monitoring.enabled": True,
+            "monitoring.labels": {"release": "kube-prometheus-stack"},
+            "monitoring.scrapeInterval": "15s",
+        },
+    ),
+    "monitoring-kill-switch-proxy-only": (
+        "dev",
+        {"monitoring.enabled": True, "killSwitch": True, "agentgateway.enabled": False},
+    ),
 }
 
 

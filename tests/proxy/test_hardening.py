@@ -402,13 +402,13 @@ def test_buffered_bodies_beyond_the_shared_budget_get_503(
     body = b'{"model":"gpt-4o-mini","messages":[],"pad":"' + b"x" * (900_000 - 46) + b'"}'
     assert len(body) == 900_000
     with socket.create_connection(("127.0.0.1", proxy.running.port), timeout=10) as slow:
-        slow.sendall(head + body[:1000])  # holds 900 kB of budget while it uploads
+        slow.sendall(head + body[:850_000])  # holds what arrived (850 kB) while it uploads
         time.sleep(0.3)
         second = {"model": "gpt-4o-mini", "messages": [], "pad": "y" * 200_000}
         refused = httpx.post(proxy.base_url + "/chat/completions", json=second)
         assert_openai_error(refused, 503, "proxy_overloaded")
         assert refused.headers["retry-after"] == "1"
-        slow.sendall(body[1000:])
+        slow.sendall(body[850_000:])
         assert slow.recv(65536).startswith(b"HTTP/1.1 200")
     accepted = httpx.post(proxy.base_url + "/chat/completions", json=second)
     assert accepted.status_code == 200  # the budget was given back

@@ -171,18 +171,25 @@ def test_checked_upstream_urls_are_remembered_but_bad_paths_always_refused() -> 
             target.checked_url(URL("/v1/a/%2e%2e/files", encoded=True))
 
 
-def test_usage_tail_keeps_exactly_the_last_window_however_the_body_is_cut() -> None:
+def test_usage_tail_reads_the_whole_body_exactly_however_it_is_cut() -> None:
+    """Fed chunk by chunk, cut anywhere (inside the key too), the tail finds what
+    parse_usage finds in the whole body, and holds no more than one usage object's range."""
     import random
 
-    from proxy.usage import TAIL_BYTES, UsageTail, parse_usage
+    from proxy.usage import COUNT_SPAN, UsageTail, parse_usage
 
-    rng = random.Random(3)
-    alphabet = b'ab"usage": {"prompt_tokens": 3, "completion_tokens": 4}'
-    for _ in range(500):
-        sizes = [rng.choice([1, 50, 300, 5000, 9000]) for _ in range(rng.randint(0, 12))]
-        chunks = [bytes(rng.choices(alphabet, k=size)) for size in sizes]
+    rng = random.Random(5)
+    pieces = [b'"usage"', b":", b" ", b"\n", b"{", b"}", b"null", b'"prompt_tokens": 3', b", ",
+              b'"completion_tokens":%d', b'"input_tokens":7', b"x" * 300, b'"usa', b'ge"',
+              b'"usage": {"prompt_tokens": 1, "completion_tokens": 2}']  # fmt: skip
+    for _ in range(3000):
+        body = b"".join(
+            piece % rng.randint(0, 99) if b"%d" in piece else piece
+            for piece in rng.choices(pieces, k=rng.randint(0, 40))
+        )
+        cuts = sorted(rng.sample(range(len(body) + 1), min(len(body) + 1, rng.randint(0, 15))))
         tail = UsageTail()
-        for chunk in chunks:
-            tail.feed(chunk)
-        window = b"".join(chunks)[-TAIL_BYTES:]
-        assert tail.tokens() == parse_usage(window)
+        for start, end in zip([0, *cuts], [*cuts, len(body)], strict=True):
+            tail.feed(body[start:end])
+        assert tail.tokens() == parse_usage(body), body
+        assert len(tail._best or b"") <= 64 + COUNT_SPAN  # the key, some spaces, the counts

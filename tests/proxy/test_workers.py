@@ -91,9 +91,13 @@ def pod(proxy_env: dict[str, str]) -> Iterator[Pod]:
 
 
 def children(pid: int) -> set[int]:
+    """The pod's worker pids; the supervisor's key-read threads come and go meanwhile."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(c) for c in (task / "children").read_text().split())
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue  # a thread that ended between listing and reading
     return found
 
 
@@ -212,3 +216,25 @@ def test_workers_stop_when_their_supervisor_is_killed(pod: Pod) -> None:
     while any(Path(f"/proc/{pid}").exists() for pid in pod.worker_pids):
         assert time.monotonic() < deadline, "a worker outlived its supervisor"
         time.sleep(0.05)
+
+
+def test_key_info_and_upstream_and_genai_series_are_the_pods_whichever_worker_answers(
+    pod: Pod, secret_dir: KubeletSecretDir
+) -> None:
+    calls = 12
+    for _ in range(calls):  # a connection per call: they spread over the workers
+        httpx.post(pod.root + "/v1/chat/completions", json=CHAT, headers=AUTH)
+    secret_dir.write(SECOND_KEY)
+    pod.wait_for("key_reloaded", 5)
+    genai = (
+        'gen_ai_server_request_duration_seconds_count{error_type="",'
+        'gen_ai_operation_name="chat",gen_ai_provider_name="openai",'
+        'gen_ai_request_model="gpt-4o-mini"}'
+    )
+    for _ in range(6):
+        text = httpx.get(pod.root + "/metrics", timeout=5).text
+        assert metric(text, 'llm_proxy_upstream_requests_total{status="200"}') == calls
+        assert metric(text, genai) == calls
+        info = f'llm_proxy_key_info{{fingerprint="{key_fingerprint(SECOND_KEY)}"}}'
+        assert metric(text, info) == 1
+        assert key_fingerprint(FAKE_KEY) not in text

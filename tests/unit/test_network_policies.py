@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.pulumi_render import STACKS, Rendered, render_stack
+from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack
 
 CLIENT_LABEL = {"llm-gateway/client": "true"}
 OWN_NAMESPACE_CLIENTS = {"podSelector": {"matchLabels": CLIENT_LABEL}}
@@ -139,7 +139,12 @@ def test_a_yaml_boolean_label_value_becomes_the_string_kubernetes_needs() -> Non
 
 def test_the_kill_switch_and_rotation_leave_the_policies_alone() -> None:
     live = render_stack("prod")
-    for changed in (render_stack("prod", overrides={"killSwitch": True}), render_stack("prod")):
+    killed = render_stack("prod", overrides={"killSwitch": True})
+    rotated = render_stack("prod", key=fake_key("rotated"))
+    secret = [r for r in live.of_kind("Secret")]
+    assert secret  # the render has a key Secret, and the rotation changes what it holds:
+    assert [r.inputs for r in rotated.of_kind("Secret")] != [r.inputs for r in secret]
+    for changed in (killed, rotated):
         for name in ("llm-proxy", "llm-gateway"):
             assert policy(changed, name) == policy(live, name)
 

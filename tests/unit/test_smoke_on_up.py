@@ -116,3 +116,16 @@ def test_on_up_needs_awaiting_and_an_image_before_anything_is_declared() -> None
     )
     assert "needs proxy.image" in str(no_image.error)
     assert no_image.resources == []
+
+
+def test_a_new_url_or_model_names_a_new_job_too() -> None:
+    """What a run proves includes where it called and what it asked for (issue 18)."""
+    both = {**ON, "proxy.allowedModels": ["gpt-4o-mini", "gpt-4o"]}
+    first = jobs(render_stack("dev", overrides=both))
+    planes = {name.rsplit("-", 1)[0]: name for name in first}
+    other_model = jobs(render_stack("dev", overrides={**both, "smokeTest.model": "gpt-4o"}))
+    assert set(other_model).isdisjoint(first)
+    assert set(planes) == {"llm-smoke-gateway", "llm-smoke-proxy"}
+    other_port = jobs(render_stack("dev", overrides={**both, "gateway.port": 8081}))
+    assert planes["llm-smoke-gateway"] not in other_port  # the gateway URL changed
+    assert planes["llm-smoke-proxy"] in other_port  # the proxy URL did not

@@ -1,0 +1,1 @@
+"""llm-gateway as a Pulumi component package: LlmGateway for any Pulumi language."""

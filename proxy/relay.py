@@ -1,0 +1,372 @@
+"""The event-stream relay: each upstream chunk goes to the client from the socket callback.
+
+Copying a stream with `await upstream.content.readany()` / `await response.write()`
+costs a task wake-up, a future, StreamReader's buffer and aiohttp's writer path for
+every chunk, and a chunk of a token stream is ~200 bytes: that per-chunk overhead,
+not the bytes, is what a worker holding a thousand streams spends its core on.
+
+So for the body of an SSE response the proxy keeps aiohttp's parser (llhttp, and its
+decompressor) and changes where the parsed bytes go. The response's StreamReader
+becomes a `_SinkReader` (same object, a method-only subclass) whose `feed_data`
+hands each parsed piece to the stream's `_Tap`; what one upstream read produced goes
+to the client's transport framed as one HTTP chunk, in the same callback: no buffer,
+no task switch; the first byte and each chunk leave as they arrive. The tap also
+stands in front of the upstream connection's aiohttp protocol
+(`transport.set_protocol`), to note when data last came. The handler task sleeps in
+`StreamReader.wait_eof()` until the stream ends, the upstream fails (connection loss
+lands there as for `readany`), the upstream is silent past the read timeout, or the
+client goes away (the tap sets an exception there). Afterwards the reader, protocol
+and timeout are put back, so the connection returns to aiohttp's pool as it came.
+
+Back-pressure: when the client's transport passes its high-water mark (it then
+pauses aiohttp's server protocol: `writing_paused`), the tap pauses aiohttp's
+upstream protocol, which stops the parser and the socket (as StreamReader itself does
+when its buffer is full), and a short-lived task awaits the writer's `drain()`
+before reading again: a slow client holds the transport's high-water mark plus at
+most one upstream read.
+
+The read timeout is the tap's: one sweep per second over the streams being relayed
+(`_Sweeper`) instead of aiohttp's timer re-made for every chunk, or even a timer
+per stream (a timer handle is ~0.5 KiB, a thousand streams hold a thousand).
+"""
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from proxy.observability import CallRecord
+from proxy.usage import UsageTail
+
+
+class ClientGone(ConnectionError):
+    """The client's connection closed while its stream was being relayed."""
+
+
+class _SinkReader(aiohttp.StreamReader):
+    """A StreamReader whose parsed body goes to its tap instead of its buffer.
+
+    No slots of its own, so an existing StreamReader can become one and back again.
+    """
+
+    __slots__ = ()
+
+    def feed_data(self, data: bytes, size: int = 0) -> bool:
+        tap = _TAPS.get(self)
+        if tap is None:
+            return super().feed_data(data, size)
+        self.total_bytes += len(data)
+        tap.send(data)
+        return False
+
+    # Chunk boundaries are only kept for readchunk(), which nothing calls while relaying.
+    def begin_http_chunk_receiving(self) -> None:
+        pass
+
+    def end_http_chunk_receiving(self) -> None:
+        pass
+
+
+_TAPS: dict[aiohttp.StreamReader, "_Tap"] = {}
+SWEEP_SECONDS = 1.0
+
+
+class _Sweeper:
+    """Cuts the relayed streams whose upstream has been silent past their read timeout.
+
+    One timer per event loop while any stream is relayed; a timeout fires up to
+    SWEEP_SECONDS late, like a timer re-armed lazily would.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.taps: set[_Tap] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, tap: "_Tap") -> None:
+        self.taps.add(tap)
+        if self.timer is None:
+            self.timer = self.loop.call_later(self._period(), self.sweep)
+
+    def _period(self) -> float:
+        return min([SWEEP_SECONDS, *(t.timeout for t in self.taps if t.timeout)])
+
+    def sweep(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        for tap in list(self.taps):
+            tap.check_idle(now)
+        if self.taps:
+            self.timer = self.loop.call_later(self._period(), self.sweep)
+        else:
+            _SWEEPERS.pop(self.loop, None)
+
+    @staticmethod
+    def discard(tap: "_Tap") -> None:
+        found = _SWEEPERS.get(tap.loop)
+        if found is not None:
+            found.taps.discard(tap)
+
+
+_SWEEPERS: dict[asyncio.AbstractEventLoop, _Sweeper] = {}
+
+
+def _sweeper(loop: asyncio.AbstractEventLoop) -> _Sweeper:
+    found = _SWEEPERS.get(loop)
+    if found is None:
+        found = _SWEEPERS[loop] = _Sweeper(loop)
+    return found
+
+
+def _become(reader: aiohttp.StreamReader, kind: type[aiohttp.StreamReader]) -> None:
+    """Switch a reader between StreamReader and _SinkReader (same layout, no copy)."""
+    reader.__class__ = kind
+
+
+class _Tap(asyncio.Protocol):
+    """Stands in for the upstream connection's protocol while a stream body is relayed."""
+
+    __slots__ = (
+        "call", "client", "handler", "last", "loop", "paused", "pending", "protocol", "reader",
+        "request", "resuming", "tail", "timeout", "upstream",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        handler: Any,
+        upstream: asyncio.Transport,
+        reader: aiohttp.StreamReader,
+        request: web.BaseRequest,
+        client: asyncio.Transport,
+        call: CallRecord,
+        tail: UsageTail,
+    ) -> None:
+        self.handler, self.upstream, self.reader = handler, upstream, reader
+        self.request, self.client, self.call, self.tail = request, client, call, tail
+        self.protocol = request.protocol  # the client connection's aiohttp protocol
+        self.loop = asyncio.get_running_loop()
+        self.paused = False
+        self.pending: list[bytes] = []  # parsed pieces of one upstream read, not yet written
+        self.resuming: asyncio.Task[None] | None = None
+        self.timeout: float | None = handler.read_timeout
+        self.last = self.loop.time()
+
+    def start(self) -> None:
+        """Take over: what is buffered goes out now, the rest as the parser produces it."""
+        reader = self.reader
+        buffered = reader.read_nowait() if reader.exception() is None else b""
+        self.handler.read_timeout = None  # aiohttp's per-chunk timer off: ours below
+        if self.timeout:
+            _sweeper(self.loop).add(self)
+        self.upstream.set_protocol(self)
+        _become(reader, _SinkReader)
+        _TAPS[reader] = self
+        if buffered:
+            self.send(buffered)
+            self.flush()
+
+    # The upstream transport's callbacks: aiohttp's protocol sees every one of them.
+    def data_received(self, data: bytes) -> None:
+        self.last = self.loop.time()
+        self.handler.data_received(data)  # parses; the body comes back through send()
+        self.flush()
+
+    def eof_received(self) -> bool | None:
+        result: bool | None = self.handler.eof_received()
+        self.flush()
+        return result
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.handler.connection_lost(exc)
+        self.flush()
+        reader = self.reader
+        failed = self.handler.exception()
+        if failed is not None and reader.exception() is None and not reader.is_eof():
+            # aiohttp 3.14 closes the connection on a parse error mid-body (broken chunk
+            # framing) but fails only its protocol, not the body's reader: without this
+            # the stream would hang until the read timeout instead of being cut now.
+            reader.set_exception(aiohttp.ClientPayloadError(type(failed).__name__))
+
+    def pause_writing(self) -> None:
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.handler.resume_writing()
+
+    def send(self, chunk: bytes) -> None:
+        """One parsed piece of the body: counted now, written by the next flush()."""
+        call = self.call
+        if call.ttfb is None:
+            call.ttfb = time.perf_counter() - call.started
+        call.bytes_out += len(chunk)
+        self.tail.feed(chunk)
+        self.pending.append(chunk)
+
+    def flush(self) -> None:
+        """What one upstream read produced, to the client as one HTTP chunk (one write).
+
+        Usually one SSE event; a burst that arrived together (the last events and
+        `[DONE]`) leaves together, as the copy loop's readany() would have joined it.
+        """
+        pending = self.pending
+        if not pending:
+            return
+        body = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        client = self.client
+        if client.is_closing():
+            if self.reader.exception() is None:
+                self.reader.set_exception(ClientGone())
+            return
+        client.write(b"%x\r\n%b\r\n" % (len(body), body))
+        if self.protocol.writing_paused and not self.paused and not self.reader.is_eof():
+            # (At eof there is nothing left to hold back, and aiohttp's parser has let go
+            # of the body: write_eof then waits for the client instead.)
+            self.paused = True
+            self.handler.pause_reading()  # the parser and the socket stop here
+            self.resuming = asyncio.ensure_future(self._resume_when_drained())
+
+    async def _resume_when_drained(self) -> None:
+        with contextlib.suppress(ConnectionError):  # the next send sees it closing
+            await self.request.writer.drain()
+        self.paused = False
+        self.last = self.loop.time()
+        self.handler.resume_reading()  # parses what it held back; more reads follow
+        self.flush()
+
+    def check_idle(self, now: float) -> None:
+        """Cut the stream if the upstream has sent nothing for `timeout` seconds."""
+        if self.paused:  # waiting for a slow client is not the upstream's silence
+            self.last = now
+        elif self.timeout and now - self.last >= self.timeout:
+            _Sweeper.discard(self)
+            if self.reader.exception() is None and not self.reader.is_eof():
+                self.reader.set_exception(aiohttp.SocketTimeoutError("upstream silent"))
+
+    def release(self) -> None:
+        """Give reader, timeout and connection back to aiohttp, reading again."""
+        _TAPS.pop(self.reader, None)
+        _become(self.reader, aiohttp.StreamReader)
+        _Sweeper.discard(self)
+        if self.resuming is not None:
+            self.resuming.cancel()
+        self.handler.read_timeout = self.timeout
+        if self.paused:
+            self.paused = False
+            self.handler.resume_reading()
+        if self.upstream.get_protocol() is self:
+            self.upstream.set_protocol(self.handler)
+
+
+def is_event_stream(content_type: str) -> bool:
+    """`text/event-stream`, parameters or not, without keeping a parsed copy per response."""
+    return content_type.partition(";")[0].strip().lower() == "text/event-stream"
+
+
+def can_relay(request: web.BaseRequest, response: web.StreamResponse) -> bool:
+    """A prepared response the tap can frame itself: HTTP/1.1 chunked, nothing in between."""
+    return (
+        request.transport is not None
+        and request.version >= (1, 1)
+        and response.headers.get("Transfer-Encoding") == "chunked"
+        and "Content-Encoding" not in response.headers
+    )
+
+
+async def relay(
+    request: web.BaseRequest,
+    upstream: aiohttp.ClientResponse,
+    call: CallRecord,
+    tail: UsageTail,
+) -> bool:
+    """Relay the rest of `upstream`'s body to the client; False if it cannot (caller copies).
+
+    Raises what the upstream side raised (aiohttp.ClientError, TimeoutError), or
+    ClientGone; the caller turns those into the call's error, as for the copy loop.
+    """
+    connection = upstream.connection
+    client = request.transport
+    if connection is None or connection.transport is None or client is None:
+        return False
+    if type(upstream.content) is not aiohttp.StreamReader:  # e.g. no body at all
+        return False
+    transport = connection.transport
+    reader = upstream.content
+    tap = _Tap(connection.protocol, transport, reader, request, client, call, tail)
+    try:
+        tap.start()
+        while (exc := reader.exception()) is None and not reader.is_eof():
+            await reader.wait_eof()
+        if exc is not None:
+            raise exc
+    finally:
+        tap.release()
+    return True
+
+
+async def relay_body(
+    request: web.BaseRequest,
+    upstream: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    call: CallRecord,
+    tail: UsageTail,
+    first: bytes,
+) -> None:
+    """The rest of the body after `first`: relayed for an event stream, else copied.
+
+    A cut sets `call.error` (the caller then drops the upstream connection); after a
+    failure upstream the client's connection is aborted, so the client sees a truncated
+    response rather than a clean, short one.
+    """
+    if call.streamed and not first and can_relay(request, response):
+        try:
+            relayed = await relay(request, upstream, call, tail)
+        except ClientGone:
+            call.error = "client_disconnected"
+            return
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            _cut(request, call, exc)
+            return
+        if relayed:
+            await response.write_eof()
+            return
+    await copy_body(request, upstream, response, call, tail, first)
+
+
+def _cut(request: web.BaseRequest, call: CallRecord, exc: BaseException) -> None:
+    call.error = "upstream_read_timeout" if isinstance(exc, TimeoutError) else "upstream_dropped"
+    if request.transport is not None:
+        request.transport.abort()
+
+
+async def copy_body(
+    request: web.BaseRequest,
+    upstream: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    call: CallRecord,
+    tail: UsageTail,
+    chunk: bytes,
+) -> None:
+    """Write each upstream chunk to the client as soon as it arrives (any body)."""
+    while True:
+        if chunk:
+            if call.ttfb is None:
+                call.ttfb = time.perf_counter() - call.started
+            call.bytes_out += len(chunk)
+            tail.feed(chunk)
+            try:
+                await response.write(chunk)
+            except ConnectionError:  # incl. aiohttp.ClientConnectionResetError
+                call.error = "client_disconnected"
+                return
+        try:
+            chunk = await upstream.content.readany()  # whatever arrived, no fixed size
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            _cut(request, call, exc)
+            return
+        if not chunk:
+            break
+    await response.write_eof()

@@ -1,0 +1,247 @@
+"""Issue 18's before/after numbers: `python -m tests.proxy.security_repro [finding...]`.
+
+Each finding starts a real `python -m proxy serve` on loopback against the fake
+upstream, attacks it with bounded loops, and prints one line of numbers (RSS,
+seconds, statuses). Run it on two commits to compare; the tests in
+test_security_round2.py assert the fixed behaviour.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.fixtures.fake_upstream import start_fake_upstream
+from tests.proxy.proxy_process import ProxyProcess, launch
+from tests.proxy.support import FAKE_KEY, LoopThread
+
+MIB = 1024 * 1024
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in ticks of 10 ms
+
+
+def chat(url: str) -> int:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        return httpx.post(url + "/v1/chat/completions", json=body, timeout=10).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def finding_1(proxy: ProxyProcess) -> str:
+    """Four connections declare a 16 MiB JSON body and send one byte."""
+    before = rss_mib(proxy.process.pid)
+    socks = []
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {16 * MIB}\r\n\r\n{{"
+    ).encode()
+    for _ in range(4):
+        sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        sock.sendall(head)
+        socks.append(sock)
+    time.sleep(0.5)
+    statuses = [chat(proxy.root_url) for _ in range(3)]
+    after = rss_mib(proxy.process.pid)
+    held = _seconds_until_closed(socks[0], 90)
+    for sock in socks:
+        sock.close()
+    return (
+        f"finding 1: chat statuses while held {statuses}; RSS {before:.0f} -> {after:.0f} MiB; "
+        f"attacker connection held {held:.1f} s"
+    )
+
+
+def _seconds_until_closed(sock: socket.socket, limit: float) -> float:
+    began = time.monotonic()
+    sock.settimeout(0.2)
+    while time.monotonic() - began < limit:
+        try:
+            if not sock.recv(65536):
+                break
+        except TimeoutError:
+            continue
+        except ConnectionError:
+            break
+    return time.monotonic() - began
+
+
+def _gzip_bomb(megabytes: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(MIB)
+    return b"".join(compressor.compress(zeros) for _ in range(megabytes)) + compressor.flush()
+
+
+def finding_2(proxy: ProxyProcess) -> str:
+    """A gzip body (2 GiB inflated) sent to /healthz, which never reads it."""
+    bomb = _gzip_bomb(2048)
+    head = (
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n\r\n"
+    ).encode()
+    cpu = cpu_seconds(proxy.process.pid)
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=15) as sock:
+        sock.sendall(head)
+        began = time.monotonic()
+        with contextlib.suppress(OSError):
+            sock.sendall(bomb)
+        health = time.monotonic()
+        status = httpx.get(proxy.root_url + "/healthz", timeout=30).status_code
+        answered = time.monotonic() - health
+        _seconds_until_closed(sock, 15)
+    time.sleep(0.5)
+    return (
+        f"finding 2: {len(bomb) / MIB:.1f} MB gzip to /healthz: proxy CPU "
+        f"{cpu_seconds(proxy.process.pid) - cpu:.2f} s; a second /healthz {status} after "
+        f"{answered:.2f} s (send took {health - began:.2f} s)"
+    )
+
+
+def finding_15(proxy: ProxyProcess) -> str:
+    """413 for a body over the cap, sent whole; then a second request on the connection."""
+    big = b"x" * (16 * MIB + 1)
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(big)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=3) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(OSError):
+            sock.sendall(big)
+        first = sock.recv(65536)
+        close = b"connection: close" in first.lower()
+        began = time.monotonic()
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            second = sock.recv(65536)
+            outcome = "closed" if not second else second.split(b"\r\n", 1)[0].decode()
+        except TimeoutError:
+            outcome = "no answer"
+        except OSError as exc:
+            outcome = type(exc).__name__
+    return (
+        f"finding 15: {first.split(b' ', 2)[1].decode()} with Connection: close={close}; "
+        f"next request: {outcome} after {time.monotonic() - began:.2f} s"
+    )
+
+
+def finding_4(proxy: ProxyProcess) -> str:
+    """An idle keep-alive connection after a response: how long it stays open (cap 90 s)."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(65536)
+        held = _seconds_until_closed(sock, 90)
+    return f"finding 4: idle keep-alive connection closed after {held:.1f} s (cap 90)"
+
+
+def finding_13(proxy: ProxyProcess) -> str:
+    """Against maxInFlight=2: two uploads trickling a byte a second; how long chat gets 503."""
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\n\r\n"
+    )
+    socks = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(2)]
+    for sock in socks:
+        sock.sendall(head)
+    began = time.monotonic()
+    refused_until = 0.0
+    while time.monotonic() - began < 75:
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.sendall(b" ")
+        if chat(proxy.root_url) == 503:
+            refused_until = time.monotonic() - began
+        elif refused_until:
+            break
+        time.sleep(0.5)
+    for sock in socks:
+        sock.close()
+    return f"finding 13: chat calls got 503 for {refused_until:.1f} s (cap 75)"
+
+
+def finding_3(proxy: ProxyProcess) -> str:
+    """Two workers; one busy (SIGSTOP) for 5 s while /metrics scrapes arrive."""
+    pids = proxy.lines[-1]["workerPids"]
+    assert isinstance(pids, list)
+    busy = min(int(pid) for pid in pids)
+    os.kill(busy, signal.SIGSTOP)
+    statuses: list[int] = []
+
+    def scrape() -> int:
+        try:
+            return httpx.get(proxy.root_url + "/metrics", timeout=3).status_code
+        except httpx.HTTPError:
+            return 0
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=48) as pool:
+        while time.monotonic() - began < 5:
+            statuses += pool.map(lambda _: scrape(), range(96))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(busy, signal.SIGCONT)
+    time.sleep(0.5)
+    alive = Path(f"/proc/{busy}").exists() and "Z" not in Path(f"/proc/{busy}/stat").read_text()
+    return (
+        f"finding 3: {len(statuses)} scrapes ({statuses.count(503)} x 503) while a worker was "
+        f"busy 5 s; the busy worker {'alive' if alive else 'KILLED'}"
+    )
+
+
+FINDINGS: dict[str, Callable[[ProxyProcess], str]] = {
+    "3": finding_3,
+    "13": finding_13,
+    "1": finding_1,
+    "2": finding_2,
+    "4": finding_4,
+    "15": finding_15,
+}
+
+
+def main() -> None:
+    chosen = sys.argv[1:] or list(FINDINGS)
+    loop = LoopThread("fake-upstream")
+    runner, _, port = loop.run(start_fake_upstream())
+    key_dir = Path("/tmp/llm-proxy-security-repro")
+    key_dir.mkdir(exist_ok=True)
+    (key_dir / "apiKey").write_text(FAKE_KEY)
+    env = {
+        "LLM_PROXY_HOST": "127.0.0.1",
+        "LLM_PROXY_PORT": "0",
+        "LLM_PROXY_UPSTREAM": f"http://127.0.0.1:{port}/v1",
+        "LLM_PROXY_KEY_FILE": str(key_dir / "apiKey"),
+    }
+    try:
+        for name in chosen:
+            extra = {"LLM_PROXY_MAX_IN_FLIGHT": "2"} if name == "13" else {}
+            if name == "3":
+                extra = {"LLM_PROXY_WORKERS": "2"}
+            proxy = launch({**env, **extra}, ["serve"])
+            try:
+                print(FINDINGS[name](proxy), flush=True)
+            finally:
+                proxy.process.terminate()
+                proxy.process.wait(timeout=30)
+    finally:
+        loop.run(runner.cleanup())
+
+
+if __name__ == "__main__":
+    main()
