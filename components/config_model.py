@@ -23,6 +23,9 @@ from .shapes.agentgateway_backend import OPENAI_URL
 DEFAULT_NO_PROXY = ("localhost", "127.0.0.1", ".svc", ".cluster.local")
 # The label a namespace (or a pod in the gateway's own namespace) carries to be let in.
 CLIENT_LABEL = "llm-gateway/client"
+# Where API servers listen behind the `kubernetes` Service on most clusters (managed: 443,
+# kubeadm and most others: 6443); the proxy's NetworkPolicy opens these with keySource api.
+DEFAULT_API_SERVER_PORTS = (443, 6443)
 # Ports the agentgateway data plane keeps for itself (metrics, readiness, admin).
 AGENTGATEWAY_RESERVED_PORTS = (15000, 15020, 15021)
 
@@ -325,6 +328,30 @@ class ProxyConfig(_Strict):
         "progressDeadlineSeconds",
         examples=[300],
     )
+    key_source: str = Field(
+        default="api",
+        alias="keySource",
+        description="api: each pod watches the key Secret through the Kubernetes API (a Role "
+        "limited to that Secret, the pod's own ServiceAccount token) and serves a rotated key "
+        "within seconds, the mounted Secret as its fallback; file: the mount alone, which "
+        "the kubelet refreshes at its next sync (about a minute), no API access at all",
+        examples=["api"],
+    )
+    api_server_ports: list[int] = Field(
+        default_factory=lambda: list(DEFAULT_API_SERVER_PORTS),
+        alias="apiServerPorts",
+        description="with keySource api: the Kubernetes API server's TCP ports the proxy "
+        "pods may connect to (its own port behind the kubernetes Service, which is what a "
+        "CNI matches)",
+        examples=[[443, 6443]],
+    )
+
+    @field_validator("key_source")
+    @classmethod
+    def _check_key_source(cls, value: str) -> str:
+        if value not in ("api", "file"):
+            raise ValueError("must be 'api' or 'file'")
+        return value
 
     @field_validator("egress_proxy")
     @classmethod
@@ -341,7 +368,7 @@ class ProxyConfig(_Strict):
             )
         return value
 
-    @field_validator("extra_egress_ports")
+    @field_validator("extra_egress_ports", "api_server_ports")
     @classmethod
     def _check_ports(cls, value: list[int]) -> list[int]:
         if any(not 1 <= port <= 65535 for port in value):

@@ -1,5 +1,6 @@
-"""LlmProxy: the bundled proxy as ServiceAccount + Deployment + Service (+ PDB), and the
-NetworkPolicy that limits who reaches it and where it may connect."""
+"""LlmProxy: the bundled proxy as ServiceAccount + Deployment + Service (+ PDB), the
+NetworkPolicy that limits who reaches it and where it may connect, and with keySource api
+the Role and RoleBinding that let it watch its one Secret."""
 
 from collections.abc import Sequence
 
@@ -8,7 +9,15 @@ import pulumi_kubernetes as k8s
 
 from .config_model import ClientConfig, ProxyConfig
 from .identity import ProxyIdentity
-from .shapes import deployment, network_policy, pod_disruption_budget, service, service_account
+from .shapes import (
+    deployment,
+    network_policy,
+    pod_disruption_budget,
+    role,
+    role_binding,
+    service,
+    service_account,
+)
 from .shapes.meta import selector
 
 COMPONENT_TYPE = "llm-gateway:index:LlmProxy"
@@ -56,8 +65,14 @@ class LlmProxy(pulumi.ComponentResource):
         upstream_ports = [network_policy.url_port(upstream_url), *config.extra_egress_ports]
         if config.egress_proxy is not None:
             upstream_ports.append(network_policy.url_port(config.egress_proxy))
-        if identity is not None:  # the JWKS, from the API server
-            upstream_ports.extend(api_server_ports)
+        # The API server: for the JWKS (identity) and for the key Secret's watch (keySource api).
+        api_ports = [*(api_server_ports if identity is not None else []),
+                     *(config.api_server_ports if config.key_source == "api" else [])]  # fmt: skip
+        upstream_ports += [p for p in dict.fromkeys(api_ports) if p not in upstream_ports]
+        self.role: k8s.rbac.v1.Role | None = None
+        self.role_binding: k8s.rbac.v1.RoleBinding | None = None
+        if config.key_source == "api":
+            self._grant_secret_read(name, namespace, proxy_name, secret_name, skip_await)
         policy = network_policy.proxy_policy(
             proxy_name,
             namespace,
@@ -87,7 +102,7 @@ class LlmProxy(pulumi.ComponentResource):
             name,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[self.service_account, self.network_policy],
+                depends_on=[self.service_account, self.network_policy, *self._grants()],
                 # Fail well before the provider's 10 minutes, quoting the pods' reason.
                 custom_timeouts=_rollout_timeouts(config),
             ),
@@ -107,3 +122,44 @@ class LlmProxy(pulumi.ComponentResource):
                 f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"], opts=child
             )
         self.register_outputs({"serviceName": proxy_name, "replicas": replicas})
+
+    def _grants(self) -> list[pulumi.Resource]:
+        """The Role and RoleBinding, when declared: pods start only once they can read."""
+        return [r for r in (self.role, self.role_binding) if r is not None]
+
+    def _grant_secret_read(
+        self,
+        name: str,
+        namespace: pulumi.Input[str],
+        proxy_name: str,
+        secret_name: str,
+        skip_await: bool,
+    ) -> None:
+        """get/list/watch on the key Secret alone, for the proxy's ServiceAccount."""
+        child = pulumi.ResourceOptions(parent=self)
+        role_name = f"{proxy_name}-key-reader"
+        granted = role.role(
+            role_name,
+            namespace,
+            secret_name=secret_name,
+            component=proxy_name,
+            skip_await=skip_await,
+        )
+        self.role = k8s.rbac.v1.Role(
+            f"{name}-role", metadata=granted["metadata"], rules=granted["rules"], opts=child
+        )
+        binding = role_binding.role_binding(
+            role_name,
+            namespace,
+            role_name=role_name,
+            service_account=proxy_name,
+            component=proxy_name,
+            skip_await=skip_await,
+        )
+        self.role_binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-rolebinding",
+            metadata=binding["metadata"],
+            role_ref=binding["role_ref"],
+            subjects=binding["subjects"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role, self.service_account]),
+        )

@@ -104,6 +104,12 @@ class ProxyArgs(TypedDict, total=False):
     rollout_timeout: int
     """seconds `pulumi up` waits for the proxy pods to be ready before it fails naming the pods' reason (image pull, crash, OOM); also the Deployment's progressDeadlineSeconds (default 300)"""
 
+    key_source: str
+    """api: each pod watches the key Secret through the Kubernetes API (a Role limited to that Secret, the pod's own ServiceAccount token) and serves a rotated key within seconds, the mounted Secret as its fallback; file: the mount alone, which the kubelet refreshes at its next sync (about a minute), no API access at all (default "api")"""
+
+    api_server_ports: list[int]
+    """with keySource api: the Kubernetes API server's TCP ports the proxy pods may connect to (its own port behind the kubernetes Service, which is what a CNI matches) (default [443, 6443])"""
+
 
 class ClientArgs(TypedDict, total=False):
     """Pods let through the NetworkPolicies: those in namespaces matching `namespaceLabels` ({} = every namespace), and of those only the ones matching `podLabels` when set."""

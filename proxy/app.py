@@ -19,6 +19,7 @@ from proxy import errors
 from proxy.forward import Forwarder
 from proxy.keysource import KeySource, LiveKey
 from proxy.observability import EventLog, LogStream, Metrics
+from proxy.secret_watch import api_target
 from proxy.settings import Settings
 from proxy.worker_link import ScrapeIncomplete, SupervisorLink
 
@@ -50,7 +51,14 @@ class ProxyState:
         self.settings = settings
         self.log = EventLog(log_stream)
         self.metrics = Metrics(settings.allowed_models)
-        self.keys = KeySource(settings.key_file, settings.key_poll_interval, self._key_changed)
+        self.keys = KeySource(
+            settings.key_file,
+            settings.key_poll_interval,
+            self._key_changed,
+            api=None if supervisor is not None else api_target(settings),
+            api_grace=settings.key_api_grace,
+            on_source=self._key_source_changed,
+        )
         self.forwarder = Forwarder(settings, self.keys, self.metrics, self.log)
         self.metrics.in_flight_source = lambda: self.forwarder.in_flight
         self.identity = _identity_gate(settings, self.log)
@@ -73,6 +81,11 @@ class ProxyState:
             keyFile=str(self.settings.key_file),
             keyFingerprint=None if key is None else key.fingerprint,
         )
+
+    def _key_source_changed(self, source: str, api_status: str) -> None:
+        self.metrics.set_key_source(source)
+        if self.keys.uses_api:
+            self.log.event("key_source", keySource=source, keyApi=api_status)
 
     async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         """The API port's router: /v1/... is forwarded, /healthz, /readyz (and /metrics when
@@ -118,6 +131,9 @@ class ProxyState:
         body: dict[str, object] = {"status": "ready", "keyFingerprint": fingerprint}
         if reason is not None:
             body = {"status": "not ready", "reason": reason, "keyFingerprint": fingerprint}
+        if self.keys.api_status != "off":  # key_source=api: which source, and the watch's state
+            body["keySource"] = self.keys.source
+            body["keyApi"] = self.keys.api_status
         if self.link is not None:
             body["worker"] = os.getpid()  # which of the pod's workers answered
         return web.json_response(body, status=200 if reason is None else 503)

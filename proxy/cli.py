@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         for problem in exc.errors():
             name = "LLM_PROXY_" + "_".join(str(p) for p in problem["loc"]).upper()
+            if not problem["loc"]:  # a rule across settings: its message names them
+                name = "(LLM_PROXY_*)"
             print(f"invalid setting {name}: {problem['msg']}", file=sys.stderr)
         return 2
     from proxy.server import run  # aiohttp only when serving

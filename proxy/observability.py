@@ -30,6 +30,10 @@ _TTFB_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 _MAX_MODEL_LABELS = 64  # beyond this, unknown model names share the label "other"
 _MAX_MODEL_LABEL_CHARS = 128  # real names are far shorter; a longer one is "other" too
 _PRINTABLE = frozenset(map(chr, range(0x21, 0x7F)))
+KEY_SOURCES = ("api", "file")
+KEY_SOURCE_HELP = (
+    "1 for where the served key comes from: api (the Secret watch) or file (the mount)."
+)
 # One call's token count is clamped here: an upstream (or a man in the middle of an
 # http:// upstream) reporting a 400-digit count must not break the float exposition.
 MAX_CALL_TOKENS = 10**9
@@ -114,6 +118,13 @@ class Metrics:
         self.key_loaded = Gauge(
             "llm_proxy_key_loaded", "1 while a key is loaded.", registry=self.registry
         )
+        self.key_source = Gauge(
+            "llm_proxy_key_source",
+            KEY_SOURCE_HELP,
+            ["source"],
+            registry=self.registry,
+        )
+        self.set_key_source("none")
         self.in_flight_source: Callable[[], int] = lambda: 0
         self._requests: dict[tuple[str, str, str], int] = {}
         self._latency: dict[str, _Histogram] = {}
@@ -134,6 +145,11 @@ class Metrics:
         self._models: set[str] = {m for m in allowed_models if _labelable(m)}
         self._free_slots = _MAX_MODEL_LABELS
         self.registry.register(self)  # a Collector: anything with collect()
+
+    def set_key_source(self, source: str) -> None:
+        """1 for the source the served key comes from ("api" or "file"), 0 for the other."""
+        for name in KEY_SOURCES:
+            self.key_source.labels(name).set(1 if name == source else 0)
 
     def model_label(self, model: str | None, accepted: bool = True) -> str:
         if model is None:
@@ -329,9 +345,13 @@ def key_info_family(fingerprint: str | None) -> Metric:
 
 
 def key_families(
-    loaded: bool, reloads: dict[str, int], fingerprint: str | None = None
+    loaded: bool, reloads: dict[str, int], fingerprint: str | None = None, source: str = "none"
 ) -> Iterator[Metric]:
     """The key metrics as the supervisor of several workers reports them."""
+    family = GaugeMetricFamily("llm_proxy_key_source", KEY_SOURCE_HELP, labels=["source"])
+    for name in KEY_SOURCES:
+        family.add_metric([name], 1 if name == source else 0)
+    yield family
     counter = CounterMetricFamily(
         "llm_proxy_key_reloads", "Key file changes seen, by result.", labels=["result"]
     )

@@ -7,9 +7,9 @@ works on a laptop except the key file, whose default is the Deployment's mount.
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from proxy.identity.clients import ClientSpec
@@ -17,6 +17,8 @@ from proxy.upstream_url import check_upstream
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"
 DEFAULT_KEY_FILE = Path("/etc/llm-gateway/secret/apiKey")
+# Where every pod finds its ServiceAccount token, the cluster CA and its namespace.
+POD_CREDENTIALS_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 # Sized for held streams, from bench/RESULTS.md ("Held streams"): a worker idles at
 # ~55 MiB, may buffer up to max_buffered_bytes (64 MiB) of request bodies, and holds
 # ~30 KiB per open stream: 2,048 streams add ~60 MiB, ~180 MiB in all, inside the
@@ -39,6 +41,31 @@ class Settings(BaseSettings):
         default=DEFAULT_UPSTREAM, description="OpenAI-compatible base URL incl. /v1."
     )
     key_file: Path = Field(default=DEFAULT_KEY_FILE, description="File holding the provider key.")
+    key_source: Literal["file", "api"] = Field(
+        default="file",
+        description="file: poll key_file only; api: watch the Secret key_secret through the "
+        "Kubernetes API (its entry named like key_file), key_file as the fallback.",
+    )
+    key_secret: str | None = Field(
+        default=None, description="key_source=api: the Secret to watch (required then)."
+    )
+    key_secret_namespace: str | None = Field(
+        default=None, description="key_source=api: its namespace (default: the pod's own)."
+    )
+    kube_api: str | None = Field(
+        default=None,
+        description="key_source=api: API server URL (default: https://KUBERNETES_SERVICE_HOST"
+        ":KUBERNETES_SERVICE_PORT).",
+    )
+    kube_credentials_dir: Path = Field(
+        default=POD_CREDENTIALS_DIR,
+        description="key_source=api: directory with the ServiceAccount token, ca.crt, namespace.",
+    )
+    key_api_grace: float = Field(
+        default=30.0,
+        ge=0,
+        description="key_source=api: serve key_file once the watch has been broken this long, s.",
+    )
     allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Comma-separated model allowlist; empty allows every model."
     )
@@ -156,6 +183,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(json.loads(value)) if value.strip() else ()
         return value
+
+    @model_validator(mode="after")
+    def _api_needs_secret(self) -> Self:
+        if self.key_source == "api" and not self.key_secret:
+            raise ValueError(
+                "key_source=api needs the Secret's name: set LLM_PROXY_KEY_SECRET "
+                "(or --key-secret), or use key_source=file"
+            )
+        return self
 
     @field_validator("allowed_models", mode="before")
     @classmethod

@@ -77,6 +77,8 @@ class SupervisorLink:
         if "key" in message:
             value = message["key"]
             self._keys.current = None if value is None else LiveKey.from_text(value)
+            self._keys.source = message.get("source", self._keys.source)
+            self._keys.api_status = message.get("api", self._keys.api_status)
         elif "snap" in message:
             self.send({"snap": message["snap"], "data": self._metrics.snapshot()})
         elif "ping" in message:
@@ -106,7 +108,10 @@ class SupervisorLink:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Families(call_families(parts)))
         key = key_families(
-            merged["key_loaded"], merged["key_reloads"], merged.get("key_fingerprint")
+            merged["key_loaded"],
+            merged["key_reloads"],
+            merged.get("key_fingerprint"),
+            merged.get("key_source", "none"),
         )
         registry.register(_Families(key))
         return generate_latest(registry)

@@ -47,6 +47,7 @@ from proxy.keysource import (
 )
 from proxy.logstream import LineBatchWriter
 from proxy.observability import EventLog
+from proxy.secret_watch import ThreadedWatch, api_target
 from proxy.settings import Settings
 from proxy.upstream_url import display_upstream
 
@@ -103,7 +104,18 @@ class Supervisor:
         self.settings = settings
         sys.stdout.flush()
         self.log = EventLog(LineBatchWriter(sys.stdout.fileno()))
-        self.keys = KeySource(settings.key_file, settings.key_poll_interval, self._key_changed)
+        target = api_target(settings)
+        self.keys = KeySource(
+            settings.key_file,
+            settings.key_poll_interval,
+            self._key_changed,
+            api=target,
+            api_grace=settings.key_api_grace,
+            on_source=self._key_source_changed,
+        )
+        # key_source=api: the one watch of the pod, on a thread (this process runs no loop).
+        self.watch: ThreadedWatch | None = None
+        self.sent_key_state: tuple[str, str] = ("none", "off")
         self.reloads: dict[str, int] = {}
         self.workers: dict[int, _Worker] = {}
         self.scrapes: dict[int, _Scrape] = {}
@@ -125,8 +137,7 @@ class Supervisor:
         if self.settings.metrics_port is not None:
             self.metrics_listener = _listen(self.settings.host, self.settings.metrics_port)
         first = read_key_file_blocking(self.settings.key_file)
-        self.keys.current = first if isinstance(first, LiveKey) else None
-        self._key_changed(self.keys.current, "initial")
+        self.keys.begin(first if isinstance(first, LiveKey) else None)
         for sock in (self.wake_r, self.wake_w):
             sock.setblocking(False)
         self.selector.register(self.wake_r, selectors.EVENT_READ)
@@ -136,6 +147,9 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the selector
         for _ in range(self.settings.workers):
             self._spawn()
+        if self.keys.api_target is not None:  # after the first forks: they need no thread
+            self.watch = ThreadedWatch(self.keys.api_target, self.wake_w)
+            self.watch.start()
         try:
             return self._loop()
         finally:
@@ -167,6 +181,9 @@ class Supervisor:
             if self.stopping and now > self.stop_deadline:
                 for pid in self.workers:
                     _signal(pid, signal.SIGKILL)
+            if self.watch is not None:
+                self.watch.deliver(self.keys)
+                self._send_key_state()
             if reading is not None and reading.done:
                 self.keys.adopt(reading.result)
                 reading = None
@@ -204,6 +221,8 @@ class Supervisor:
         worker = _Worker(pid, ours, next_ping=time.monotonic() + PING_INTERVAL)
         self.workers[pid] = worker
         self.selector.register(ours, selectors.EVENT_READ, worker)
+        if self.keys.uses_api:
+            self._send(worker, self._key_state(self.keys.current))
 
     def _become_worker(self, link: socket.socket, ours: socket.socket) -> int:
         """In the child: drop the supervisor's state, then serve until drained."""
@@ -331,6 +350,7 @@ class Supervisor:
                 "key_loaded": self.keys.current is not None,
                 "key_reloads": self.reloads,
                 "key_fingerprint": None if key is None else key.fingerprint,
+                "key_source": self.keys.source,
             },
         )
 
@@ -378,11 +398,32 @@ class Supervisor:
             if now >= worker.next_ping:
                 worker.next_ping = now + PING_INTERVAL
 
+    def _key_state(self, key: LiveKey | None) -> dict[str, Any]:
+        """The message that gives a worker the key, where it comes from and the watch's state."""
+        self.sent_key_state = (self.keys.source, self.keys.api_status)
+        return {
+            "key": None if key is None else key.value,
+            "source": self.keys.source,
+            "api": self.keys.api_status,
+        }
+
+    def _send_key_state(self) -> None:
+        """Workers answer /readyz: tell them when the source or the watch's state moved."""
+        if (self.keys.source, self.keys.api_status) != self.sent_key_state:
+            message = self._key_state(self.keys.current)
+            for worker in list(self.workers.values()):
+                self._send(worker, message)
+
+    def _key_source_changed(self, source: str, api_status: str) -> None:
+        if self.keys.uses_api:
+            self.log.event("key_source", keySource=source, keyApi=api_status)
+
     def _key_changed(self, key: LiveKey | None, result: str) -> None:
         if result != "initial":
             self.reloads[result] = self.reloads.get(result, 0) + 1
+        message = self._key_state(key)
         for worker in list(self.workers.values()):
-            self._send(worker, {"key": None if key is None else key.value})
+            self._send(worker, message)
         self.log.event(
             f"key_{result}",
             keyFile=str(self.settings.key_file),

@@ -2,7 +2,11 @@
 
 Rotation-safe by construction: the Secret is a volume mounted without subPath (the
 kubelet swaps the file in place; subPath mounts and env vars never see updates) and the
-pod template carries nothing derived from the key, so a new key never rolls pods.
+pod template carries nothing derived from the key, so a new key never rolls pods. With
+keySource api the proxy also watches the Secret through the API (the rotation lands in
+seconds, not at the kubelet's next sync): the pod gets a projected ServiceAccount token,
+mounted into the proxy container alone, where every pod expects it; the mount stays the
+fallback.
 """
 
 import pulumi
@@ -21,6 +25,10 @@ METRICS_PORT_NAME = "metrics"
 KEY_MOUNT_DIR = "/etc/llm-gateway/secret"
 RUN_AS = 10001
 KEY_VOLUME = "api-key"
+# keySource api: the pod's own API credentials, where in-pod clients look for them.
+API_CREDENTIALS_VOLUME = "kube-api-access"
+API_CREDENTIALS_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+API_TOKEN_SECONDS = 3607  # what the kubelet itself gives; it refreshes the file at 80 %
 TMP_VOLUME = "tmp"
 # Shutdown budget: endpoints controllers and kube-proxy learn of a terminating pod a few
 # seconds late, so the pod keeps serving through the preStop sleep, then drains its
@@ -41,7 +49,10 @@ def workers_for(config: ProxyConfig) -> int:
 
 
 def _env(
-    config: ProxyConfig, upstream_url: str, identity: ProxyIdentity | None
+    config: ProxyConfig,
+    upstream_url: str,
+    secret_name: str,
+    identity: ProxyIdentity | None,
 ) -> list[k8s.core.v1.EnvVarArgsDict]:
     values = {
         "LLM_PROXY_HOST": "0.0.0.0",  # noqa: S104 - listening on the pod IP is the point
@@ -60,7 +71,10 @@ def _env(
         # The Secret is always mounted: no usable key at start is a misconfiguration; the
         # proxy exits saying why, and `pulumi up` quotes it (FallbackToLogsOnError).
         "LLM_PROXY_REQUIRE_KEY": "true",
+        "LLM_PROXY_KEY_SOURCE": config.key_source,
     }
+    if config.key_source == "api":
+        values["LLM_PROXY_KEY_SECRET"] = secret_name  # in the pod's namespace
     if config.egress_proxy is not None:
         # The standard variables: the proxy resolves them once at start (proxy/egress.py).
         values["HTTPS_PROXY"] = config.egress_proxy
@@ -118,8 +132,21 @@ def _pre_stop() -> k8s.core.v1.LifecycleArgsDict:
 
 
 def _container(
-    config: ProxyConfig, upstream_url: str, identity: ProxyIdentity | None
+    config: ProxyConfig,
+    upstream_url: str,
+    secret_name: str,
+    identity: ProxyIdentity | None,
 ) -> k8s.core.v1.ContainerArgsDict:
+    mounts: list[k8s.core.v1.VolumeMountArgsDict] = [
+        {"name": KEY_VOLUME, "mount_path": KEY_MOUNT_DIR, "read_only": True},
+        {"name": TMP_VOLUME, "mount_path": "/tmp"},  # noqa: S108 - a private emptyDir
+    ]
+    if config.key_source == "api":
+        mounts.append(
+            {"name": API_CREDENTIALS_VOLUME, "mount_path": API_CREDENTIALS_DIR, "read_only": True}
+        )
+    if identity is not None:
+        mounts.extend(identity.mounts())
     return {
         "name": "proxy",
         "image": config.image_ref,
@@ -129,7 +156,7 @@ def _container(
             {"name": PORT_NAME, "container_port": CONTAINER_PORT, "protocol": "TCP"},
             {"name": METRICS_PORT_NAME, "container_port": METRICS_PORT, "protocol": "TCP"},
         ],
-        "env": _env(config, upstream_url, identity),
+        "env": _env(config, upstream_url, secret_name, identity),
         "resources": _resources(config),
         "startup_probe": _probe("/healthz", period=2, failures=30),
         "liveness_probe": _probe("/healthz", period=10, failures=3),
@@ -139,25 +166,53 @@ def _container(
         # `pulumi up`'s error (which quotes pod statuses) says why.
         "termination_message_policy": "FallbackToLogsOnError",
         "security_context": container_security_context(),
-        "volume_mounts": [
-            {"name": KEY_VOLUME, "mount_path": KEY_MOUNT_DIR, "read_only": True},
-            {"name": TMP_VOLUME, "mount_path": "/tmp"},  # noqa: S108 - a private emptyDir
-            *(identity.mounts() if identity is not None else []),
-        ],
+        "volume_mounts": mounts,
     }
 
 
-def _volumes(secret_name: str) -> list[k8s.core.v1.VolumeArgsDict]:
+def _volumes(config: ProxyConfig, secret_name: str) -> list[k8s.core.v1.VolumeArgsDict]:
     # 0440 + fsGroup: the key is readable by the proxy's group only.
     key: k8s.core.v1.SecretVolumeSourceArgsDict = {
         "secret_name": secret_name,
         "default_mode": 0o440,
         "optional": False,
     }
-    return [
+    volumes: list[k8s.core.v1.VolumeArgsDict] = [
         {"name": KEY_VOLUME, "secret": key},
         {"name": TMP_VOLUME, "empty_dir": {"size_limit": "16Mi"}},
     ]
+    if config.key_source == "api":
+        volumes.append({"name": API_CREDENTIALS_VOLUME, "projected": _api_credentials()})
+    return volumes
+
+
+def _api_credentials() -> k8s.core.v1.ProjectedVolumeSourceArgsDict:
+    """What automountServiceAccountToken would mount, declared so that only the proxy
+    container gets it: a bound token, the cluster CA and the namespace."""
+    return {
+        "default_mode": 0o440,
+        "sources": [
+            {
+                "service_account_token": {
+                    "path": "token",
+                    "expiration_seconds": API_TOKEN_SECONDS,
+                }
+            },
+            {
+                "config_map": {
+                    "name": "kube-root-ca.crt",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }
+            },
+            {
+                "downward_api": {
+                    "items": [
+                        {"path": "namespace", "field_ref": {"field_path": "metadata.namespace"}}
+                    ]
+                }
+            },
+        ],
+    }
 
 
 def _pod_spec(
@@ -173,10 +228,10 @@ def _pod_spec(
         "enable_service_links": False,
         "termination_grace_period_seconds": TERMINATION_GRACE_SECONDS,
         "security_context": pod_security_context(),
-        "containers": [_container(config, upstream_url, identity)],
+        "containers": [_container(config, upstream_url, secret_name, identity)],
         # Identity on: the proxy's own API-server token (to fetch the JWKS) as a projected
         # volume; automounting would hand every container of the pod one.
-        "volumes": [*_volumes(secret_name), *(identity.volumes() if identity else [])],
+        "volumes": [*_volumes(config, secret_name), *(identity.volumes() if identity else [])],
     }
 
 

@@ -1,4 +1,7 @@
-"""core/v1 ServiceAccount for the proxy: it needs no Kubernetes API access at all."""
+"""core/v1 ServiceAccount for the proxy: with keySource api it may read its one Secret (a
+Role and RoleBinding grant exactly that); with file it needs no API access at all. No token
+is mounted by default either way: the Deployment mounts one into the proxy container alone
+when it watches."""
 
 import pulumi
 import pulumi_kubernetes as k8s

@@ -10,12 +10,25 @@
 #   (apply the CRDs: scripts/e2e/apply_crds.py STATE_DIR/kubeconfig CRDS_DIR)
 #   scripts/e2e/control-plane.sh controllers STATE_DIR BIN_DIR  # kube-controller-manager
 #   scripts/e2e/control-plane.sh down        STATE_DIR          # stop all of the above
+#   scripts/e2e/control-plane.sh apiserver-stop  STATE_DIR      # the e2e's API server outage
+#   scripts/e2e/control-plane.sh apiserver-start STATE_DIR      # ... and its end (same flags)
 #
 # `up` writes STATE_DIR/env (KUBECONFIG=...) and logs to STATE_DIR/logs/. CRDs are applied
 # separately (scripts/e2e/apply_crds.py) because that needs the project's virtualenv.
+# Pods reach the API server through the `kubernetes` Service (10.0.0.1:443), which points at
+# the server's advertised address: inside the node's namespace that is the node's address
+# (the default route's source), and the server listens on every address of the namespace;
+# without a default route (a bare control plane) it stays on loopback.
 set -euo pipefail
 
 log() { echo "control-plane: $*" >&2; }
+
+# node_address: inside a named network namespace (the node's), the source address of its
+# default route; elsewhere nothing, so a control plane on a host never listens beyond loopback.
+node_address() {
+    [[ -n "$(ip netns identify 2>/dev/null)" ]] || return 0
+    ip -4 -o route get 10.0.0.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p'
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -51,6 +64,9 @@ certs() {
 subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
 extendedKeyUsage=serverAuth
 EOF
+    if [[ "$advertise" != 127.0.0.1 ]]; then
+        sed -i "s/^subjectAltName=/&IP:$advertise,/" server.ext
+    fi
     issue server "/CN=kube-apiserver" server.ext
     printf 'extendedKeyUsage=clientAuth\n' >client.ext
     # system:masters bypasses RBAC: the identity of the tests, Pulumi and the controller
@@ -93,9 +109,11 @@ EOF
 
 up() {
     state="$1"
-    local bin="$2" pki
+    local bin="$2" pki bind=127.0.0.1
     mkdir -p "$state/logs" "$state/pids" "$state/etcd"
     pki="$state/pki"
+    advertise="$(node_address)"
+    if [[ -n "$advertise" ]]; then bind=0.0.0.0; else advertise=127.0.0.1; fi
     certs
 
     local etcd_port peer_port
@@ -109,22 +127,55 @@ up() {
         --initial-cluster "e2e=http://127.0.0.1:$peer_port" --unsafe-no-fsync
     wait_for etcd 30 curl -fsS "http://127.0.0.1:$etcd_port/health"
 
-    start kube-apiserver "$bin/kube-apiserver" \
-        --etcd-servers "http://127.0.0.1:$etcd_port" \
-        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    local api_cmd=("$bin/kube-apiserver"
+        --etcd-servers "http://127.0.0.1:$etcd_port"
+        --bind-address "$bind" --advertise-address "$advertise" --secure-port "$api_port" \
         --cert-dir "$state/pki" --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
         --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
         --service-account-issuer https://kubernetes.default.svc \
         --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
         --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true --profiling=false \
         --kubelet-preferred-address-types InternalIP \
-        --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key"
+        --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key")
+    # Kept for apiserver-start: the same server again, on the same port and etcd.
+    printf '%q ' "${api_cmd[@]}" >"$state/kube-apiserver.cmd"
+    echo "$api_port" >"$state/kube-apiserver.port"
+    start kube-apiserver "${api_cmd[@]}"
     kubeconfig "$state/kubeconfig" admin
-    wait_for kube-apiserver 120 curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-        "https://127.0.0.1:$api_port/readyz"
+    apiserver_ready 120
 
     echo "KUBECONFIG=$state/kubeconfig" >"$state/env"
     log "up: https://127.0.0.1:$api_port (kubeconfig $state/kubeconfig)"
+}
+
+apiserver_ready() {
+    local pki="$state/pki" port
+    port="$(cat "$state/kube-apiserver.port")"
+    wait_for kube-apiserver "$1" curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" \
+        --key "$pki/admin.key" "https://127.0.0.1:$port/readyz"
+}
+
+# apiserver-stop / apiserver-start: an outage of the API server alone (etcd, the node and
+# the pods keep running), for the e2e scenario in which the proxy's Secret watch survives it.
+apiserver-stop() {
+    state="$1"
+    local pid
+    pid="$(cat "$state/pids/kube-apiserver")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "kube-apiserver stopped (pid $pid)"
+}
+
+apiserver-start() {
+    state="$1"
+    mkdir -p "$state/logs/previous"
+    cp "$state/logs/kube-apiserver.log" "$state/logs/previous/kube-apiserver.$(date +%s).log" 2>/dev/null || true
+    local cmd
+    cmd="$(cat "$state/kube-apiserver.cmd")"
+    eval "start kube-apiserver $cmd"
+    apiserver_ready 120
+    log "kube-apiserver started again (pid $(cat "$state/pids/kube-apiserver"))"
 }
 
 # Started after the CRDs are applied, so the garbage collector's first discovery already
@@ -166,8 +217,10 @@ case "${1:-}" in
     up) up "$2" "$3" ;;
     controllers) controllers "$2" "$3" ;;
     down) down "$2" ;;
+    apiserver-stop) apiserver-stop "$2" ;;
+    apiserver-start) apiserver-start "$2" ;;
     *)
-        echo "usage: $0 up|controllers STATE_DIR BIN_DIR | down STATE_DIR" >&2
+        echo "usage: $0 up|controllers STATE_DIR BIN_DIR | down|apiserver-stop|apiserver-start STATE_DIR" >&2
         exit 2
         ;;
 esac

@@ -6,6 +6,10 @@ upstream accepts any key and records, per request, the fingerprint that arrived 
 it came from. Tests run in file order on one stack, `live`, with two proxy replicas of two
 worker processes each (a 2-CPU limit), so the rotation also proves the supervisor hands the
 new key to every worker of a pod at once.
+
+Rotation is measured with both key sources, the kubelet at its default sync: `api` (the
+default: each pod watches its Secret) three times with two workers per pod and once with
+one, then `file` (the mount alone), whose figure is the kubelet's Secret sync.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import itertools
 import json
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -45,40 +50,50 @@ PROXY_SETTINGS = {
         "limits": {"cpu": str(WORKERS), "memory": "192Mi"},
     },
 }
-# The kubelet re-reads a changed Secret at its pod sync (syncFrequency, 1m by default, plus
-# jitter): a probe here measured 70-88 s. Past this bound the rotation counts as broken.
+# keySource api: every pod serves the new key this soon after `pulumi up` returns (issue 20).
+API_ROTATION_BOUND_S = 3.0
+API_RUNS = 3
+# keySource file: the kubelet re-reads a changed Secret at its pod sync (syncFrequency, 1m by
+# default, plus jitter): a probe here measured 70-88 s. Past this the rotation is broken.
 ROTATION_BOUND_S = 180
+THIRD_KEY = "sk-test-FAKEKEY-e2e-third-00112233445566778899"
+FOURTH_KEY = "sk-test-FAKEKEY-e2e-fourth-99887766554433221100"
 
 
 def pods(kube: Kube) -> list[Any]:
     return proxy_pods(kube, NS)
 
 
-def served_fingerprints(kube: Kube) -> dict[str, str | None]:
-    """Pod name → the key fingerprint its /readyz reports (None when it does not answer)."""
-    served: dict[str, str | None] = {}
+def readiness(kube: Kube) -> dict[str, dict[str, Any]]:
+    """Pod name → its /readyz body ({} when it does not answer)."""
+    found: dict[str, dict[str, Any]] = {}
     for pod in pods(kube):
         try:
             body = httpx.get(f"http://{pod.status.pod_ip}:8080/readyz", timeout=2).json()
-            served[pod.metadata.name] = body.get("keyFingerprint")
+            found[pod.metadata.name] = body if isinstance(body, dict) else {}
         except (httpx.HTTPError, ValueError):
-            served[pod.metadata.name] = None
-    return served
+            found[pod.metadata.name] = {}
+    return found
 
 
-def service_url(kube: Kube) -> str:
-    return proxy_service_url(kube, NS)
+def served_fingerprints(kube: Kube) -> dict[str, str | None]:
+    """Pod name → the key fingerprint its /readyz reports (None when it does not answer)."""
+    return {name: body.get("keyFingerprint") for name, body in readiness(kube).items()}
 
 
-def test_up_with_two_replicas(
-    workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
-) -> None:
-    up_node_stack(workspace, STACK, NS, kubeconfig, node, proxy=PROXY_SETTINGS)
-    assert len(pods(kube)) == REPLICAS
-    assert set(served_fingerprints(kube).values()) == {key_fingerprint(FAKE_KEY)}
-    for pod in pods(kube):
-        (listening,) = [line for line in pod_log(kube, pod) if line["event"] == "listening"]
-        assert listening["workers"] == WORKERS
+def env_of(kube: Kube) -> dict[str, str]:
+    env = kube.apps.read_namespaced_deployment(PROXY, NS).spec.template.spec.containers[0].env
+    return {e.name: e.value for e in env}
+
+
+def wait_for_rollout_end(kube: Kube, timeout: float = 90) -> None:
+    """Until the old pods of a rollout are gone: a terminating pod still takes calls for
+    its preStop sleep, and a rotation's per-pod check must see only the pods that stay."""
+    deadline = time.monotonic() + timeout
+    selector = f"app.kubernetes.io/name={PROXY}"
+    while len(kube.core.list_namespaced_pod(NS, label_selector=selector).items) > REPLICAS:
+        assert time.monotonic() < deadline, "old proxy pods are still terminating"
+        time.sleep(0.5)
 
 
 def pod_log(kube: Kube, pod: Any) -> list[dict[str, Any]]:
@@ -86,37 +101,64 @@ def pod_log(kube: Kube, pod: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-def test_rotation_under_load_fails_no_request_and_restarts_nothing(
-    workspace: Workspace, kube: Kube, node: dict[str, str]
-) -> None:
-    old, new = key_fingerprint(FAKE_KEY), key_fingerprint(ROTATED_KEY)
+def wait_for_key_source(kube: Kube, source: str, timeout: float = 30) -> dict[str, Any]:
+    """Every pod's /readyz once all say `keySource` = source (the watch lists at start)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = readiness(kube)
+        if found and all(body.get("keySource") == source for body in found.values()):
+            return found
+        assert time.monotonic() < deadline, f"not every pod serves from {source}: {found}"
+        time.sleep(0.2)
+
+
+@dataclass
+class Rotation:
+    """One rotation under load: when the first and the last pod served the new key."""
+
+    first_new: float
+    last_new: float
+    requests: int
+
+
+def rotate_under_load(
+    workspace: Workspace, kube: Kube, node: dict[str, str], old_key: str, new_key: str, bound: float
+) -> Rotation:
+    """`pulumi up` a new key under steady load; assert 0 failed calls, no restart, the Secret
+    updated in place, and every pod OLD→NEW exactly once; return the measured times."""
+    old, new = key_fingerprint(old_key), key_fingerprint(new_key)
+    assert set(served_fingerprints(kube).values()) == {old}
     secret_uid = kube.core.read_namespaced_secret(SECRET, NS).metadata.uid
     before = {pod.metadata.name: pod.metadata.uid for pod in pods(kube)}
     began = time.time()
-    load = SteadyLoad(service_url(kube), rate=10, max_seconds=ROTATION_BOUND_S + 120).start()
+    load = SteadyLoad(service_url(kube), rate=10, max_seconds=bound + 120).start()
+    first_new: float | None = None
     try:
         time.sleep(3)  # traffic flowing before the change
-        workspace.set_secret("openaiKey", ROTATED_KEY, STACK)
+        workspace.set_secret("openaiKey", new_key, STACK)
         workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
         up_returned = time.monotonic()
-        first_new: float | None = None
-        deadline = up_returned + ROTATION_BOUND_S
+        deadline = up_returned + bound
+        served = served_fingerprints(kube)
         while time.monotonic() < deadline:
-            served = served_fingerprints(kube)
+            now = time.monotonic() - up_returned
             if first_new is None and new in served.values():
-                first_new = time.monotonic() - up_returned
+                first_new = now
             if set(served.values()) == {new}:
                 break
-            time.sleep(0.5)
+            time.sleep(0.05)
+            served = served_fingerprints(kube)
         last_new = time.monotonic() - up_returned
-        assert set(served_fingerprints(kube).values()) == {new}, (
-            f"after {ROTATION_BOUND_S}s some pods still serve the old key: {served}"
+        assert set(served.values()) == {new}, (
+            f"{bound}s after `pulumi up` returned some pods still serve the old key: {served}"
         )
+        if first_new is None:
+            first_new = last_new
         time.sleep(3)  # traffic after every pod switched
     finally:
         outcomes = load.stop()
     print(
-        f"\nrotation: first pod on the new key {first_new:.1f}s, last {last_new:.1f}s after "
+        f"\nrotation: first pod on the new key {first_new:.2f}s, last {last_new:.2f}s after "
         f"`pulumi up` returned; {len(outcomes)} requests, {len(load.failures())} failed"
     )
 
@@ -126,14 +168,15 @@ def test_rotation_under_load_fails_no_request_and_restarts_nothing(
     after = pods(kube)
     assert {pod.metadata.name: pod.metadata.uid for pod in after} == before
     assert all(pod.status.container_statuses[0].restart_count == 0 for pod in after)
-    for pod in after:  # one reload per pod, whichever worker answers /readyz now
-        assert [line["event"] for line in pod_log(kube, pod)].count("key_reloaded") == 1
+    for pod in after:  # one reload per pod to this key, whichever worker answers /readyz
+        reloads = [line for line in pod_log(kube, pod) if line["event"] == "key_reloaded"]
+        assert [line["keyFingerprint"] for line in reloads].count(new) == 1
         workers = {}
         for _ in range(30):
             body = httpx.get(f"http://{pod.status.pod_ip}:8080/readyz", timeout=2).json()
-            workers[body["worker"]] = body["keyFingerprint"]
+            workers[body.get("worker")] = body["keyFingerprint"]
         assert workers == dict.fromkeys(workers, new)
-        assert len(workers) == WORKERS
+        assert len(workers) == int(env_of(kube)["LLM_PROXY_WORKERS"])
 
     # Each pod (by its address) switched from the old key to the new one once, never back.
     calls = upstream_calls(node["LLM_GATEWAY_NODE_UPSTREAM_RECORD"], began)
@@ -148,11 +191,81 @@ def test_rotation_under_load_fails_no_request_and_restarts_nothing(
         summary = f"{ip}: {seen.count(old)} old, {seen.count(new)} new, {switches} switches"
         assert seen[-1] == new, summary
         assert switches == 1, summary
+    return Rotation(first_new, last_new, len(outcomes))
+
+
+def service_url(kube: Kube) -> str:
+    return proxy_service_url(kube, NS)
+
+
+def test_up_with_two_replicas(
+    workspace: Workspace, kube: Kube, kubeconfig: str, node: dict[str, str]
+) -> None:
+    workspace.forbidden += [THIRD_KEY, FOURTH_KEY]
+    up_node_stack(workspace, STACK, NS, kubeconfig, node, proxy=PROXY_SETTINGS)
+    assert len(pods(kube)) == REPLICAS
+    assert set(served_fingerprints(kube).values()) == {key_fingerprint(FAKE_KEY)}
+    for pod in pods(kube):
+        (listening,) = [line for line in pod_log(kube, pod) if line["event"] == "listening"]
+        assert listening["workers"] == WORKERS
+    for body in wait_for_key_source(kube, "api").values():
+        assert body["keyApi"] == "watching"
+
+
+def test_rotation_under_load_lands_on_every_pod_within_seconds(
+    workspace: Workspace, kube: Kube, node: dict[str, str]
+) -> None:
+    keys = [FAKE_KEY, ROTATED_KEY, THIRD_KEY, FOURTH_KEY][: API_RUNS + 1]
+    runs = [
+        rotate_under_load(workspace, kube, node, old, new, ROTATION_BOUND_S)
+        for old, new in itertools.pairwise(keys)
+    ]
+    firsts = ", ".join(f"{r.first_new:.2f}" for r in runs)
+    lasts = ", ".join(f"{r.last_new:.2f}" for r in runs)
+    print(f"\nkeySource api, {WORKERS} workers per pod: first pod {firsts} s, last pod {lasts} s")
+    for run in runs:
+        assert run.last_new <= API_ROTATION_BOUND_S, runs
 
     # The smoke output now proves the new key is live in every pod, with no extra typing.
     done = run_smoke_output(workspace, STACK)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    assert f"ok: every proxy pod ({REPLICAS}) serves key {new}" in done.stdout
+    assert f"ok: every proxy pod ({REPLICAS}) serves key {key_fingerprint(keys[-1])}" in (
+        done.stdout
+    )
+
+
+def test_rotation_with_one_worker_per_pod_lands_within_seconds(
+    workspace: Workspace, kube: Kube, node: dict[str, str]
+) -> None:
+    # limits.cpu 1 → one proxy process per pod (no supervisor): the watch runs on its loop.
+    cpu = "proxy.resources.limits.cpu"
+    workspace.run("config", "set", "--path", "--stack", STACK, cpu, "1000m")
+    workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+    wait_for_rollout_end(kube)
+    assert env_of(kube)["LLM_PROXY_WORKERS"] == "1"
+    wait_for_key_source(kube, "api")
+    run = rotate_under_load(workspace, kube, node, FOURTH_KEY, ROTATED_KEY, ROTATION_BOUND_S)
+    first, last = run.first_new, run.last_new
+    print(f"\nkeySource api, 1 worker per pod: first {first:.2f} s, last {last:.2f} s")
+    assert run.last_new <= API_ROTATION_BOUND_S
+
+
+def test_key_source_file_still_rotates_at_the_kubelets_sync(
+    workspace: Workspace, kube: Kube, node: dict[str, str]
+) -> None:
+    # The mount alone, back to two workers per pod (what the later tests expect).
+    for path, value in (
+        ("proxy.keySource", "file"),
+        ("proxy.resources.limits.cpu", f"{WORKERS}000m"),
+    ):
+        workspace.run("config", "set", "--path", "--stack", STACK, path, value)
+    workspace.run("up", "--yes", "--skip-preview", "--stack", STACK)
+    wait_for_rollout_end(kube)
+    assert all("keySource" not in body for body in readiness(kube).values())
+    run = rotate_under_load(workspace, kube, node, ROTATED_KEY, THIRD_KEY, ROTATION_BOUND_S)
+    print(f"\nkeySource file: first {run.first_new:.1f} s, last {run.last_new:.1f} s")
+    done = run_smoke_output(workspace, STACK)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
 
 def test_the_smoke_key_check_fails_naming_one_stale_pod(workspace: Workspace, kube: Kube) -> None:

@@ -71,8 +71,19 @@ def test_the_pod_runs_unprivileged_and_reports_the_stack_fingerprint(
     assert expected == key_fingerprint(FAKE_KEY)
     (pod,) = proxy_pods(kube, NS)
     # The test runs inside the node's namespace, so pod IPs are reachable from here.
-    readyz = httpx.get(f"http://{pod.status.pod_ip}:8080/readyz", timeout=5).json()
-    assert readyz == {"status": "ready", "keyFingerprint": expected}
+    # keySource api (the default): the key comes from the pod's watch on its Secret.
+    deadline = time.monotonic() + 30
+    while True:
+        readyz = httpx.get(f"http://{pod.status.pod_ip}:8080/readyz", timeout=5).json()
+        if readyz.get("keySource") == "api" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert readyz == {
+        "status": "ready",
+        "keyFingerprint": expected,
+        "keySource": "api",
+        "keyApi": "watching",
+    }
     # Metrics on their own port only (the scraper's NetworkPolicy rule opens just that one).
     assert httpx.get(f"http://{pod.status.pod_ip}:8080/metrics", timeout=5).status_code == 404
     scraped = httpx.get(f"http://{pod.status.pod_ip}:9090/metrics", timeout=5)

@@ -26,8 +26,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
 STACK = "onup"
 NS = "llm-gateway-onup"
 REJECTED_KEY = "sk-test-FAKEKEY-e2e-rejected-00112233445566"
-# A rotation's Job waits for the kubelet's Secret sync (1m + jitter) before it sends.
+# A failed or changed Job's `pulumi up` waits for pods and Jobs to start: well within this.
 ROTATION_UP_BOUND_S = 200
+# A rotation's Job waits until the proxy serves the new key: with keySource api (the default)
+# the pods get it from their Secret watch in well under a second, so the whole `pulumi up`
+# returns within this (issue 20; ~54 s when the Job had to wait for the kubelet's sync).
+API_ROTATION_UP_BOUND_S = 15
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -90,8 +94,8 @@ def test_after_a_rotation_up_returns_once_the_new_key_answered(
     began = time.time()
     workspace.set_secret("openaiKey", ROTATED_KEY, STACK)
     took, _, _ = up(workspace)
-    print(f"\nrotation with smokeTest.onUp: `pulumi up` took {took:.0f} s")
-    assert took < ROTATION_UP_BOUND_S
+    print(f"\nrotation with smokeTest.onUp: `pulumi up` took {took:.1f} s")
+    assert took <= API_ROTATION_UP_BOUND_S
     (job,) = smoke_jobs(kube)
     assert job.metadata.name != old_job.metadata.name
     assert job.status.succeeded == 1

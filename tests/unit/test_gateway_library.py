@@ -61,7 +61,7 @@ def test_secret_mutable_provider_is_accepted_and_used_for_every_object() -> None
     assert provider.inputs["enableSecretMutable"] == "true"
     assert provider.inputs["context"] == "kind-llm"
     objects = result.k8s_objects()
-    assert len(objects) == 10
+    assert len(objects) == 12  # with the proxy's Role and RoleBinding (keySource api)
     assert all(obj.provider.startswith(provider.urn + "::") for obj in objects)
 
 

@@ -37,9 +37,16 @@ def test_by_default_only_labelled_namespaces_and_the_scraper_reach_the_proxy(sta
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_proxy_egress_is_dns_and_the_upstream_port_only(stack: str) -> None:
+def test_proxy_egress_is_dns_the_upstream_and_the_api_server_ports_only(stack: str) -> None:
     spec = policy(render_stack(stack), "llm-proxy")
-    assert spec["egress"] == [DNS, {"ports": [{"port": 443, "protocol": "TCP"}]}]
+    # 443: the upstream (and a managed API server); 6443: the API server (keySource api).
+    ports = [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]
+    assert spec["egress"] == [DNS, {"ports": ports}]
+
+
+def test_key_source_file_opens_no_api_server_port() -> None:
+    result = render_stack("dev", overrides={"proxy.keySource": "file"})
+    assert policy(result, "llm-proxy")["egress"][1] == {"ports": [{"port": 443, "protocol": "TCP"}]}
 
 
 def test_proxy_egress_follows_the_upstream_and_egress_proxy_ports() -> None:
@@ -48,10 +55,15 @@ def test_proxy_egress_follows_the_upstream_and_egress_proxy_ports() -> None:
         overrides={
             "openaiBaseUrl": "http://vllm.models.svc.cluster.local:8000/v1",
             "proxy.egressProxy": "http://egress.internal:3128",
+            "proxy.apiServerPorts": [6443],
         },
     )
     assert policy(result, "llm-proxy")["egress"][1] == {
-        "ports": [{"port": 3128, "protocol": "TCP"}, {"port": 8000, "protocol": "TCP"}]
+        "ports": [
+            {"port": 3128, "protocol": "TCP"},
+            {"port": 6443, "protocol": "TCP"},
+            {"port": 8000, "protocol": "TCP"},
+        ]
     }
 
 
@@ -61,6 +73,7 @@ def test_extra_egress_ports_are_added_for_in_cluster_upstreams() -> None:
         overrides={
             "openaiBaseUrl": "http://vllm.models.svc.cluster.local/v1",
             "proxy.extraEgressPorts": [8000],
+            "proxy.keySource": "file",
         },
     )
     assert policy(result, "llm-proxy")["egress"][1] == {
