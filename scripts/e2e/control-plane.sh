@@ -119,7 +119,11 @@ up() {
     local etcd_port peer_port
     etcd_port=$(free_port)
     peer_port=$(free_port)
-    api_port=$(free_port)
+    # Inside the node's namespace the API server listens on kube-apiserver's default port, as
+    # on a real cluster (the kubernetes Service's endpoint, which the proxy's egress
+    # NetworkPolicy admits through proxy.apiServerPorts, default 443 and 6443). On a host: any
+    # free loopback port.
+    if [[ "$bind" == 0.0.0.0 ]]; then api_port=6443; else api_port=$(free_port); fi
 
     start etcd "$bin/etcd" --name e2e --data-dir "$state/etcd" \
         --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
