@@ -67,7 +67,7 @@ def _cli_text(value: Any) -> str:
     return str(value)
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def model_of(annotation: Any) -> type[BaseModel] | None:
     """The model a field holds, directly, optionally or as list items."""
     for candidate in (annotation, *typing.get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
@@ -77,7 +77,7 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 def _is_structured(annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
-    return _model_of(annotation) is not None or origin in (list, dict)
+    return model_of(annotation) is not None or origin in (list, dict)
 
 
 def _key_name(name: str, field: FieldInfo) -> str:
@@ -102,11 +102,11 @@ def _walk(model: type[BaseModel], defaults: BaseModel | None, prefix: str) -> It
             example=field.examples[0] if field.examples else None,
             sensitive=bool(_extra(field, "sensitive")),
             structured=_is_structured(field.annotation),
-            is_model=_model_of(field.annotation) is not None
+            is_model=model_of(field.annotation) is not None
             and typing.get_origin(field.annotation) is not list,
             required=field.is_required() and defaults is None,
         )
-        inner = _model_of(field.annotation)
+        inner = model_of(field.annotation)
         if inner is not None:
             inner_defaults = default if isinstance(default, BaseModel) else None
             item = "[]" if typing.get_origin(field.annotation) is list else ""

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from components.config_model import LlmGatewayConfig
+from components.config_reference import model_of
 
 ARGS_FILE = Path(__file__).with_name("args.py")
 ROOT_ARGS = "LlmGatewayArgs"
@@ -45,14 +46,6 @@ def config_key(name: str, field: FieldInfo) -> str:
 def args_name(model: type[BaseModel]) -> str:
     """GatewayConfig → GatewayArgs; LlmGatewayConfig → LlmGatewayArgs."""
     return model.__name__.removesuffix("Config") + "Args"
-
-
-def nested_model(annotation: Any) -> type[BaseModel] | None:
-    """The model a field holds (directly, optionally or as list items), if any."""
-    for arg in (annotation, *typing.get_args(annotation)):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
 
 
 def type_text(annotation: Any) -> str:
@@ -113,7 +106,7 @@ def _doc(field: FieldInfo) -> str:
 def _models(model: type[BaseModel], seen: list[type[BaseModel]]) -> list[type[BaseModel]]:
     """Every model reachable from `model`, dependencies before dependants."""
     for field in model.model_fields.values():
-        inner = nested_model(field.annotation)
+        inner = model_of(field.annotation)
         if inner is not None and inner not in seen:
             _models(inner, seen)
     if model not in seen:

@@ -17,9 +17,10 @@ from components import LlmGateway as _LlmGateway
 from components import LlmGatewayArgs as _LlmGatewayArgs
 from components import validate_config
 from components.config_model import LlmGatewayConfig
+from components.config_reference import model_of
 
 from .args import LlmGatewayArgs
-from .codegen import KEY_INPUT, config_key, nested_model, snake
+from .codegen import KEY_INPUT, config_key, snake
 
 
 class ArgsError(pulumi.RunError):
@@ -38,7 +39,7 @@ def _config_keys(value: Any, model: type[BaseModel]) -> dict[str, Any]:
             result[key] = item
             continue
         name, field = fields[key]
-        inner = nested_model(field.annotation)
+        inner = model_of(field.annotation)
         if inner is not None and isinstance(item, list):
             item = [_config_keys(entry, inner) for entry in item]
         elif inner is not None:

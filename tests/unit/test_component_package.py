@@ -15,6 +15,7 @@ from pulumi.provider.experimental.util import camel_case
 from pydantic import BaseModel
 
 from components.config_model import LlmGatewayConfig
+from components.config_reference import model_of
 from package import codegen
 from package.__main__ import NAME, VERSION
 from package.component import ArgsError, LlmGateway, to_config
@@ -73,7 +74,7 @@ def _check_level(
     assert set(required) == {k for k, f in keys.items() if f.is_required()}, model.__name__
     for key, field in keys.items():
         assert camel_case(codegen.snake(key)) == key
-        inner = codegen.nested_model(field.annotation)
+        inner = model_of(field.annotation)
         if inner is not None:
             nested = _type_of(schema, props[key])
             _check_level(schema, nested["properties"], nested.get("required", []), inner)
