@@ -279,6 +279,9 @@ def test_the_smoke_key_check_fails_naming_one_stale_pod(workspace: Workspace, ku
     for volume in spec["volumes"]:
         if "secret" in volume:
             volume["secret"]["secretName"] = "stale-key"
+    for container in spec["containers"]:  # the mounted file is its only key source
+        env = [e for e in container["env"] if e["name"] not in ("LLM_PROXY_KEY_SOURCE",)]
+        container["env"] = [*env, {"name": "LLM_PROXY_KEY_SOURCE", "value": "file"}]
     stale = {"metadata": {"name": "llm-proxy-stale", "labels": template.metadata.labels}}
     kube.core.create_namespaced_pod(NS, {**stale, "spec": spec})
     try:
@@ -303,7 +306,10 @@ def test_the_smoke_key_check_fails_naming_one_stale_pod(workspace: Workspace, ku
             check=False,
         )
         assert done.returncode == 1, done.stdout + done.stderr
-        expected = key_fingerprint(ROTATED_KEY)
+        # The stack's key, whichever rotation the earlier scenarios ended on.
+        expected = workspace.run("stack", "output", "keyFingerprint", "--stack", STACK).stdout
+        expected = expected.strip()
+        assert expected == key_fingerprint(THIRD_KEY)
         assert f"1 of {REPLICAS + 1} running proxy pods do not serve key {expected}" in done.stderr
         assert FAKE_KEY not in done.stdout + done.stderr
     finally:
