@@ -91,8 +91,23 @@ def wait_for_rollout_end(kube: Kube, timeout: float = 90) -> None:
     its preStop sleep, and a rotation's per-pod check must see only the pods that stay."""
     deadline = time.monotonic() + timeout
     selector = f"app.kubernetes.io/name={PROXY}"
-    while len(kube.core.list_namespaced_pod(NS, label_selector=selector).items) > REPLICAS:
-        assert time.monotonic() < deadline, "old proxy pods are still terminating"
+
+    def ended() -> bool:
+        # Every replica from the new template and available (a pod count alone can dip to
+        # the replica count between an old pod's exit and the next new pod's creation).
+        deployment = kube.apps.read_namespaced_deployment(PROXY, NS)
+        status = deployment.status
+        rolled = (
+            (status.observed_generation or 0) >= deployment.metadata.generation
+            and status.updated_replicas == REPLICAS
+            and status.available_replicas == REPLICAS
+            and (status.replicas or 0) == REPLICAS
+        )
+        listed = kube.core.list_namespaced_pod(NS, label_selector=selector).items
+        return rolled and len(listed) == REPLICAS
+
+    while not ended():
+        assert time.monotonic() < deadline, "the proxy's rollout has not ended"
         time.sleep(0.5)
 
 
