@@ -50,7 +50,7 @@ PROXY_SETTINGS = {
         "limits": {"cpu": str(WORKERS), "memory": "192Mi"},
     },
 }
-# keySource api: every pod serves the new key this soon after `pulumi up` returns (issue 20).
+# keySource api: every pod serves the new key this soon after `pulumi up` returns.
 API_ROTATION_BOUND_S = 3.0
 API_RUNS = 3
 # keySource file: the kubelet re-reads a changed Secret at its pod sync (syncFrequency, 1m by

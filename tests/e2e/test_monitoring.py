@@ -1,4 +1,4 @@
-"""Monitoring on the real node (issue 22): a real Prometheus scrapes the proxy pods the way
+"""Monitoring on the real node: a real Prometheus scrapes the proxy pods the way
 the stack's PodMonitor says and evaluates the stack's PrometheusRule (tests/e2e/
 node_prometheus.py says how faithful that is). A normal rotation leaves the
 fingerprint-mismatch alert silent; a rotation to a key the fake upstream rejects fires the

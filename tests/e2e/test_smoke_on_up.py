@@ -30,7 +30,7 @@ REJECTED_KEY = "sk-test-FAKEKEY-e2e-rejected-00112233445566"
 ROTATION_UP_BOUND_S = 200
 # A rotation's Job waits until the proxy serves the new key: with keySource api (the default)
 # the pods get it from their Secret watch in well under a second, so the whole `pulumi up`
-# returns within this (issue 20; ~54 s when the Job had to wait for the kubelet's sync).
+# returns within this (~54 s when the Job had to wait for the kubelet's sync).
 API_ROTATION_UP_BOUND_S = 15
 
 

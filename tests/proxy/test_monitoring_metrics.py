@@ -1,4 +1,4 @@
-"""The series the alerts and the dashboard read (issue 22): the upstream's statuses apart
+"""The series the alerts and the dashboard read: the upstream's statuses apart
 from the proxy's own refusals, the served key's fingerprint, and the OTel GenAI names."""
 
 import concurrent.futures

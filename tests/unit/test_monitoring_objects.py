@@ -1,4 +1,4 @@
-"""monitoring.* → PodMonitors, PrometheusRule and dashboard ConfigMap (issue 22): absent
+"""monitoring.* → PodMonitors, PrometheusRule and dashboard ConfigMap: absent
 when off, aimed at the ports the NetworkPolicies open to the scraper when on."""
 
 import json

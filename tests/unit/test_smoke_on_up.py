@@ -119,7 +119,7 @@ def test_on_up_needs_awaiting_and_an_image_before_anything_is_declared() -> None
 
 
 def test_a_new_url_or_model_names_a_new_job_too() -> None:
-    """What a run proves includes where it called and what it asked for (issue 18)."""
+    """What a run proves includes where it called and what it asked for."""
     both = {**ON, "proxy.allowedModels": ["gpt-4o-mini", "gpt-4o"]}
     first = jobs(render_stack("dev", overrides=both))
     planes = {name.rsplit("-", 1)[0]: name for name in first}
