@@ -285,7 +285,7 @@ kube_router_filters() {
 
 upstream_up() {
     mkdir -p "$state/upstream"
-    start upstream "$python" -m tests.e2e.node_upstream --host "$NODE_IP" --port "$UPSTREAM_PORT" \
+    start upstream "$python" -m fakes.node_upstream --host "$NODE_IP" --port "$UPSTREAM_PORT" \
         --record "$state/upstream/seen.jsonl" --accept "$state/upstream/accepted-keys"
     wait_for upstream 30 inside curl -fsS "http://$NODE_IP:$UPSTREAM_PORT/healthz"
 }

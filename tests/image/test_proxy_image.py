@@ -29,9 +29,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
+from fakes.openai_upstream import FakeUpstream, start_fake_upstream
 from proxy.fingerprint import key_fingerprint
-from tests.fixtures.fake_upstream import FakeUpstream, start_fake_upstream
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.image.oci import LayerFile, Layout, image_cache
 from tests.image.podman import Podman
 from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, ROOT, SECOND_KEY, LoopThread

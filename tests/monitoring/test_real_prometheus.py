@@ -27,12 +27,12 @@ from kubernetes.client import (
     V1PodStatus,
 )
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
+from fakes.openai_upstream import start_fake_upstream
 from proxy.fingerprint import key_fingerprint
 from proxy.server import RunningProxy, start
 from proxy.settings import Settings
 from tests.e2e.node_prometheus import NodePrometheus, pod_targets, run_prometheus, scrape_jobs
-from tests.fixtures.fake_upstream import start_fake_upstream
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import FAKE_KEY, LoopThread
 from tests.unit.pulumi_render import render_stack
 

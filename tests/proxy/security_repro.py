@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.fixtures.fake_upstream import start_fake_upstream
+from fakes.openai_upstream import start_fake_upstream
 from tests.proxy.proxy_process import ProxyProcess, launch
 from tests.proxy.support import FAKE_KEY, LoopThread
 

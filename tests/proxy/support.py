@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fakes.openai_upstream import FakeUpstream
 from proxy.server import RunningProxy
-from tests.fixtures.fake_upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_KEY = "sk-test-FAKEKEY-0123456789abcdefLEAKME"

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import FAKE_KEY, ProxyHandle, Upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

@@ -13,13 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy import server
 from proxy.json_scan import shown_name
 from proxy.keysource import LiveKey
 from proxy.observability import Metrics
 from proxy.settings import Settings
 from proxy.workers import RESTART_LIMIT, STOP_GRACE, Supervisor, _listen
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream, metric
 from tests.proxy.test_errors import assert_openai_error
 from tests.proxy.test_workers import Pod, children

@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 import proxy.keysource
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.server import start
 from proxy.settings import Settings
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import ROOT, LoopThread, Upstream
 
 STREAM = {"model": "gpt-4o-mini", "messages": [], "stream": True}

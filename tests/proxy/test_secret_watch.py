@@ -1,6 +1,6 @@
 """key_source=api: the proxy watches its Secret through a (fake) Kubernetes API on loopback.
 
-The fake speaks the real list/watch protocol (tests/fixtures/fake_kube_api.py). What is
+The fake speaks the real list/watch protocol (fakes/kube_api.py). What is
 proven: an update reaches /readyz and the upstream in well under a second while the mounted
 file still holds the old key; the watch resumes after the server cuts it, relists on 410
 Gone, falls back to the file when the API is down at start or the watch stays broken past
@@ -22,12 +22,12 @@ import httpx
 import pytest
 from aiohttp import web
 
+from fakes.kube_api import FakeKubeApi, serving_tls, start_fake_kube_api
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.fingerprint import key_fingerprint
 from proxy.keysource import LiveKey
 from proxy.secret_watch import api_target, secret_key
 from proxy.settings import Settings
-from tests.fixtures.fake_kube_api import FakeKubeApi, serving_tls, start_fake_kube_api
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import FAKE_KEY, ROOT, SECOND_KEY, LoopThread, ProxyHandle, metric
 
 NS, SECRET = "llm-gateway", "openai-api-key"

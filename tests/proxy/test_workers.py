@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.fingerprint import key_fingerprint
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import FAKE_KEY, ROOT, SECOND_KEY, Upstream, metric
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
