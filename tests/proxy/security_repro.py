@@ -21,7 +21,7 @@ import httpx
 
 from fakes.openai_upstream import start_fake_upstream
 from tests.proxy.proxy_process import ProxyProcess, launch
-from tests.proxy.support import FAKE_KEY, LoopThread
+from tests.support.proxy import FAKE_KEY, LoopThread
 
 MIB = 1024 * 1024
 

@@ -20,9 +20,15 @@ from proxy.keysource import LiveKey
 from proxy.observability import Metrics
 from proxy.settings import Settings
 from proxy.workers import RESTART_LIMIT, STOP_GRACE, Supervisor, _listen
-from tests.proxy.support import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream, metric
-from tests.proxy.test_errors import assert_openai_error
-from tests.proxy.test_workers import Pod, children
+from tests.support.proxy import (
+    FAKE_KEY,
+    SECOND_KEY,
+    ProxyHandle,
+    Upstream,
+    assert_openai_error,
+    metric,
+)
+from tests.support.workers import Pod, children
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from proxy.identity.gate import identity_config
 from proxy.identity.limits import Budgets
 from proxy.identity.refusals import duration, rate_limited
 from proxy.settings import Settings
-from tests.proxy.support import FAKE_KEY, ROOT, LoopThread, ProxyHandle, Upstream, metric
+from tests.support.proxy import FAKE_KEY, ROOT, LoopThread, ProxyHandle, Upstream, metric
 
 PROXY_OWN_TOKEN = "proxy-own-sa-token-FAKE-0000-LEAKME"
 CLIENTS: list[dict[str, Any]] = [

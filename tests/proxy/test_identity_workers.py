@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from fakes.cluster_issuer import FakeIssuer, SigningKey, mint, start_fake_issuer
-from tests.proxy.support import LoopThread, metric
-from tests.proxy.test_workers import CHAT, Pod
+from tests.support.proxy import LoopThread, metric
+from tests.support.workers import CHAT, Pod
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import httpx
 from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.fingerprint import key_fingerprint
 from proxy.keysource import KeySource, LiveKey
-from tests.proxy.support import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
+from tests.support.proxy import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -23,7 +23,7 @@ import proxy.keysource
 from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.server import start
 from proxy.settings import Settings
-from tests.proxy.support import ROOT, LoopThread, Upstream
+from tests.support.proxy import ROOT, LoopThread, Upstream
 
 STREAM = {"model": "gpt-4o-mini", "messages": [], "stream": True}
 

@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.observability import CallRecord, Metrics
 from proxy.routes import path_label
-from tests.proxy.support import (
+from tests.support.proxy import (
     CLIENT_DUMMY_KEY,
     FAKE_KEY,
     SECOND_KEY,

@@ -13,7 +13,7 @@ import pytest
 
 from fakes.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.proxy_process import launch
-from tests.proxy.support import FAKE_KEY, ROOT
+from tests.support.proxy import FAKE_KEY, ROOT
 
 
 def start_failure(env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -18,8 +18,7 @@ import pytest
 from aiohttp import web
 
 from proxy.observability import MAX_CALL_TOKENS
-from tests.proxy.support import LoopThread, ProxyHandle, Upstream, metric
-from tests.proxy.test_errors import assert_openai_error
+from tests.support.proxy import LoopThread, ProxyHandle, Upstream, assert_openai_error, metric
 
 MIB = 1024 * 1024
 

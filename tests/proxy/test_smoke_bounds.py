@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from proxy.smoke import run_smoke
-from tests.proxy.support import LoopThread
+from tests.support.proxy import LoopThread
 
 
 @pytest.fixture

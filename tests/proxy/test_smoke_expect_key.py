@@ -8,7 +8,7 @@ import pytest
 from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.cli import main
 from proxy.fingerprint import key_fingerprint
-from tests.proxy.support import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
+from tests.support.proxy import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
 
 
 def _smoke(url: str, expect: str, wait: float) -> list[str]:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from proxy.headers import upstream_headers
 from proxy.settings import DEFAULT_KEY_FILE, DEFAULT_UPSTREAM, Settings
 from proxy.usage import UsageTail, parse_usage
-from tests.proxy.support import ROOT
+from tests.support.proxy import ROOT
 
 
 def test_settings_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:

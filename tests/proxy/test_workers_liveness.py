@@ -22,8 +22,8 @@ import pytest
 
 from proxy.settings import Settings
 from proxy.workers import STUCK_SECONDS, Supervisor, _Worker
-from tests.proxy.support import ROOT
-from tests.proxy.test_workers import Pod, children
+from tests.support.proxy import ROOT
+from tests.support.workers import Pod, children
 
 
 @pytest.fixture
