@@ -1,4 +1,4 @@
-"""The validators catch the mistakes DESIGN.md warns about (each would fail in a cluster)."""
+"""The validators catch the mistakes that would fail in a cluster, each on its own."""
 
 import copy
 from typing import Any

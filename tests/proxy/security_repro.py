@@ -1,4 +1,4 @@
-"""Issue 18's before/after numbers: `python -m tests.proxy.security_repro [finding...]`.
+"""Before/after numbers per attack: `python -m tests.proxy.security_repro [finding...]`.
 
 Each finding starts a real `python -m proxy serve` on loopback against the fake
 upstream, attacks it with bounded loops, and prints one line of numbers (RSS,

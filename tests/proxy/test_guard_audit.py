@@ -1,4 +1,4 @@
-"""Issue 18's mutation audit: one test per guard that no test would miss if it broke.
+"""A mutation audit: one test per guard that no test would miss if it broke.
 
 Each test names the one-line breakage it catches.
 """

@@ -1,4 +1,4 @@
-"""Single requests that used to hurt the pod or leak the key (issue 12, findings 5, 6, 9, 11-15).
+"""Single requests that used to hurt the pod or leak the key.
 
 Raw sockets are used where an HTTP client would tidy up the request first.
 """

@@ -1,7 +1,4 @@
-"""Drain within the grace period; a key path that blocks never freezes the proxy.
-
-Issue 12, findings 8 and 16.
-"""
+"""Drain within the grace period; a key path that blocks never freezes the proxy."""
 
 import asyncio
 import io

@@ -1,4 +1,4 @@
-"""Issue 18: cheap requests that hurt the whole pod, answered per finding.
+"""Cheap requests that hurt the whole pod, one test per attack.
 
 Raw sockets where an HTTP client would tidy the request up first; the official
 openai SDK for the legitimate calls that must keep working.

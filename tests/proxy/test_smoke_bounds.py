@@ -1,4 +1,4 @@
-"""Issue 18, finding 10: `python -m proxy smoke` against a hostile answer stays bounded.
+"""`python -m proxy smoke` against a hostile answer stays bounded.
 
 The "gateway" here is a small aiohttp server on loopback that answers endlessly,
 trickles, or puts terminal escape sequences in its error body.

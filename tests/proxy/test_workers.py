@@ -1,4 +1,4 @@
-"""LLM_PROXY_WORKERS=2: one port, one key, one metrics view, one drain per pod (issue 9)."""
+"""LLM_PROXY_WORKERS=2: one port, one key, one metrics view, one drain per pod."""
 
 import json
 import os
