@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "serve")
     args = _parser().parse_args(args_list)
     if args.command == "smoke":
-        from proxy.smoke import run_smoke  # only smoke needs httpx
+        from proxy.smoke_client import run_smoke  # only smoke needs httpx
 
         ok, line = run_smoke(
             args.url,
