@@ -75,7 +75,8 @@ def _kubeconfig_file(kubeconfig: str | None) -> str | None:
 
 
 # How long the key check waits for every proxy pod to serve the expected key: past the
-# kubelet's default Secret sync (1 min plus jitter; 70-88 s measured) with room to spare.
+# kubelet's default Secret sync (1 min plus jitter; README "Rotation latency") with room
+# to spare.
 KEY_CHECK_SECONDS = 180
 KEY_CHECK_INTERVAL_SECONDS = 5
 # Run in each proxy pod: the fingerprint its /readyz reports (empty when it does not answer).
