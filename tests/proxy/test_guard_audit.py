@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from proxy import server
-from proxy.json_scan import shown_name
+from proxy.policy.json_scan import shown_name
 from proxy.keysource import LiveKey
 from proxy.observability import Metrics
 from proxy.settings import Settings
