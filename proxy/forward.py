@@ -25,7 +25,6 @@ from proxy.headers import client_headers, upstream_headers
 from proxy.keysource import KeySource
 from proxy.observability import CallRecord, EventLog, Metrics
 from proxy.payload import SLICE_BYTES, SlicedPayload
-from proxy.policy.allowlist import Allowlist
 from proxy.policy.caller import Admission
 from proxy.policy.model_check import (
     THREAD_THRESHOLD,
@@ -173,7 +172,7 @@ class Forwarder:
         self.metrics = metrics
         self.log = log
         # Identity plugs in as the room's caller check (set by ProxyState when it is on).
-        self.policy = PolicyRoom(Allowlist(settings.allowed_models, settings.allow_unpoliced_paths))
+        self.policy = PolicyRoom.for_settings(settings)
         self.target = UpstreamTarget(check_upstream(settings.upstream))
         self.egress_proxy = egress_proxy_for(settings.upstream)
         self.in_flight = 0

@@ -20,6 +20,7 @@ from proxy.policy.allowlist import Allowlist, BodyRule
 from proxy.policy.caller import NOBODY, Admission, CallerCheck
 from proxy.policy.model_check import BodyModels
 from proxy.routes import Route
+from proxy.settings import Settings
 
 
 class PolicyRoom:
@@ -28,6 +29,11 @@ class PolicyRoom:
     def __init__(self, allowlist: Allowlist, caller_check: CallerCheck | None = None) -> None:
         self.allowlist = allowlist
         self.caller_check = caller_check
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "PolicyRoom":
+        """The room with the proxy's allowlist; identity, when on, is plugged in later."""
+        return cls(Allowlist(settings.allowed_models, settings.allow_unpoliced_paths))
 
     def check(self, request: web.BaseRequest, route: Route) -> Admission | None:
         """The checks that need no I/O; the caller, or None when `identify()` must say."""
