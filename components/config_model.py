@@ -461,6 +461,15 @@ class AppConfig(_Strict):
     service_account: str = Field(
         alias="serviceAccount", description="the app's ServiceAccount", examples=["chat"]
     )
+    allowed_models: list[str] | None = Field(
+        default=None,
+        alias="allowedModels",
+        min_length=1,
+        description="models this app may use (403 for others), each also in "
+        "proxy.allowedModels when that is set; unset: the proxy's allowlist alone (proxy "
+        "plane only: agentgateway's authorization cannot see the request's model)",
+        examples=[["gpt-4o-mini"]],
+    )
     requests_per_minute: int | None = Field(
         default=None,
         alias="requestsPerMinute",
@@ -495,6 +504,13 @@ class AppConfig(_Strict):
     def _check_service_account(cls, value: str) -> str:
         if not _DNS_SUBDOMAIN.match(value):
             raise ValueError("must be a DNS-1123 subdomain (a ServiceAccount name)")
+        return value
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _check_models(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not m.strip() for m in value):
+            raise ValueError("entries must be non-empty model names")
         return value
 
 
@@ -930,4 +946,32 @@ class LlmGatewayConfig(_Strict):
                 )
             names.add(app.name)
             accounts.add(account)
+        violations += self._app_model_violations()
+        return violations
+
+    def _app_model_violations(self) -> list[RuleViolation]:
+        """An app's own models must be ones the proxy's allowlist lets through at all."""
+        allowed = self.proxy.allowed_models
+        violations = []
+        for index, app in enumerate(self.clients):
+            if app.allowed_models and not self.proxy.enabled:
+                violations.append(
+                    RuleViolation(
+                        f"clients[{index}].allowedModels",
+                        "is enforced by the proxy plane only (agentgateway's authorization "
+                        "cannot see the request's model), and proxy.enabled is false; set "
+                        "proxy.enabled true or drop the app's list",
+                        fix=("proxy.enabled", True),
+                    )
+                )
+            outside = [m for m in app.allowed_models or () if allowed and m not in allowed]
+            if outside:
+                violations.append(
+                    RuleViolation(
+                        f"clients[{index}].allowedModels",
+                        f"{app.name!r} lists {outside}, which proxy.allowedModels {allowed} "
+                        "refuses for every caller; drop them from the app's list or add them "
+                        "to proxy.allowedModels",
+                    )
+                )
         return violations

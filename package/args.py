@@ -133,6 +133,9 @@ class AppArgs(TypedDict, total=False):
     service_account: Required[str]
     """the app's ServiceAccount"""
 
+    allowed_models: list[str]
+    """models this app may use (403 for others), each also in proxy.allowedModels when that is set; unset: the proxy's allowlist alone (proxy plane only: agentgateway's authorization cannot see the request's model)"""
+
     requests_per_minute: int
     """requests per minute (429 beyond); unset: unlimited"""
 

@@ -159,7 +159,8 @@ class Settings(BaseSettings):
         description="Replicas sharing each client budget (each worker gets 1/(this x workers)).",
     )
     clients: Annotated[tuple[ClientSpec, ...], NoDecode] = Field(
-        default=(), description="JSON list of apps: name, namespace, serviceAccount, limits."
+        default=(),
+        description="JSON list of apps: name, namespace, serviceAccount, allowedModels, limits.",
     )
 
     @field_validator("identity_jwks_url")

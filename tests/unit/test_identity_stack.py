@@ -54,6 +54,20 @@ def proxy_env(result: Rendered) -> dict[str, str]:
             identity_on(**{"identity.mode": "on"}),
             "identity.mode: must be one of off, attribute, require",
         ),
+        (
+            identity_on(clients=[{**APPS[0], "allowedModels": ["gpt-4o-mini", "gpt-4o"]}]),
+            "clients[0].allowedModels: 'chat' lists ['gpt-4o'], which proxy.allowedModels "
+            "['gpt-4o-mini'] refuses for every caller",
+        ),
+        (
+            {
+                **identity_on(clients=[{**APPS[0], "allowedModels": ["gpt-4o-mini"]}]),
+                "proxy.enabled": False,
+            },
+            "clients[0].allowedModels: is enforced by the proxy plane only",
+        ),
+        (identity_on(clients=[{**APPS[0], "allowedModels": []}]), "at least 1 item"),
+        (identity_on(clients=[{**APPS[0], "allowedModels": [" "]}]), "non-empty model names"),
     ],
 )
 def test_bad_identity_config_fails_before_anything_is_declared(
@@ -164,3 +178,23 @@ def test_attribute_mode_lets_tokenless_calls_through_the_gateway() -> None:
     assert traffic["jwtAuthentication"]["mode"] == "Optional"
     assert "authorization" not in traffic
     assert proxy_env(result)["LLM_PROXY_IDENTITY_MODE"] == "attribute"
+
+
+def test_an_apps_model_list_reaches_the_proxy_and_no_other_app_changes() -> None:
+    apps = [{**APPS[0], "allowedModels": ["gpt-4o-mini"]}, APPS[1]]
+    result = render_stack("dev", overrides=identity_on("require", clients=apps))
+    clients = {c["name"]: c for c in json.loads(proxy_env(result)["LLM_PROXY_CLIENTS"])}
+    assert clients["chat"]["allowedModels"] == ["gpt-4o-mini"]
+    # An app without a list carries no key: existing stacks' pods keep their env.
+    assert "allowedModels" not in clients["notebooks"]
+    assert "allowedModels" not in clients["llm-smoke"]
+    # agentgateway's authorization cannot see the model: its policy names none.
+    (policy,) = result.of_kind("AgentgatewayPolicy")
+    assert "gpt-4o-mini" not in json.dumps(policy.inputs)
+
+
+def test_a_model_list_within_the_proxys_allowlist_is_accepted() -> None:
+    apps = [{**APPS[0], "allowedModels": ["gpt-4o"]}]
+    overrides = identity_on("require", clients=apps, **{"proxy.allowedModels": []})
+    clients = json.loads(proxy_env(render_stack("dev", overrides=overrides))["LLM_PROXY_CLIENTS"])
+    assert clients[0]["allowedModels"] == ["gpt-4o"]  # no proxy allowlist: any model may be listed
