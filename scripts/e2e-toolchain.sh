@@ -35,6 +35,8 @@
 # ldflags, or the tarball's sha256): the stamp NAME.inputs beside it records them. A tool
 # already on PATH (e.g. a user's own pulumi) is used instead of building it (kubectl excepted),
 # unless LLM_GATEWAY_E2E_BUILD_ALL=1. Cache root: LLM_GATEWAY_E2E_CACHE (~/.cache/llm-gateway-e2e).
+# LLM_GATEWAY_TOOLCHAIN_NODEJS=0 skips the TypeScript consumer's Node.js host, node and npm
+# packages, LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 the agentgateway controller (`make demo`).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -167,7 +169,11 @@ build_language_host() {
 }
 if [[ -f "$language_hosts_src" ]]; then
     build_language_host python "$PULUMI_VERSION"
-    build_language_host nodejs "$LANGUAGE_HOSTS_VERSION"
+    if [[ "${LLM_GATEWAY_TOOLCHAIN_NODEJS:-1}" == 0 ]]; then
+        log "pulumi-language-nodejs, node, npm packages: not needed here (LLM_GATEWAY_TOOLCHAIN_NODEJS=0)"
+    else
+        build_language_host nodejs "$LANGUAGE_HOSTS_VERSION"
+    fi
 else
     log "pulumi-language-python: no source at $language_hosts_src; building the minimal host (no component packages or policy packs, no TypeScript consumer)"
     rm -f "$bin/pulumi-language-python-exec"
@@ -220,7 +226,7 @@ fill_npm_cache() {
     echo "npm-packages $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
     log "npm packages: ready in $(($(date +%s) - start))s"
 }
-if [[ -x "$bin/pulumi-language-nodejs" ]]; then
+if [[ "${LLM_GATEWAY_TOOLCHAIN_NODEJS:-1}" != 0 && -x "$bin/pulumi-language-nodejs" ]]; then
     install_node
     fill_npm_cache
 fi
