@@ -13,6 +13,7 @@ A new proxy setting is one line in `ProxySettings` plus its use (the proxy reads
 `settings.<name>`; the Deployment passes `proxy_env(<name>=...)` when it sets it).
 """
 
+import functools
 import json
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -114,6 +115,7 @@ class ProxySettings:
     # fmt: on
 
 
+@functools.cache
 def specs() -> dict[str, tuple[Any, Spec, Any]]:
     """Setting name -> (its type, its Spec, its default), in declaration order."""
     hints = typing.get_type_hints(ProxySettings, include_extras=True)
