@@ -111,7 +111,7 @@ class ProxySettings:
     identity_token_file: Annotated[Path | None, Spec("the proxy's own token for that fetch, re-read at each fetch")] = Path(POD_CREDENTIALS_DIR, TOKEN_FILE_NAME)
     identity_ca_file: Annotated[Path | None, Spec("CA for the API server's certificate")] = Path(POD_CREDENTIALS_DIR, CA_FILE_NAME)
     identity_shares: Annotated[int, Spec("replicas sharing each budget: each worker enforces `ceil(limit / (shares × workers))`", ge=1)] = 1
-    clients: Annotated[tuple[object, ...], Spec("JSON list of apps: `{\"name\", \"namespace\", \"serviceAccount\", \"requestsPerMinute\"?, \"tokensPerMinute\"?, \"tokensPerDay\"?}`", "`[]`")] = ()
+    clients: Annotated[tuple[object, ...], Spec("JSON list of apps: `{\"name\", \"namespace\", \"serviceAccount\", \"allowedModels\"?, \"requestsPerMinute\"?, \"tokensPerMinute\"?, \"tokensPerDay\"?}`", "`[]`")] = ()
     # fmt: on
 
 
