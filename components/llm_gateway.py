@@ -257,7 +257,6 @@ class LlmGateway(pulumi.ComponentResource):
             scraper=cfg.metrics_scraper,
             skip_await=cfg.skip_await,
             identity=proxy_identity(cfg),
-            api_server_ports=cfg.identity.api_server_ports,
             opts=opts,
         )
         return service_shape.endpoint(PROXY_NAME, cfg.namespace)

@@ -19,6 +19,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from proxy.contract import READY_PATH
+
 from .config_model import CLIENT_LABEL, LlmGatewayConfig
 from .identity import CALLER_TOKEN_FILE, SMOKE_ACCOUNT, caller_token_mount, caller_token_volume
 from .shapes.deployment import CONTAINER_PORT, container_security_context, pod_security_context
@@ -82,7 +84,7 @@ KEY_CHECK_INTERVAL_SECONDS = 5
 # Run in each proxy pod: the fingerprint its /readyz reports (empty when it does not answer).
 _READ_FINGERPRINT = (
     "import json,urllib.request as r;"
-    f"print(json.load(r.urlopen('http://127.0.0.1:{CONTAINER_PORT}/readyz',timeout=5))"
+    f"print(json.load(r.urlopen('http://127.0.0.1:{CONTAINER_PORT}{READY_PATH}',timeout=5))"
     "['keyFingerprint'])"
 )
 

@@ -108,7 +108,7 @@ class Proxy(TypedDict, total=False):
     """api: each pod watches the key Secret through the Kubernetes API (a Role limited to that Secret, the pod's own ServiceAccount token) and serves a rotated key within seconds, the mounted Secret as its fallback; file: the mount alone, which the kubelet refreshes at its next sync (about a minute), no API access at all (default "api")"""
 
     api_server_ports: list[int]
-    """with keySource api: the Kubernetes API server's TCP ports the proxy pods may connect to (its own port behind the kubernetes Service, which is what a CNI matches) (default [443, 6443])"""
+    """the Kubernetes API server's TCP ports the proxy pods may connect to, for the key Secret's watch (keySource api) and the JWKS fetch (identity.mode attribute or require): its endpoint port behind the kubernetes Service, which is what a CNI matches (6443 on kubeadm, 443 on most managed clusters) (default [443, 6443])"""
 
 
 class Client(TypedDict, total=False):
@@ -160,9 +160,6 @@ class Identity(TypedDict, total=False):
 
     jwks: str
     """the cluster's service-account JWKS (`kubectl get --raw /openid/v1/jwks`) for agentgateway, which cannot fetch it from the API server; re-set it when the cluster rotates its signing key. The proxy fetches it itself"""
-
-    api_server_ports: list[int]
-    """ports the proxy pods may reach the API server on to fetch the JWKS (its endpoint port, which CNIs match: 6443 on kubeadm, 443 on most managed clusters) (default [443, 6443])"""
 
 
 class Monitoring(TypedDict, total=False):

@@ -17,7 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proxy import errors
 from proxy.forward import Forwarder
-from proxy.keysource import KeySource, LiveKey
+from proxy.key_file import LiveKey
+from proxy.keysource import KeySource
 from proxy.observability import EventLog, LogStream, Metrics
 from proxy.routes import FORWARDED_PREFIX, LOCAL, Local
 from proxy.secret_watch import api_target

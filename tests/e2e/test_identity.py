@@ -135,10 +135,14 @@ def test_up_with_identity_required_and_the_smoke_job_passes_with_its_own_token(
     for account in ("chat", "batch", "intruder"):
         kube.core.create_namespaced_service_account(APPS_NS, {"metadata": {"name": account}})
     overrides = {
-        "proxy": {"image": node["LLM_GATEWAY_NODE_PROXY_IMAGE"], "allowedModels": [MINI, "gpt-4o"]},
-        "agentgateway": {"enabled": False},
         # The proxy's egress must reach the API server's endpoint port (CNIs match it).
-        "identity": {"mode": "require", "apiServerPorts": api_server_ports(kube)},
+        "proxy": {
+            "image": node["LLM_GATEWAY_NODE_PROXY_IMAGE"],
+            "allowedModels": [MINI, "gpt-4o"],
+            "apiServerPorts": api_server_ports(kube),
+        },
+        "agentgateway": {"enabled": False},
+        "identity": {"mode": "require"},
         "smokeTest": {"onUp": True},
     }
     write_stack_file(workspace, STACK, NS, overrides)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from proxy import server
-from proxy.keysource import LiveKey
+from proxy.key_file import LiveKey
 from proxy.observability import Metrics
 from proxy.policy.json_scan import shown_name
 from proxy.settings import Settings
@@ -189,7 +189,7 @@ def test_the_key_is_not_in_a_workers_environment(
 
     monkeypatch.setattr(server, "run_loop", report_environ)
     settings = Settings(host="127.0.0.1", port=0, key_file=secret_dir.key_file, workers=2)
-    supervisor = Supervisor(settings)
+    supervisor = Supervisor(settings, server.run_worker)
     supervisor.listener = _listen("127.0.0.1", 0)
     supervisor.keys.current = LiveKey.from_text(FAKE_KEY)
     try:

@@ -11,7 +11,8 @@ import aiohttp
 import httpx
 
 from proxy.fingerprint import key_fingerprint
-from proxy.keysource import KeySource, LiveKey
+from proxy.key_file import LiveKey
+from proxy.keysource import KeySource
 from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.support import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
 

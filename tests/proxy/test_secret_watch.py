@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from proxy.fingerprint import key_fingerprint
-from proxy.keysource import LiveKey
+from proxy.key_file import LiveKey
 from proxy.secret_watch import api_target, secret_key
 from proxy.settings import Settings
 from tests.fixtures.fake_kube_api import FakeKubeApi, serving_tls, start_fake_kube_api

@@ -68,6 +68,14 @@ def proxy_env(result: Rendered) -> dict[str, str]:
         ),
         (identity_on(clients=[{**APPS[0], "allowedModels": []}]), "at least 1 item"),
         (identity_on(clients=[{**APPS[0], "allowedModels": [" "]}]), "non-empty model names"),
+        (
+            identity_on("require", **{"identity.apiServerPorts": [6443]}),
+            "identity.apiServerPorts: has moved to proxy.apiServerPorts",
+        ),
+        (
+            identity_on("require", **{"proxy.apiServerPorts": []}),
+            "proxy.apiServerPorts: is empty, but with identity on",
+        ),
     ],
 )
 def test_bad_identity_config_fails_before_anything_is_declared(
@@ -92,17 +100,21 @@ def test_require_gives_the_proxy_its_clients_its_own_api_token_and_egress() -> N
     }
     pod = one(result, "Deployment", "llm-proxy")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False  # the token comes projected instead
-    (volume,) = [v for v in pod["volumes"] if v["name"] == "apiserver-token"]
+    # One projected credentials volume: the JWKS fetch and the Secret watch share it.
+    (volume,) = [v for v in pod["volumes"] if "projected" in v]
+    assert volume["name"] == "kube-api-access"
     sources = volume["projected"]["sources"]
-    assert sources[0]["serviceAccountToken"] == {"path": "token", "expirationSeconds": 3600}
+    assert sources[0]["serviceAccountToken"] == {"path": "token", "expirationSeconds": 3607}
     assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
     mounts = pod["containers"][0]["volumeMounts"]
     assert {
-        "name": "apiserver-token",
-        "mountPath": "/var/run/secrets/llm-gateway/apiserver",
+        "name": "kube-api-access",
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
         "readOnly": True,
     } in mounts
-    assert env["LLM_PROXY_IDENTITY_TOKEN_FILE"] == "/var/run/secrets/llm-gateway/apiserver/token"
+    # The proxy's defaults read its token and CA there.
+    assert "LLM_PROXY_IDENTITY_TOKEN_FILE" not in env
+    assert "LLM_PROXY_IDENTITY_CA_FILE" not in env
     egress = one(result, "NetworkPolicy", "llm-proxy")["spec"]["egress"]
     ports = {p["port"] for rule in egress for p in rule.get("ports", [])}
     assert {443, 6443} <= ports
