@@ -93,8 +93,9 @@ up() {
     preflight
     mkdir -p "$demo"
     log "1/5 toolchain (cold: ~25 min on 2 cores; cached after)"
-    # The demo runs the proxy plane only: no agentgateway controller to build, no CRDs to apply.
-    bin="$(LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 "$repo/scripts/e2e-toolchain.sh" | tail -n1)"
+    # The demo runs the proxy plane only: no agentgateway controller to build, no CRDs to apply,
+    # no TypeScript consumer (Node.js host, node, npm packages).
+    bin="$(LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 LLM_GATEWAY_TOOLCHAIN_NODEJS=0 "$repo/scripts/e2e-toolchain.sh" | tail -n1)"
     export LLM_GATEWAY_CRDS_DIR="${LLM_GATEWAY_CRDS_DIR:-none}"
     log "2/5 local node: control plane, containerd, kubelet, kube-proxy, CoreDNS, registry, images ($((SECONDS - t0))s so far)"
     "$repo/scripts/e2e/cluster.sh" up "$cluster" "$bin"

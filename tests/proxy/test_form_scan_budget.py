@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from proxy.form_scan import MAX_TOTAL_HEADER_BYTES, FormScanError, multipart_models
+from proxy.policy.form_scan import MAX_TOTAL_HEADER_BYTES, FormScanError, multipart_models
 
 
 def many_parts(parts: int, header_bytes: int) -> bytes:

@@ -24,7 +24,7 @@ from aiohttp import web
 from fakes.kube_api import FakeKubeApi, serving_tls, start_fake_kube_api
 from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.fingerprint import key_fingerprint
-from proxy.keysource import LiveKey
+from proxy.key_file import LiveKey
 from proxy.secret_watch import api_target, secret_key
 from proxy.settings import Settings
 from tests.support.net import free_port

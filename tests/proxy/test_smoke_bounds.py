@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from aiohttp import web
 
-from proxy.smoke import run_smoke
+from proxy.smoke_client import run_smoke
 from tests.support.proxy import LoopThread
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from proxy.server import run_worker
 from proxy.settings import Settings
 from proxy.workers import STUCK_SECONDS, Supervisor, _Worker
 from tests.support.proxy import ROOT
@@ -103,7 +104,7 @@ def test_a_supervisor_killed_while_owing_scrapes_leaves_workers_stopping_cleanly
 
 def _supervisor(tmp_path: Path) -> Supervisor:
     (tmp_path / "apiKey").write_text("sk-unused")
-    return Supervisor(Settings(key_file=tmp_path / "apiKey", workers=2))
+    return Supervisor(Settings(key_file=tmp_path / "apiKey", workers=2), run_worker)
 
 
 def test_a_send_to_a_worker_that_reads_nothing_never_blocks(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ def test_kill_switch_removes_only_the_route_and_scales_the_proxy_to_zero(stack: 
     assert diff(live, killed) == {
         ("kubernetes:apps/v1:Deployment", "llm-gateway-proxy"): ["spec.replicas"],
         ("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", "llm-gateway-route"): ["<removed>"],
-        ("llm-gateway:index:AIRoute", "llm-gateway-route"): ["<removed>"],
     }
     assert killed.one("Deployment").inputs["spec"]["replicas"] == 0
     assert killed.outputs["killSwitch"] is True
@@ -43,7 +42,6 @@ def test_restoring_after_the_kill_switch_renders_the_original_again() -> None:
     assert diff(killed, restored) == {
         ("kubernetes:apps/v1:Deployment", "llm-gateway-proxy"): ["spec.replicas"],
         ("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", "llm-gateway-route"): ["<added>"],
-        ("llm-gateway:index:AIRoute", "llm-gateway-route"): ["<added>"],
     }
     assert restored.one("Deployment").inputs["spec"]["replicas"] == 3
     # ...and leaves the stack as if it had never been killed.
