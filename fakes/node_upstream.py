@@ -1,4 +1,4 @@
-"""The fake OpenAI API that pods on the local node call (scripts/e2e/cluster.sh starts it).
+"""The fake OpenAI API that pods on the local node call (scripts/local-node/cluster.sh starts it).
 
 It answers like fakes/openai_upstream.py and appends one JSON line per request to a
 record file: when, from which address, which path, and the fingerprint of the key that

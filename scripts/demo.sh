@@ -7,7 +7,7 @@
 #   scripts/demo.sh down    # `pulumi destroy`, then stop and remove the node
 #
 # It builds (first time) or reuses the e2e toolchain (scripts/e2e-toolchain.sh) and a
-# single-node cluster inside a network namespace (scripts/e2e/cluster.sh), builds the
+# single-node cluster inside a network namespace (scripts/local-node/cluster.sh), builds the
 # proxy image and pushes it to the node's registry, then runs the plain Pulumi flow on a
 # copy of this project (so the repo's stack files stay untouched): `pulumi stack init dev`,
 # `pulumi config set --secret openaiKey` (a fake key: the upstream is a fake OpenAI API on
@@ -59,7 +59,7 @@ in_node() {
         source "$demo/env"
         set +a
         cd "$project"
-        exec "$repo/scripts/e2e/cluster.sh" run "$cluster" "$@"
+        exec "$repo/scripts/local-node/cluster.sh" run "$cluster" "$@"
     )
 }
 
@@ -98,7 +98,7 @@ up() {
     bin="$(LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 LLM_GATEWAY_TOOLCHAIN_NODEJS=0 "$repo/scripts/e2e-toolchain.sh" | tail -n1)"
     export LLM_GATEWAY_CRDS_DIR="${LLM_GATEWAY_CRDS_DIR:-none}"
     log "2/5 local node: control plane, containerd, kubelet, kube-proxy, CoreDNS, registry, images ($((SECONDS - t0))s so far)"
-    "$repo/scripts/e2e/cluster.sh" up "$cluster" "$bin"
+    "$repo/scripts/local-node/cluster.sh" up "$cluster" "$bin"
     write_env
     # shellcheck disable=SC1091 # written by cluster.sh up
     source "$cluster/env"
@@ -177,7 +177,7 @@ down() {
         log "pulumi destroy"
         in_node pulumi destroy --yes --skip-preview --non-interactive || log "destroy failed; removing the node anyway"
     fi
-    "$repo/scripts/e2e/cluster.sh" down "$cluster"
+    "$repo/scripts/local-node/cluster.sh" down "$cluster"
     rm -rf "$demo"
     log "down: nothing of the demo is left"
 }

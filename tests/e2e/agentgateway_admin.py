@@ -1,6 +1,6 @@
 """What the real agentgateway controller made of our objects, read from its admin endpoint.
 
-scripts/e2e/agentgateway-controller.sh runs the controller (v1.4.1) inside the e2e network
+scripts/local-node/agentgateway-controller.sh runs the controller (v1.4.1) inside the e2e network
 namespace; scripts/e2e.sh then exports LLM_GATEWAY_E2E_AGW_ADMIN=http://localhost:9095.
 `GET /snapshots/krt` dumps the controller's internal collections (istio krt) as JSON: a list
 of {name, state: {outputs: {key: object}, synced}}. The ones read here (v1.4.1):

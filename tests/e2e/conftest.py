@@ -75,7 +75,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 @pytest.fixture(scope="session")
 def node() -> dict[str, str]:
-    """The local node's facts (scripts/e2e/cluster.sh); skips where no node runs."""
+    """The local node's facts (scripts/local-node/cluster.sh); skips where no node runs."""
     missing = missing_node_env()
     if missing:
         pytest.skip(f"no local node ({', '.join(missing)} unset): run `make e2e`")

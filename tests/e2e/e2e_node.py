@@ -1,7 +1,7 @@
 """What the node scenarios share: the node's facts from the environment, its fake upstream's
 record, and the proxy pods of a namespace.
 
-scripts/e2e/cluster.sh exports the LLM_GATEWAY_NODE_* variables when a node runs; without
+scripts/local-node/cluster.sh exports the LLM_GATEWAY_NODE_* variables when a node runs; without
 them the `node` fixture (tests/e2e/conftest.py) skips the scenario.
 """
 

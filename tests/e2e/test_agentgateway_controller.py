@@ -1,6 +1,6 @@
 """What the real agentgateway controller (v1.4.1) makes of objects beyond the dev lifecycle.
 
-Needs the controller (scripts/e2e/agentgateway-controller.sh; LLM_GATEWAY_E2E_AGW_ADMIN):
+Needs the controller (scripts/local-node/agentgateway-controller.sh; LLM_GATEWAY_E2E_AGW_ADMIN):
   - another upstream: `openaiBaseUrl` with a custom host/port/path → the translated backend
     carries that host, port, path prefix and TLS as configured;
   - `pulumi up` waits for the Gateway's Programmed condition (`pulumi.com/waitFor`, off under

@@ -33,7 +33,7 @@ STACK = "ident"
 NS = "llm-gateway-ident"
 APPS_NS = "ident-apps"
 AUDIENCE = "llm-gateway"
-ISSUER = "https://kubernetes.default.svc"  # scripts/e2e/control-plane.sh
+ISSUER = "https://kubernetes.default.svc"  # scripts/local-node/control-plane.sh
 MINI = "gpt-4o-mini"
 CLIENTS = [
     {"name": "chat", "namespace": APPS_NS, "serviceAccount": "chat", "tokensPerMinute": 20},
@@ -121,7 +121,7 @@ def _api_server_reachable_from_pods(kube: Kube) -> None:
     if not addresses or all(ip.startswith("127.") for ip in addresses):
         pytest.skip(
             f"the node's API server advertises {addresses}: pods cannot reach it (needs "
-            "scripts/e2e/control-plane.sh to advertise the node's address)"
+            "scripts/local-node/control-plane.sh to advertise the node's address)"
         )
 
 
@@ -221,7 +221,7 @@ def test_missing_foreign_expired_and_forged_tokens_get_401_and_unlisted_apps_403
         "exp": now - 3600,
         "kubernetes.io": {"namespace": APPS_NS, "serviceaccount": {"name": "batch", "uid": "x"}},
     }
-    # The node's own service-account signing key (scripts/e2e/control-plane.sh), so only
+    # The node's own service-account signing key (scripts/local-node/control-plane.sh), so only
     # the expiry is wrong; and the same claims, unexpired, signed by a key of our own.
     node_key = (Path(kubeconfig).parent / "pki" / "sa.key").read_bytes()
     expired = jwt.encode(claims, node_key, algorithm="RS256", headers={"kid": kid})

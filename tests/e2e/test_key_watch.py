@@ -2,7 +2,7 @@
 outlives an API server restart (an update made as the server comes back is served), and a
 proxy that starts while the API server is down serves the mounted key.
 
-The API server is stopped and started with scripts/e2e/control-plane.sh (same flags, port
+The API server is stopped and started with scripts/local-node/control-plane.sh (same flags, port
 and etcd); the proxy container is restarted by killing its processes, found through the
 node's cgroups, so the kubelet starts it again while the API server is away. Tests run in
 file order on one stack, `watch`, with one proxy pod.
@@ -36,13 +36,13 @@ NS = "llm-gateway-watch"
 SECRET, OTHER = "openai-api-key", "not-the-proxys"
 ACCOUNT = f"system:serviceaccount:{NS}:llm-proxy"
 OUTAGE_KEY = "sk-test-FAKEKEY-e2e-outage-5566778899aabbccdd"
-CONTROL_PLANE = REPO_ROOT / "scripts" / "e2e" / "control-plane.sh"
+CONTROL_PLANE = REPO_ROOT / "scripts" / "local-node" / "control-plane.sh"
 # After the API server is back: the watch's backoff (<= 5 s) plus its reconnect.
 RESUME_BOUND_S = 15
 
 
 def state_dir() -> Path:
-    """The cluster's state dir (scripts/e2e/cluster.sh): where its kubeconfig lives."""
+    """The cluster's state dir (scripts/local-node/cluster.sh): where its kubeconfig lives."""
     return Path(os.environ["LLM_GATEWAY_E2E_KUBECONFIG"]).parent
 
 

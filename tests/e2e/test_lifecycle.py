@@ -37,7 +37,7 @@ ROUTE_TYPES = {
 }
 ROTATION_TIMEOUT_S = 60.0
 # The image of the data-plane Deployment the controller makes per Gateway (the registry and
-# tag scripts/e2e/agentgateway-controller.sh configures).
+# tag scripts/local-node/agentgateway-controller.sh configures).
 DATA_PLANE_IMAGE = "127.0.0.1:5000/agentgateway:v1.4.1"
 RESOURCE_LINE = re.compile(
     r"^\s*[-+~]*\s*(?P<type>[\w.-]+:[\w/.-]+:[\w.-]+): \((?P<op>[\w-]+)\)$", re.M

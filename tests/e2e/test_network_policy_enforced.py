@@ -54,7 +54,7 @@ ENFORCEMENT_BOUND_S = 30.0
 def probes(kube: Kube, kubeconfig: str, node: dict[str, str]) -> Iterator[ProbePods]:
     """The probe pods, started before the stack so they are ready when it is."""
     assert os.environ.get("LLM_GATEWAY_NODE_NETPOL") == "kube-router", (
-        "the node enforces no NetworkPolicy: scripts/e2e/cluster.sh up starts kube-router"
+        "the node enforces no NetworkPolicy: scripts/local-node/cluster.sh up starts kube-router"
     )
     pods = ProbePods(kube, kubeconfig, node["LLM_GATEWAY_NODE_PROXY_IMAGE"])
     try:

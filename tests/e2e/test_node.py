@@ -1,6 +1,6 @@
 """The proxy plane on a real node: the image runs, `pulumi up` awaits it, the smoke output works.
 
-scripts/e2e/cluster.sh runs a kubelet with containerd inside the test's network namespace,
+scripts/local-node/cluster.sh runs a kubelet with containerd inside the test's network namespace,
 the proxy image built here sits in the node's registry, and a fake OpenAI API on the node
 records the fingerprint of every key that reaches it. The tests run in file order on one
 stack, `node`, with the proxy plane on, the agentgateway plane off and no skipAwait.

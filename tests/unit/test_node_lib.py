@@ -1,4 +1,4 @@
-"""The node scripts' shell library (scripts/e2e/lib.sh): start, wait_for and stop by PID.
+"""The node scripts' shell library (scripts/local-node/lib.sh): start, wait_for and stop by PID.
 
 Each test sources the library in a real bash with a state dir of its own and starts `sleep`
 or `sh` as the daemon, so what is checked is what cluster.sh and control-plane.sh get.
@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-LIB = Path(__file__).resolve().parents[2] / "scripts" / "e2e" / "lib.sh"
+LIB = Path(__file__).resolve().parents[2] / "scripts" / "local-node" / "lib.sh"
 
 
 def bash(state: Path, script: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -158,7 +158,7 @@ def test_every_started_command_has_its_package_ensured() -> None:
 
 def test_the_reader_sees_the_node_daemons() -> None:
     """Guard against a reader that finds nothing: the node's daemons are found as commands."""
-    cluster = read_shell(ROOT / "scripts/e2e/cluster.sh")
+    cluster = read_shell(ROOT / "scripts/local-node/cluster.sh")
     assert {"containerd", "docker-registry", "ip", "curl"} <= set(cluster.commands)
     assert {"containerd", "runc", "docker-registry", "iptables", "conntrack"} <= cluster.ensured
     podman = read_python(ROOT / "tests/image/podman.py")

@@ -2,8 +2,8 @@
 # The real agentgateway controller (v1.4.1, built from ../shared/agentgateway by the e2e
 # toolchain) against the e2e API server, so the tests see what it makes of our objects.
 #
-#   scripts/e2e/agentgateway-controller.sh start STATE_DIR BIN_DIR
-#   scripts/e2e/agentgateway-controller.sh stop  STATE_DIR
+#   scripts/local-node/agentgateway-controller.sh start STATE_DIR BIN_DIR
+#   scripts/local-node/agentgateway-controller.sh stop  STATE_DIR
 #
 # STATE_DIR is control-plane.sh's (its kubeconfig, pids/, logs/). Run `start` INSIDE the
 # e2e network namespace: the controller binds xDS :9978, health :9093 and metrics :9092 on
@@ -26,15 +26,15 @@ PROXY_IMAGE_REGISTRY=127.0.0.1:5000
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 python="$repo/.venv/bin/python"
 
-# shellcheck source=scripts/e2e/lib.sh
-source "$repo/scripts/e2e/lib.sh"
+# shellcheck source=scripts/local-node/lib.sh
+source "$repo/scripts/local-node/lib.sh"
 
 # kube namespace|gatewayclass: create the controller's namespace (idempotent), or exit 0 once
 # the controller has created GatewayClass `agentgateway`.
 kube() {
     local name="$CONTROLLER_NAMESPACE"
     [[ "$1" == gatewayclass ]] && name=agentgateway
-    "$python" "$repo/scripts/e2e/agentgateway_objects.py" "$state/kubeconfig" "$1" "$name"
+    "$python" "$repo/scripts/local-node/agentgateway_objects.py" "$state/kubeconfig" "$1" "$name"
 }
 
 start_controller() {

@@ -1,8 +1,8 @@
 """The cluster objects the agentgateway controller's start waits on, read or made with the
 project's Kubernetes client.
 
-Usage: python scripts/e2e/agentgateway_objects.py KUBECONFIG namespace NAME
-       python scripts/e2e/agentgateway_objects.py KUBECONFIG gatewayclass NAME
+Usage: python scripts/local-node/agentgateway_objects.py KUBECONFIG namespace NAME
+       python scripts/local-node/agentgateway_objects.py KUBECONFIG gatewayclass NAME
 
 `namespace` creates the controller's namespace (an existing one is fine); `gatewayclass`
 exits 0 once the controller has created that GatewayClass, 1 while it does not exist.

@@ -1,6 +1,6 @@
 """Apply every CRD under a directory to the e2e API server and wait until each is Established.
 
-Usage: python scripts/e2e/apply_crds.py KUBECONFIG CRDS_DIR
+Usage: python scripts/local-node/apply_crds.py KUBECONFIG CRDS_DIR
 
 The e2e suite reads the real CRDs (agentgateway, Gateway API) from a folder outside the repo
 (LLM_GATEWAY_CRDS_DIR, default ../shared/crds); only CustomResourceDefinition documents are

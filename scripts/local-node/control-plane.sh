@@ -4,17 +4,17 @@
 # kube-controller-manager with its default controllers plus kube-scheduler. The garbage
 # collector matters even without pods: it clears the foregroundDeletion finalizer that
 # Pulumi's default Foreground deletes put on every object (without it each delete hangs).
-# scripts/e2e/cluster.sh runs this inside its network namespace and adds the node.
+# scripts/local-node/cluster.sh runs this inside its network namespace and adds the node.
 #
-#   scripts/e2e/control-plane.sh up          STATE_DIR BIN_DIR  # etcd + API server, kubeconfig
-#   (apply the CRDs: scripts/e2e/apply_crds.py STATE_DIR/kubeconfig CRDS_DIR)
-#   scripts/e2e/control-plane.sh controllers STATE_DIR BIN_DIR  # kube-controller-manager
-#   scripts/e2e/control-plane.sh down        STATE_DIR          # stop all of the above
-#   scripts/e2e/control-plane.sh apiserver-stop  STATE_DIR      # the e2e's API server outage
-#   scripts/e2e/control-plane.sh apiserver-start STATE_DIR      # ... and its end (same flags)
+#   scripts/local-node/control-plane.sh up          STATE_DIR BIN_DIR  # etcd + API server, kubeconfig
+#   (apply the CRDs: scripts/local-node/apply_crds.py STATE_DIR/kubeconfig CRDS_DIR)
+#   scripts/local-node/control-plane.sh controllers STATE_DIR BIN_DIR  # kube-controller-manager
+#   scripts/local-node/control-plane.sh down        STATE_DIR          # stop all of the above
+#   scripts/local-node/control-plane.sh apiserver-stop  STATE_DIR      # the e2e's API server outage
+#   scripts/local-node/control-plane.sh apiserver-start STATE_DIR      # ... and its end (same flags)
 #
 # `up` writes STATE_DIR/env (KUBECONFIG=...) and logs to STATE_DIR/logs/. CRDs are applied
-# separately (scripts/e2e/apply_crds.py) because that needs the project's virtualenv.
+# separately (scripts/local-node/apply_crds.py) because that needs the project's virtualenv.
 # Pods reach the API server through the `kubernetes` Service (10.0.0.1:443), which points at
 # the server's advertised address: inside the node's namespace that is the node's address
 # (the default route's source), and the server listens on every address of the namespace;
@@ -22,7 +22,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/e2e/lib.sh
+# shellcheck source=scripts/local-node/lib.sh
 source "$here/lib.sh"
 
 # node_address: inside a named network namespace (the node's), the source address of its

@@ -3,12 +3,12 @@
 # that this script creates: pod and service addresses exist only there, and nothing in it
 # can reach any address outside (the namespace has no link to the host's network).
 #
-#   scripts/e2e/cluster.sh up   STATE_DIR BIN_DIR   # namespace, control plane, node, registry
-#   scripts/e2e/cluster.sh down STATE_DIR           # stop everything by PID, unmount, clean up
-#   scripts/e2e/cluster.sh run  STATE_DIR CMD...    # run CMD inside the namespace, env loaded
+#   scripts/local-node/cluster.sh up   STATE_DIR BIN_DIR   # namespace, control plane, node, registry
+#   scripts/local-node/cluster.sh down STATE_DIR           # stop everything by PID, unmount, clean up
+#   scripts/local-node/cluster.sh run  STATE_DIR CMD...    # run CMD inside the namespace, env loaded
 #
 # What `up` starts, each logged to STATE_DIR/logs/NAME.log with its PID in STATE_DIR/pids/:
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler   (scripts/e2e/control-plane.sh)
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler   (scripts/local-node/control-plane.sh)
 #   registry     Debian's docker-registry on 127.0.0.1:5000 (the namespace's loopback)
 #   containerd   Debian's containerd + runc, CRI with CNI (bridge, host-local, loopback, portmap)
 #   kubelet      cgroupfs driver under its own cgroup root, Secret volumes synced every
@@ -25,7 +25,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-here="$repo/scripts/e2e"
+here="$repo/scripts/local-node"
 python="$repo/.venv/bin/python"
 
 NODE_NAME=llm-gateway-node
@@ -39,7 +39,7 @@ UPSTREAM_PORT=8400
 # test_script_packages.py fails when a script starts a command that no list here provides.
 NODE_PACKAGES="containerd runc containernetworking-plugins docker-registry iptables conntrack openssl curl iproute2 ipset"
 
-# shellcheck source=scripts/e2e/lib.sh
+# shellcheck source=scripts/local-node/lib.sh
 source "$here/lib.sh"
 
 # The namespace's name derives from the state dir, so two clusters never share one.
