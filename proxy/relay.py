@@ -39,6 +39,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy.observability import CallRecord
+from proxy.stream_usage import UsageOnlyFilter
 from proxy.usage import UsageTail
 
 
@@ -130,8 +131,8 @@ class _Tap(asyncio.Protocol):
     """Stands in for the upstream connection's protocol while a stream body is relayed."""
 
     __slots__ = (
-        "call", "client", "handler", "last", "loop", "paused", "pending", "protocol", "reader",
-        "request", "resuming", "tail", "timeout", "upstream",
+        "call", "client", "filter", "handler", "last", "loop", "paused", "pending", "protocol",
+        "reader", "request", "resuming", "tail", "timeout", "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -153,6 +154,8 @@ class _Tap(asyncio.Protocol):
         self.resuming: asyncio.Task[None] | None = None
         self.timeout: float | None = handler.read_timeout
         self.last = self.loop.time()
+        # Set when the proxy asked for usage the client did not: takes it out again.
+        self.filter = UsageOnlyFilter() if call.hide_usage else None
 
     def start(self) -> None:
         """Take over: what is buffered goes out now, the rest as the parser produces it."""
@@ -216,6 +219,22 @@ class _Tap(asyncio.Protocol):
             return
         body = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
+        if self.filter is not None:
+            self.write(self.filter.feed(body), len(body))
+        else:
+            self.write(body)
+
+    def finish(self) -> None:
+        """The end of the body: what a filter still holds goes out."""
+        if self.filter is not None:
+            self.write(self.filter.finish(), 0)
+
+    def write(self, body: bytes, received: int = -1) -> None:
+        """One HTTP chunk to the client; `received`: the bytes it came from, if filtered."""
+        if received >= 0:
+            self.call.bytes_out += len(body) - received
+            if not body:
+                return
         client = self.client
         if client.is_closing():
             if self.reader.exception() is None:
@@ -302,6 +321,7 @@ async def relay(
             await reader.wait_eof()
         if exc is not None:
             raise exc
+        tap.finish()
     finally:
         tap.release()
     return True
@@ -351,14 +371,18 @@ async def copy_body(
     chunk: bytes,
 ) -> None:
     """Write each upstream chunk to the client as soon as it arrives (any body)."""
+    hidden = UsageOnlyFilter() if call.hide_usage and call.streamed else None
     while True:
         if chunk:
             if call.ttfb is None:
                 call.ttfb = time.perf_counter() - call.started
-            call.bytes_out += len(chunk)
             tail.feed(chunk)
+            if hidden is not None:
+                chunk = hidden.feed(chunk)
+            call.bytes_out += len(chunk)
             try:
-                await response.write(chunk)
+                if chunk:
+                    await response.write(chunk)
             except ConnectionError:  # incl. aiohttp.ClientConnectionResetError
                 call.error = "client_disconnected"
                 return
@@ -369,4 +393,11 @@ async def copy_body(
             return
         if not chunk:
             break
+    if hidden is not None and (rest := hidden.finish()):
+        call.bytes_out += len(rest)
+        try:
+            await response.write(rest)
+        except ConnectionError:
+            call.error = "client_disconnected"
+            return
     await response.write_eof()

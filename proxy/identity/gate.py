@@ -106,6 +106,7 @@ class IdentityGate:
         """Who calls; raises the 401/403/429/503 to answer instead of forwarding."""
         admission = await self._identify(request, call)
         call.client, call.client_label = admission.client, admission.label
+        call.needs_usage = self.budgets.counts_tokens(admission.client)
         exceeded = self.budgets.admit(admission.client)
         if exceeded is not None:
             raise refusals.rate_limited(admission.client, exceeded, self.budgets.clock())
