@@ -31,6 +31,7 @@ per stream (a timer handle is ~0.5 KiB, a thousand streams hold a thousand).
 """
 
 import asyncio
+import collections
 import contextlib
 import time
 from typing import Any
@@ -59,8 +60,7 @@ class _SinkReader(aiohttp.StreamReader):
         tap = _TAPS.get(self)
         if tap is None:
             return super().feed_data(data, size)
-        self.total_bytes += len(data)
-        tap.send(data)
+        tap.pending.append(data)  # counted and written by the tap's flush()
         return False
 
     # Chunk boundaries are only kept for readchunk(), which nothing calls while relaying.
@@ -73,6 +73,23 @@ class _SinkReader(aiohttp.StreamReader):
 
 _TAPS: dict[aiohttp.StreamReader, "_Tap"] = {}
 SWEEP_SECONDS = 1.0
+# Stands in for an idle reader's empty deque (~0.6 KiB) while a stream is relayed: the
+# body's reader gets nothing (feed_data goes to the tap), the request's has its whole
+# body. Immutable, so a stray append fails loudly instead of sharing data.
+_NO_BUFFER: Any = ()
+
+
+def _drop_buffer(reader: aiohttp.StreamReader) -> bool:
+    """Free an empty reader's deque until _restore_buffer; False if it is in use."""
+    if reader._buffer:
+        return False
+    reader._buffer = _NO_BUFFER
+    return True
+
+
+def _restore_buffer(reader: aiohttp.StreamReader) -> None:
+    if reader._buffer is _NO_BUFFER:
+        reader._buffer = collections.deque()
 
 
 class _Sweeper:
@@ -131,8 +148,8 @@ class _Tap(asyncio.Protocol):
     """Stands in for the upstream connection's protocol while a stream body is relayed."""
 
     __slots__ = (
-        "call", "client", "filter", "handler", "last", "loop", "paused", "pending", "protocol",
-        "reader", "request", "resuming", "tail", "timeout", "upstream",
+        "body", "call", "client", "filter", "handler", "last", "loop", "paused", "pending",
+        "protocol", "reader", "request", "resuming", "tail", "timeout", "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -154,6 +171,7 @@ class _Tap(asyncio.Protocol):
         self.resuming: asyncio.Task[None] | None = None
         self.timeout: float | None = handler.read_timeout
         self.last = self.loop.time()
+        self.body: aiohttp.StreamReader | None = None  # the request's, its deque dropped
         # Set when the proxy asked for usage the client did not: takes it out again.
         self.filter = UsageOnlyFilter() if call.hide_usage else None
 
@@ -167,14 +185,18 @@ class _Tap(asyncio.Protocol):
         self.upstream.set_protocol(self)
         _become(reader, _SinkReader)
         _TAPS[reader] = self
+        _drop_buffer(reader)
+        body = self.request.content
+        if type(body) is aiohttp.StreamReader and body.is_eof() and _drop_buffer(body):
+            self.body = body
         if buffered:
-            self.send(buffered)
+            self.pending.append(buffered)
             self.flush()
 
     # The upstream transport's callbacks: aiohttp's protocol sees every one of them.
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
-        self.handler.data_received(data)  # parses; the body comes back through send()
+        self.handler.data_received(data)  # parses; the body comes back through feed_data
         self.flush()
 
     def eof_received(self) -> bool | None:
@@ -199,15 +221,6 @@ class _Tap(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.handler.resume_writing()
 
-    def send(self, chunk: bytes) -> None:
-        """One parsed piece of the body: counted now, written by the next flush()."""
-        call = self.call
-        if call.ttfb is None:
-            call.ttfb = time.perf_counter() - call.started
-        call.bytes_out += len(chunk)
-        self.tail.feed(chunk)
-        self.pending.append(chunk)
-
     def flush(self) -> None:
         """What one upstream read produced, to the client as one HTTP chunk (one write).
 
@@ -219,22 +232,23 @@ class _Tap(asyncio.Protocol):
             return
         body = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
-        if self.filter is not None:
-            self.write(self.filter.feed(body), len(body))
-        else:
-            self.write(body)
+        self.reader.total_bytes += len(body)
+        call = self.call
+        if call.ttfb is None:
+            call.ttfb = time.perf_counter() - call.started
+        self.tail.feed(body)
+        self.write(body if self.filter is None else self.filter.feed(body))
 
     def finish(self) -> None:
         """The end of the body: what a filter still holds goes out."""
         if self.filter is not None:
-            self.write(self.filter.finish(), 0)
+            self.write(self.filter.finish())
 
-    def write(self, body: bytes, received: int = -1) -> None:
-        """One HTTP chunk to the client; `received`: the bytes it came from, if filtered."""
-        if received >= 0:
-            self.call.bytes_out += len(body) - received
-            if not body:
-                return
+    def write(self, body: bytes) -> None:
+        """One HTTP chunk to the client (nothing for nothing)."""
+        if not body:
+            return
+        self.call.bytes_out += len(body)
         client = self.client
         if client.is_closing():
             if self.reader.exception() is None:
@@ -269,6 +283,9 @@ class _Tap(asyncio.Protocol):
         """Give reader, timeout and connection back to aiohttp, reading again."""
         _TAPS.pop(self.reader, None)
         _become(self.reader, aiohttp.StreamReader)
+        _restore_buffer(self.reader)
+        if self.body is not None:
+            _restore_buffer(self.body)
         _Sweeper.discard(self)
         if self.resuming is not None:
             self.resuming.cancel()
