@@ -39,6 +39,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from proxy.connections import GuardedRequestHandler
 from proxy.observability import CallRecord
 from proxy.stream_usage import UsageOnlyFilter
 from proxy.usage import UsageTail
@@ -149,7 +150,7 @@ class _Tap(asyncio.Protocol):
 
     __slots__ = (
         "body", "call", "client", "filter", "handler", "last", "loop", "paused", "pending",
-        "protocol", "reader", "request", "resuming", "tail", "timeout", "upstream",
+        "protocol", "reader", "request", "resuming", "splits", "tail", "timeout", "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -172,6 +173,7 @@ class _Tap(asyncio.Protocol):
         self.timeout: float | None = handler.read_timeout
         self.last = self.loop.time()
         self.body: aiohttp.StreamReader | None = None  # the request's, its deque dropped
+        self.splits = False  # the reader kept chunk boundaries before the tap took over
         # Set when the proxy asked for usage the client did not: takes it out again.
         self.filter = UsageOnlyFilter() if call.hide_usage else None
 
@@ -186,6 +188,11 @@ class _Tap(asyncio.Protocol):
         _become(reader, _SinkReader)
         _TAPS[reader] = self
         _drop_buffer(reader)
+        # Chunk boundaries (a deque, ~0.6 KiB) are not kept while the tap has the body.
+        self.splits = reader._http_chunk_splits is not None
+        reader._http_chunk_splits = None
+        if isinstance(self.protocol, GuardedRequestHandler):
+            self.protocol.release_timers()
         body = self.request.content
         if type(body) is aiohttp.StreamReader and body.is_eof() and _drop_buffer(body):
             self.body = body
@@ -284,6 +291,8 @@ class _Tap(asyncio.Protocol):
         _TAPS.pop(self.reader, None)
         _become(self.reader, aiohttp.StreamReader)
         _restore_buffer(self.reader)
+        if self.splits and self.reader._http_chunk_splits is None:
+            self.reader._http_chunk_splits = collections.deque()
         if self.body is not None:
             _restore_buffer(self.body)
         _Sweeper.discard(self)
