@@ -11,7 +11,7 @@ settings (proxy/settings.py). "upstream" is where requests go (`openaiBaseUrl`),
 "endpoint" the in-cluster URL a data plane serves.
 """
 
-from .ai_route import AIRoute
+from .agentgateway_plane import AgentgatewayPlane
 from .config import ConfigError, ConfigProblem, StackConfig, load_config, validate_config
 from .config_model import (
     AgentgatewayConfig,
@@ -26,7 +26,6 @@ from .config_model import (
 from .key_secret import KeySecret
 from .llm_gateway import LlmGateway, LlmGatewayArgs
 from .llm_proxy import LlmProxy
-from .openai_backend import OpenAIBackend
 from .provider import (
     SecretMutabilityError,
     mark_secret_mutable,
@@ -34,8 +33,8 @@ from .provider import (
 )
 
 __all__ = [
-    "AIRoute",
     "AgentgatewayConfig",
+    "AgentgatewayPlane",
     "ClientConfig",
     "ConfigError",
     "ConfigProblem",
@@ -45,7 +44,6 @@ __all__ = [
     "LlmGatewayArgs",
     "LlmGatewayConfig",
     "LlmProxy",
-    "OpenAIBackend",
     "ProxyConfig",
     "QuantitiesConfig",
     "ResourcesConfig",

@@ -17,8 +17,8 @@ GROUP = "llm-gateway"
 AlertRule = dict[str, Any]  # alert, expr, for, labels, annotations (the CRD's field names)
 
 # A pod's kubelet swaps a rotated Secret at its next pod sync (syncFrequency 1 min plus
-# jitter; measured 66-80 s after `pulumi up` on the e2e node, pods within ~15 s of each
-# other). Pods disagreeing for 5 min is not a rotation in progress any more.
+# jitter; the README's "Rotation latency" has the measured times). Pods disagreeing for
+# 5 min is not a rotation in progress any more.
 FINGERPRINT_MISMATCH_FOR = "5m"
 
 

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from proxy.contract import check_upstream_url
+
 from .shapes.agentgateway_backend import OPENAI_URL
 
 # In-cluster and loopback destinations never go through the egress proxy.
@@ -24,7 +26,8 @@ DEFAULT_NO_PROXY = ("localhost", "127.0.0.1", ".svc", ".cluster.local")
 # The label a namespace (or a pod in the gateway's own namespace) carries to be let in.
 CLIENT_LABEL = "llm-gateway/client"
 # Where API servers listen behind the `kubernetes` Service on most clusters (managed: 443,
-# kubeadm and most others: 6443); the proxy's NetworkPolicy opens these with keySource api.
+# kubeadm and most others: 6443); the proxy's NetworkPolicy opens these when it calls the
+# API server (keySource api, identity on).
 DEFAULT_API_SERVER_PORTS = (443, 6443)
 # Ports the agentgateway data plane keeps for itself (metrics, readiness, admin).
 AGENTGATEWAY_RESERVED_PORTS = (15000, 15020, 15021)
@@ -340,9 +343,10 @@ class ProxyConfig(_Strict):
     api_server_ports: list[int] = Field(
         default_factory=lambda: list(DEFAULT_API_SERVER_PORTS),
         alias="apiServerPorts",
-        description="with keySource api: the Kubernetes API server's TCP ports the proxy "
-        "pods may connect to (its own port behind the kubernetes Service, which is what a "
-        "CNI matches)",
+        description="the Kubernetes API server's TCP ports the proxy pods may connect to, "
+        "for the key Secret's watch (keySource api) and the JWKS fetch (identity.mode "
+        "attribute or require): its endpoint port behind the kubernetes Service, which is "
+        "what a CNI matches (6443 on kubeadm, 443 on most managed clusters)",
         examples=[[443, 6443]],
     )
 
@@ -461,6 +465,15 @@ class AppConfig(_Strict):
     service_account: str = Field(
         alias="serviceAccount", description="the app's ServiceAccount", examples=["chat"]
     )
+    allowed_models: list[str] | None = Field(
+        default=None,
+        alias="allowedModels",
+        min_length=1,
+        description="models this app may use (403 for others), each also in "
+        "proxy.allowedModels when that is set; unset: the proxy's allowlist alone (proxy "
+        "plane only: agentgateway's authorization cannot see the request's model)",
+        examples=[["gpt-4o-mini"]],
+    )
     requests_per_minute: int | None = Field(
         default=None,
         alias="requestsPerMinute",
@@ -497,6 +510,13 @@ class AppConfig(_Strict):
             raise ValueError("must be a DNS-1123 subdomain (a ServiceAccount name)")
         return value
 
+    @field_validator("allowed_models")
+    @classmethod
+    def _check_models(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not m.strip() for m in value):
+            raise ValueError("entries must be non-empty model names")
+        return value
+
 
 class IdentityConfig(_Strict):
     """Callers prove who they are with a projected ServiceAccount token (key `identity`)."""
@@ -531,13 +551,27 @@ class IdentityConfig(_Strict):
             '{"keys":[{"kty":"RSA","kid":"…","n":"…","e":"AQAB","use":"sig","alg":"RS256"}]}'
         ],
     )
-    api_server_ports: list[int] = Field(
-        default_factory=lambda: [443, 6443],
-        alias="apiServerPorts",
-        description="ports the proxy pods may reach the API server on to fetch the JWKS "
-        "(its endpoint port, which CNIs match: 6443 on kubeadm, 443 on most managed clusters)",
-        examples=[[6443]],
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, value: Any) -> Any:
+        """identity.apiServerPorts became proxy.apiServerPorts (one list for both uses)."""
+        if not isinstance(value, dict):
+            return value
+        moved = [k for k in ("apiServerPorts", "api_server_ports") if k in value]
+        if moved:
+            raise RuleViolations(
+                [
+                    RuleViolation(
+                        "apiServerPorts",
+                        "has moved to proxy.apiServerPorts, the one list of API server ports "
+                        "the proxy pods may reach (JWKS fetch and key Secret watch alike); "
+                        "set it there and remove this key",
+                        fix=("proxy.apiServerPorts", value[moved[0]]),
+                    )
+                ]
+            )
+        return value
 
     @field_validator("mode")
     @classmethod
@@ -557,13 +591,6 @@ class IdentityConfig(_Strict):
             keys = None
         if not isinstance(keys, list) or not keys:
             raise ValueError("must be a JWKS document: a JSON object with a non-empty `keys` list")
-        return value
-
-    @field_validator("api_server_ports")
-    @classmethod
-    def _check_ports(cls, value: list[int]) -> list[int]:
-        if not value or any(not 1 <= port <= 65535 for port in value):
-            raise ValueError("must list TCP ports, 1 to 65535")
         return value
 
 
@@ -767,18 +794,11 @@ class LlmGatewayConfig(_Strict):
     @field_validator("upstream_url")
     @classmethod
     def _check_upstream_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL")
-        if parts.path.rstrip("/") == "":
+        """The proxy's own rule (it refuses the same URLs at start), plus a base path."""
+        checked = check_upstream_url(value)
+        if urlsplit(checked).path.rstrip("/") == "":
             raise ValueError("must include the API base path, as the OpenAI SDK's base_url does")
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise ValueError("must not carry a query, fragment or credentials")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError("has an invalid port") from exc
-        return value.rstrip("/")
+        return checked
 
     @model_validator(mode="after")
     def _check_rules_across_keys(self) -> "LlmGatewayConfig":
@@ -883,6 +903,15 @@ class LlmGatewayConfig(_Strict):
                     fix=("identity.mode", "attribute"),
                 )
             )
+        if mode != "off" and self.proxy.enabled and not self.proxy.api_server_ports:
+            violations.append(
+                RuleViolation(
+                    "proxy.apiServerPorts",
+                    "is empty, but with identity on the proxy fetches the JWKS from the API "
+                    "server; list its ports (443 and/or 6443)",
+                    fix=("proxy.apiServerPorts", list(DEFAULT_API_SERVER_PORTS)),
+                )
+            )
         if mode != "off" and self.agentgateway.enabled:
             for key, path in (("issuer", _DISCOVERY_PATH), ("jwks", _JWKS_PATH)):
                 if getattr(self.identity, key) is None:
@@ -930,4 +959,32 @@ class LlmGatewayConfig(_Strict):
                 )
             names.add(app.name)
             accounts.add(account)
+        violations += self._app_model_violations()
+        return violations
+
+    def _app_model_violations(self) -> list[RuleViolation]:
+        """An app's own models must be ones the proxy's allowlist lets through at all."""
+        allowed = self.proxy.allowed_models
+        violations = []
+        for index, app in enumerate(self.clients):
+            if app.allowed_models and not self.proxy.enabled:
+                violations.append(
+                    RuleViolation(
+                        f"clients[{index}].allowedModels",
+                        "is enforced by the proxy plane only (agentgateway's authorization "
+                        "cannot see the request's model), and proxy.enabled is false; set "
+                        "proxy.enabled true or drop the app's list",
+                        fix=("proxy.enabled", True),
+                    )
+                )
+            outside = [m for m in app.allowed_models or () if allowed and m not in allowed]
+            if outside:
+                violations.append(
+                    RuleViolation(
+                        f"clients[{index}].allowedModels",
+                        f"{app.name!r} lists {outside}, which proxy.allowedModels {allowed} "
+                        "refuses for every caller; drop them from the app's list or add them "
+                        "to proxy.allowedModels",
+                    )
+                )
         return violations

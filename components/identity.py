@@ -1,17 +1,20 @@
-"""What caller identity adds to the pods: the proxy's env and API-server token, the smoke
-pods' own ServiceAccount token, and the client table the proxy enforces.
+"""What caller identity adds to the pods: the proxy's env, the smoke pods' own
+ServiceAccount token, and the client table the proxy enforces.
 
 Apps send a projected ServiceAccount token (audience `identity.audience`) as their API
 key. The proxy verifies it against the cluster's JWKS, which it fetches from the API
-server with a token of its own (a projected volume: the proxy's ServiceAccount keeps
-automountServiceAccountToken false). The smoke pods run as the ServiceAccount
-`llm-smoke`, which the proxy always knows as the client `llm-smoke` (no budget).
+server with its own token: the pod's API credentials mount, shared with the key
+Secret's watch (components/shapes/deployment.py). The smoke pods run as the
+ServiceAccount `llm-smoke`, which the proxy always knows as the client `llm-smoke` (no
+budget).
 """
 
-import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi_kubernetes as k8s
+
+from proxy import contract
 
 from .config_model import AppConfig, LlmGatewayConfig
 
@@ -19,8 +22,6 @@ SMOKE_ACCOUNT = "llm-smoke"  # also the smoke pods' client name (reserved in the
 CALLER_TOKEN_VOLUME = "llm-gateway-token"  # noqa: S105 - a name, not a secret
 CALLER_TOKEN_DIR = "/var/run/secrets/llm-gateway/token"  # noqa: S105 - a name, not a secret
 CALLER_TOKEN_FILE = f"{CALLER_TOKEN_DIR}/token"
-API_TOKEN_VOLUME = "apiserver-token"  # noqa: S105 - a name, not a secret
-API_TOKEN_DIR = "/var/run/secrets/llm-gateway/apiserver"  # noqa: S105 - a name, not a secret
 TOKEN_SECONDS = 3600  # the kubelet refreshes a projected token at 80% of its life
 
 
@@ -35,55 +36,26 @@ class ProxyIdentity:
     namespace: str  # the smoke client's
     shares: int  # replicas sharing each budget
 
-    def clients_json(self) -> str:
+    def client_table(self) -> list[dict[str, Any]]:
+        """The listed apps and the smoke pods' own client, as the proxy reads them."""
         listed = [c.model_dump(by_alias=True, exclude_none=True) for c in self.clients]
         smoke = {
             "name": SMOKE_ACCOUNT,
             "namespace": self.namespace,
             "serviceAccount": SMOKE_ACCOUNT,
         }
-        return json.dumps([*listed, smoke], separators=(",", ":"), sort_keys=True)
+        return [*listed, smoke]
 
     def env(self) -> dict[str, str]:
-        values = {
-            "LLM_PROXY_IDENTITY_MODE": self.mode,
-            "LLM_PROXY_IDENTITY_AUDIENCE": self.audience,
-            "LLM_PROXY_IDENTITY_TOKEN_FILE": f"{API_TOKEN_DIR}/token",
-            "LLM_PROXY_IDENTITY_CA_FILE": f"{API_TOKEN_DIR}/ca.crt",
-            "LLM_PROXY_IDENTITY_SHARES": str(self.shares),
-            "LLM_PROXY_CLIENTS": self.clients_json(),
-        }
-        if self.issuer is not None:
-            values["LLM_PROXY_IDENTITY_ISSUER"] = self.issuer
-        return values
-
-    def volumes(self) -> list[k8s.core.v1.VolumeArgsDict]:
-        """The proxy's own API-server token and the cluster CA, to fetch the JWKS."""
-        return [
-            {
-                "name": API_TOKEN_VOLUME,
-                "projected": {
-                    "default_mode": 0o440,
-                    "sources": [
-                        {
-                            "service_account_token": {
-                                "path": "token",
-                                "expiration_seconds": TOKEN_SECONDS,
-                            }
-                        },
-                        {
-                            "config_map": {
-                                "name": "kube-root-ca.crt",
-                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                            }
-                        },
-                    ],
-                },
-            }
-        ]
-
-    def mounts(self) -> list[k8s.core.v1.VolumeMountArgsDict]:
-        return [{"name": API_TOKEN_VOLUME, "mount_path": API_TOKEN_DIR, "read_only": True}]
+        """The proxy's identity settings; it reads its own token and the cluster CA from
+        the pod's API credentials mount (its defaults)."""
+        return contract.proxy_env(
+            identity_mode=self.mode,
+            identity_audience=self.audience,
+            identity_shares=self.shares,
+            clients=self.client_table(),
+            identity_issuer=self.issuer,
+        )
 
 
 def proxy_identity(cfg: LlmGatewayConfig) -> ProxyIdentity | None:

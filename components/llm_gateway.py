@@ -1,9 +1,10 @@
 """LlmGateway: one Secret, two optional data planes, one kill switch.
 
-Composes the namespace, KeySecret, the agentgateway side (Gateway, its NetworkPolicy,
-OpenAIBackend, AIRoute) and the proxy side (LlmProxy). Usable as a library: give it an
-LlmGatewayConfig (valid by construction) and the key; it makes its own secret-mutable
-provider unless handed one.
+Composes the namespace, KeySecret and two data planes built alike, each one component:
+AgentgatewayPlane (Gateway, its NetworkPolicy, AgentgatewayBackend, HTTPRoute) and
+LlmProxy; then the smoke outputs and, if enabled, monitoring. What the kill switch cuts
+comes from kill_switch.py. Usable as a library: give it an LlmGatewayConfig (valid by
+construction) and the key; it makes its own secret-mutable provider unless handed one.
 """
 
 from dataclasses import dataclass
@@ -11,25 +12,22 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .ai_route import AIRoute
+from .agentgateway_plane import AgentgatewayPlane, gateway_identity
 from .config_model import LlmGatewayConfig
-from .custom_resource import declare_custom_resource
 from .identity import SMOKE_ACCOUNT, proxy_identity
 from .key_secret import KeySecret
+from .kill_switch import SMOKE_ON_UP_WHILE_ON, SMOKE_TEST_WHILE_ON, KillSwitch
 from .llm_proxy import PROXY_NAME, LlmProxy
 from .monitoring import Monitoring
-from .openai_backend import OpenAIBackend
 from .provider import check_secret_mutable, secret_mutable_provider
-from .shapes import agentgateway_policy, network_policy, service_account
-from .shapes import gateway as gateway_shape
 from .shapes import namespace as namespace_shape
 from .shapes import service as service_shape
-from .smoke import smoke_test_command
-from .smoke_jobs import PlaneUnderTest, declare_smoke_jobs
+from .shapes import service_account
+from .smoke_on_up import PlaneUnderTest, declare_smoke_jobs
+from .smoke_output import smoke_test_command
 
 COMPONENT_TYPE = "llm-gateway:index:LlmGateway"
 KUBERNETES_TYPE = "kubernetes:core/v1:Namespace"  # any Kubernetes type names its package
-ROUTE_NAME = "llm-gateway"
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class LlmGatewayArgs:
 
 
 class LlmGateway(pulumi.ComponentResource):
-    """Keyless LLM access for a cluster; see DESIGN.md for the resource list."""
+    """Keyless LLM access for a cluster: one key Secret, two optional data planes."""
 
     namespace: pulumi.Output[str]
     secret_name: pulumi.Output[str]
@@ -62,6 +60,7 @@ class LlmGateway(pulumi.ComponentResource):
         self, name: str, args: LlmGatewayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         cfg = args.config
+        switch = KillSwitch(cfg.kill_switch)
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self.kubernetes_provider = self._kubernetes_provider(name, args)
         child = pulumi.ResourceOptions(
@@ -81,8 +80,8 @@ class LlmGateway(pulumi.ComponentResource):
         after_secret = pulumi.ResourceOptions.merge(
             child, pulumi.ResourceOptions(depends_on=[self.key_secret])
         )
-        gateway_endpoint = self._agentgateway_side(name, cfg, namespace, child, after_secret)
-        proxy_endpoint = self._proxy_side(name, cfg, namespace, after_secret)
+        gateway_endpoint = self._agentgateway_side(name, cfg, namespace, switch, after_secret)
+        proxy_endpoint = self._proxy_side(name, cfg, namespace, switch, after_secret)
         self.monitoring: Monitoring | None = None
         if cfg.monitoring.enabled:
             self.monitoring = Monitoring(
@@ -95,14 +94,18 @@ class LlmGateway(pulumi.ComponentResource):
         self.gateway_endpoint = pulumi.Output.from_input(gateway_endpoint)
         self.proxy_endpoint = pulumi.Output.from_input(proxy_endpoint)
         self.kill_switch = pulumi.Output.from_input(cfg.kill_switch)
-        self.smoke_test = self.key_fingerprint.apply(
-            lambda fingerprint: smoke_test_command(
-                cfg,
-                gateway_endpoint=gateway_endpoint,
-                proxy_endpoint=proxy_endpoint,
-                key_fingerprint=fingerprint,
-                proxy_name=PROXY_NAME,
+        self.smoke_test = (
+            self.key_fingerprint.apply(
+                lambda fingerprint: smoke_test_command(
+                    cfg,
+                    gateway_endpoint=gateway_endpoint,
+                    proxy_endpoint=proxy_endpoint,
+                    key_fingerprint=fingerprint,
+                    proxy_name=PROXY_NAME,
+                )
             )
+            if switch.sends_smoke
+            else pulumi.Output.from_input(SMOKE_TEST_WHILE_ON)
         )
         self.smoke_account = self._declare_smoke_account(name, cfg, namespace, child)
         self.smoke_jobs, self.smoke_on_up = declare_smoke_jobs(
@@ -116,6 +119,7 @@ class LlmGateway(pulumi.ComponentResource):
             else pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(depends_on=[self.smoke_account])
             ),
+            withheld=None if switch.sends_smoke else SMOKE_ON_UP_WHILE_ON,
         )
         self.register_outputs(
             {
@@ -135,13 +139,13 @@ class LlmGateway(pulumi.ComponentResource):
     ) -> list[PlaneUnderTest]:
         """Each enabled plane's URL and the resources that make it ready, gateway first."""
         planes = []
-        if gateway_endpoint is not None and self.gateway is not None:
-            ready: list[pulumi.Resource] = [self.gateway]
-            ready += [r for r in (self.gateway_policy, self.backend, self.route) if r is not None]
-            planes.append(PlaneUnderTest("gateway", gateway_endpoint, ready, reports_key=False))
+        # A component as a dependency stands for all of its children.
+        if gateway_endpoint is not None and self.agentgateway is not None:
+            planes.append(
+                PlaneUnderTest("gateway", gateway_endpoint, [self.agentgateway], reports_key=False)
+            )
         if proxy_endpoint is not None and self.proxy is not None:
-            ready = [self.proxy.deployment, self.proxy.service, self.proxy.network_policy]
-            planes.append(PlaneUnderTest("proxy", proxy_endpoint, ready, reports_key=True))
+            planes.append(PlaneUnderTest("proxy", proxy_endpoint, [self.proxy], reports_key=True))
         return planes
 
     def _kubernetes_provider(self, name: str, args: LlmGatewayArgs) -> pulumi.ProviderResource:
@@ -163,38 +167,6 @@ class LlmGateway(pulumi.ComponentResource):
             context=cfg.context,
             opts=pulumi.ResourceOptions(parent=self),
         )
-
-    def _declare_identity_policy(
-        self,
-        name: str,
-        cfg: LlmGatewayConfig,
-        namespace: pulumi.Input[str],
-        child: pulumi.ResourceOptions,
-    ) -> k8s.apiextensions.CustomResource | None:
-        """Identity on: the Gateway's AgentgatewayPolicy (JWT, authorization, rate limits)."""
-        identity = cfg.identity
-        if identity.mode == "off":
-            return None
-        assert identity.issuer is not None
-        assert identity.jwks is not None
-        manifest = agentgateway_policy.identity_policy(
-            f"{cfg.gateway.name}-identity",
-            namespace,
-            gateway_name=cfg.gateway.name,
-            mode=identity.mode,
-            audience=identity.audience,
-            issuer=identity.issuer,
-            jwks=identity.jwks,
-            apps=cfg.clients,
-            smoke_subject=agentgateway_policy.subject(cfg.namespace, SMOKE_ACCOUNT),
-            skip_await=cfg.skip_await,
-        )
-        opts = child
-        if self.gateway is not None:
-            opts = pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[self.gateway])
-            )
-        return declare_custom_resource(f"{name}-identity-policy", manifest, opts)
 
     def _declare_smoke_account(
         self,
@@ -234,72 +206,41 @@ class LlmGateway(pulumi.ComponentResource):
         name: str,
         cfg: LlmGatewayConfig,
         namespace: pulumi.Input[str],
-        child: pulumi.ResourceOptions,
-        after_secret: pulumi.ResourceOptions,
+        switch: KillSwitch,
+        opts: pulumi.ResourceOptions,
     ) -> str | None:
-        """Gateway + its NetworkPolicy + OpenAIBackend + AIRoute (no route under the kill
-        switch); its URL."""
-        self.gateway: k8s.apiextensions.CustomResource | None = None
-        self.gateway_policy: k8s.networking.v1.NetworkPolicy | None = None
-        self.backend: OpenAIBackend | None = None
-        self.route: AIRoute | None = None
-        self.identity_policy: k8s.apiextensions.CustomResource | None = None
+        """AgentgatewayPlane (no HTTPRoute under the kill switch); its URL.
+
+        It takes this component's own name: its children keep the names they had when
+        they were declared here, and their aliases point back under this component."""
+        self.agentgateway: AgentgatewayPlane | None = None
         if not cfg.agentgateway.enabled:
             return None
-        manifest = gateway_shape.gateway(
-            cfg.gateway.name,
-            namespace,
-            class_name=cfg.gateway.class_name,
-            port=cfg.gateway.port,
-            skip_await=cfg.skip_await,
-        )
-        self.gateway = declare_custom_resource(f"{name}-gateway", manifest, child)
-        policy = network_policy.gateway_policy(
-            cfg.gateway.name,
-            namespace,
-            pod_labels=gateway_shape.data_plane_selector(cfg.gateway.name),
-            listener_port=cfg.gateway.port,
-            metrics_port=gateway_shape.METRICS_PORT,
+        self.agentgateway = AgentgatewayPlane(
+            name,
+            namespace=namespace,
+            namespace_name=cfg.namespace,
+            config=cfg.gateway,
+            routes=switch.gateway_routes,
+            upstream_url=cfg.upstream_url,
+            secret_name=cfg.secret_name,
             clients=cfg.allowed_clients,
             scraper=cfg.metrics_scraper,
-            skip_await=cfg.skip_await,
-        )
-        self.gateway_policy = k8s.networking.v1.NetworkPolicy(
-            f"{name}-gateway-netpol", metadata=policy["metadata"], spec=policy["spec"], opts=child
-        )
-        self.backend = OpenAIBackend(
-            f"{name}-backend",
-            namespace=namespace,
-            secret_name=cfg.secret_name,
-            upstream_url=cfg.upstream_url,
             model=cfg.model,
             skip_await=cfg.skip_await,
-            opts=after_secret,
+            identity=gateway_identity(cfg),
+            formerly_under=self,
+            opts=opts,
         )
-        self.identity_policy = self._declare_identity_policy(name, cfg, namespace, child)
-        if not cfg.kill_switch:
-            self.route = AIRoute(
-                f"{name}-route",
-                namespace=namespace,
-                route_name=ROUTE_NAME,
-                gateway_name=cfg.gateway.name,
-                backend_name=self.backend.backend_name,
-                path_prefix=cfg.gateway.path_prefix,
-                skip_await=cfg.skip_await,
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[self.gateway, self.backend])
-                ),
-            )
-        return gateway_shape.endpoint(
-            cfg.gateway.name, cfg.namespace, cfg.gateway.port, cfg.gateway.path_prefix
-        )
+        return self.agentgateway.endpoint
 
     def _proxy_side(
         self,
         name: str,
         cfg: LlmGatewayConfig,
         namespace: pulumi.Input[str],
-        after_secret: pulumi.ResourceOptions,
+        switch: KillSwitch,
+        opts: pulumi.ResourceOptions,
     ) -> str | None:
         """LlmProxy (scaled to zero under the kill switch); its URL."""
         self.proxy: LlmProxy | None = None
@@ -309,14 +250,13 @@ class LlmGateway(pulumi.ComponentResource):
             f"{name}-proxy",
             namespace=namespace,
             config=cfg.proxy,
-            replicas=0 if cfg.kill_switch else cfg.proxy.replicas,
+            replicas=switch.proxy_replicas(cfg.proxy.replicas),
             upstream_url=cfg.upstream_url,
             secret_name=cfg.secret_name,
             clients=cfg.allowed_clients,
             scraper=cfg.metrics_scraper,
             skip_await=cfg.skip_await,
             identity=proxy_identity(cfg),
-            api_server_ports=cfg.identity.api_server_ports,
-            opts=after_secret,
+            opts=opts,
         )
         return service_shape.endpoint(PROXY_NAME, cfg.namespace)

@@ -47,7 +47,6 @@ class LlmProxy(pulumi.ComponentResource):
         scraper: ClientConfig,
         skip_await: bool = False,
         identity: ProxyIdentity | None = None,
-        api_server_ports: Sequence[int] = (),
         proxy_name: str = PROXY_NAME,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -66,9 +65,9 @@ class LlmProxy(pulumi.ComponentResource):
         if config.egress_proxy is not None:
             upstream_ports.append(network_policy.url_port(config.egress_proxy))
         # The API server: for the JWKS (identity) and for the key Secret's watch (keySource api).
-        api_ports = [*(api_server_ports if identity is not None else []),
-                     *(config.api_server_ports if config.key_source == "api" else [])]  # fmt: skip
-        upstream_ports += [p for p in dict.fromkeys(api_ports) if p not in upstream_ports]
+        if deployment.needs_api_credentials(config, identity):
+            api_ports = dict.fromkeys(config.api_server_ports)
+            upstream_ports += [p for p in api_ports if p not in upstream_ports]
         self.role: k8s.rbac.v1.Role | None = None
         self.role_binding: k8s.rbac.v1.RoleBinding | None = None
         if config.key_source == "api":

@@ -10,7 +10,7 @@ from typing import Required, TypedDict
 import pulumi
 
 
-class GatewayArgs(TypedDict, total=False):
+class Gateway(TypedDict, total=False):
     """The agentgateway Gateway (key `gateway`): name, class, listener port, route prefix."""
 
     name: str
@@ -26,14 +26,14 @@ class GatewayArgs(TypedDict, total=False):
     """route prefix; a non-root prefix is stripped before the backend (default "/")"""
 
 
-class AgentgatewayArgs(TypedDict, total=False):
+class Agentgateway(TypedDict, total=False):
     """Whether to declare the agentgateway data plane (needs its controller and CRDs)."""
 
     enabled: bool
     """declare Gateway, AgentgatewayBackend and HTTPRoute (default true)"""
 
 
-class QuantitiesArgs(TypedDict, total=False):
+class Quantities(TypedDict, total=False):
     """CPU and memory for one side (requests or limits) of the proxy container."""
 
     cpu: str
@@ -43,17 +43,17 @@ class QuantitiesArgs(TypedDict, total=False):
     """memory quantity"""
 
 
-class ResourcesArgs(TypedDict, total=False):
+class Resources(TypedDict, total=False):
     """Container requests/limits; small by default, the proxy only streams bytes."""
 
-    requests: QuantitiesArgs
+    requests: Quantities
     """container requests (default {"cpu": "50m", "memory": "64Mi"})"""
 
-    limits: QuantitiesArgs
+    limits: Quantities
     """container limits; limits.cpu in whole cores is also the number of proxy worker processes (1 to 16; allow ~64Mi of memory per worker) (default {"cpu": "500m", "memory": "256Mi"})"""
 
 
-class ProxyArgs(TypedDict, total=False):
+class Proxy(TypedDict, total=False):
     """The bundled llm-proxy Deployment (key `proxy`); it runs the image you build."""
 
     enabled: bool
@@ -71,7 +71,7 @@ class ProxyArgs(TypedDict, total=False):
     replicas: int
     """pod count; a PodDisruptionBudget (maxUnavailable 1) when > 1 (default 1)"""
 
-    resources: ResourcesArgs
+    resources: Resources
     """container requests and limits"""
 
     allowed_models: list[str]
@@ -108,10 +108,10 @@ class ProxyArgs(TypedDict, total=False):
     """api: each pod watches the key Secret through the Kubernetes API (a Role limited to that Secret, the pod's own ServiceAccount token) and serves a rotated key within seconds, the mounted Secret as its fallback; file: the mount alone, which the kubelet refreshes at its next sync (about a minute), no API access at all (default "api")"""
 
     api_server_ports: list[int]
-    """with keySource api: the Kubernetes API server's TCP ports the proxy pods may connect to (its own port behind the kubernetes Service, which is what a CNI matches) (default [443, 6443])"""
+    """the Kubernetes API server's TCP ports the proxy pods may connect to, for the key Secret's watch (keySource api) and the JWKS fetch (identity.mode attribute or require): its endpoint port behind the kubernetes Service, which is what a CNI matches (6443 on kubeadm, 443 on most managed clusters) (default [443, 6443])"""
 
 
-class ClientArgs(TypedDict, total=False):
+class Client(TypedDict, total=False):
     """Pods let through the NetworkPolicies: those in namespaces matching `namespaceLabels` ({} = every namespace), and of those only the ones matching `podLabels` when set."""
 
     namespace_labels: Required[dict[str, str]]
@@ -121,7 +121,7 @@ class ClientArgs(TypedDict, total=False):
     """labels the client pods carry (unset = every pod in those namespaces)"""
 
 
-class AppArgs(TypedDict, total=False):
+class App(TypedDict, total=False):
     """One app that calls the gateway with its ServiceAccount token (key `clients[]`)."""
 
     name: Required[str]
@@ -133,6 +133,9 @@ class AppArgs(TypedDict, total=False):
     service_account: Required[str]
     """the app's ServiceAccount"""
 
+    allowed_models: list[str]
+    """models this app may use (403 for others), each also in proxy.allowedModels when that is set; unset: the proxy's allowlist alone (proxy plane only: agentgateway's authorization cannot see the request's model)"""
+
     requests_per_minute: int
     """requests per minute (429 beyond); unset: unlimited"""
 
@@ -143,7 +146,7 @@ class AppArgs(TypedDict, total=False):
     """tokens per UTC day; unset: unlimited (proxy plane only: agentgateway's local limits stop at hours)"""
 
 
-class IdentityArgs(TypedDict, total=False):
+class Identity(TypedDict, total=False):
     """Callers prove who they are with a projected ServiceAccount token (key `identity`)."""
 
     mode: str
@@ -158,11 +161,8 @@ class IdentityArgs(TypedDict, total=False):
     jwks: str
     """the cluster's service-account JWKS (`kubectl get --raw /openid/v1/jwks`) for agentgateway, which cannot fetch it from the API server; re-set it when the cluster rotates its signing key. The proxy fetches it itself"""
 
-    api_server_ports: list[int]
-    """ports the proxy pods may reach the API server on to fetch the JWKS (its endpoint port, which CNIs match: 6443 on kubeadm, 443 on most managed clusters) (default [443, 6443])"""
 
-
-class MonitoringArgs(TypedDict, total=False):
+class Monitoring(TypedDict, total=False):
     """Prometheus Operator objects (PodMonitors, PrometheusRule) and a Grafana dashboard ConfigMap; off by default, as they need the operator's CRDs in the cluster."""
 
     enabled: bool
@@ -181,7 +181,7 @@ class MonitoringArgs(TypedDict, total=False):
     """label(s) the Grafana dashboard sidecar watches for (its `label` and `labelValue`) (default {"grafana_dashboard": "1"})"""
 
 
-class SmokeTestArgs(TypedDict, total=False):
+class SmokeTest(TypedDict, total=False):
     """What the smoke request sends, and whether `pulumi up` sends it too."""
 
     model: str
@@ -212,34 +212,34 @@ class LlmGatewayArgs(TypedDict, total=False):
     openai_base_url: str
     """OpenAI-compatible upstream for both planes (with its API base path) (default "https://api.openai.com/v1")"""
 
-    gateway: GatewayArgs
+    gateway: Gateway
     """the Gateway"""
 
-    agentgateway: AgentgatewayArgs
+    agentgateway: Agentgateway
     """the agentgateway data plane"""
 
-    proxy: ProxyArgs
+    proxy: Proxy
     """the bundled proxy"""
 
-    allowed_clients: list[ClientArgs]
+    allowed_clients: list[Client]
     """who may call either plane (NetworkPolicy ingress); pods labelled llm-gateway/client=true in the gateway's own namespace (the smoke pods) always may (default [{"namespaceLabels": {"llm-gateway/client": "true"}}])"""
 
-    metrics_scraper: ClientArgs
+    metrics_scraper: Client
     """who may scrape metrics (proxy port 9090, agentgateway port 15020) (default {"namespaceLabels": {"kubernetes.io/metadata.name": "monitoring"}, "podLabels": {"app.kubernetes.io/name": "prometheus"}})"""
 
-    clients: list[AppArgs]
+    clients: list[App]
     """apps that call with their ServiceAccount token (identity.mode attribute or require): who they are and their budgets (default [])"""
 
-    identity: IdentityArgs
+    identity: Identity
     """caller identity"""
 
-    monitoring: MonitoringArgs
+    monitoring: Monitoring
     """Prometheus Operator monitors, alerts and a Grafana dashboard"""
 
     kill_switch: bool
     """true: no HTTPRoute, proxy at 0 replicas (default false)"""
 
-    smoke_test: SmokeTestArgs
+    smoke_test: SmokeTest
     """the smokeTest output"""
 
     kubeconfig: str

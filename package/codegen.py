@@ -44,8 +44,14 @@ def config_key(name: str, field: FieldInfo) -> str:
 
 
 def args_name(model: type[BaseModel]) -> str:
-    """GatewayConfig → GatewayArgs; LlmGatewayConfig → LlmGatewayArgs."""
-    return model.__name__.removesuffix("Config") + "Args"
+    """GatewayConfig → Gateway; LlmGatewayConfig → LlmGatewayArgs (the component's args).
+
+    A nested TypedDict's name is its schema type's, and each generated SDK adds its own
+    suffix: TypeScript's input type is `GatewayArgs`, not `GatewayArgsArgs`.
+    """
+    if model is LlmGatewayConfig:
+        return ROOT_ARGS
+    return model.__name__.removesuffix("Config")
 
 
 def type_text(annotation: Any) -> str:

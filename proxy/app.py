@@ -1,15 +1,15 @@
 """Wires settings, key source, forwarder and observability into one request handler.
 
-aiohttp's low-level server is used without web.Application: the proxy has four
-fixed routes, so a router, a middleware chain and signals would be per-request
-work with nothing to do.
+aiohttp's low-level server is used without web.Application: the proxy's routes are
+a fixed table (proxy.routes), so a router, a middleware chain and signals would be
+per-request work with nothing to do; a dict of handlers built from the table does.
 """
 
 import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -17,14 +17,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proxy import errors
 from proxy.forward import Forwarder
-from proxy.keysource import KeySource, LiveKey
+from proxy.key_file import LiveKey
+from proxy.keysource import KeySource
 from proxy.observability import EventLog, LogStream, Metrics
+from proxy.routes import FORWARDED_PREFIX, LOCAL, Local
 from proxy.secret_watch import api_target
 from proxy.settings import Settings
 from proxy.worker_link import ScrapeIncomplete, SupervisorLink
 
 if TYPE_CHECKING:
     from proxy.identity.gate import IdentityGate
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def _identity_gate(settings: Settings, log: EventLog) -> "IdentityGate | None":
@@ -62,7 +66,20 @@ class ProxyState:
         self.forwarder = Forwarder(settings, self.keys, self.metrics, self.log)
         self.metrics.in_flight_source = lambda: self.forwarder.in_flight
         self.identity = _identity_gate(settings, self.log)
-        self.forwarder.identity = self.identity
+        self.forwarder.policy.caller_check = self.identity
+        answers: dict[Local, Handler] = {
+            Local.HEALTH: self._healthz,
+            Local.READY: self._readyz,
+            Local.METRICS: self._metrics,
+        }
+        # The API port answers /metrics only while no metrics port is set; the metrics
+        # port answers it and nothing else, so a scraper let in there cannot reach /v1.
+        self.api_routes = {
+            path: answers[kind]
+            for path, kind in LOCAL.items()
+            if kind is not Local.METRICS or settings.metrics_port is None
+        }
+        self.metrics_routes = {p: answers[k] for p, k in LOCAL.items() if k is Local.METRICS}
         self.draining = False
         self._watcher: asyncio.Task[None] | None = None
         self.link: SupervisorLink | None = None
@@ -88,25 +105,30 @@ class ProxyState:
             self.log.event("key_source", keySource=source, keyApi=api_status)
 
     async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        """The API port's router: /v1/... is forwarded, /healthz, /readyz (and /metrics when
-        no metrics port is set) answer locally."""
+        """The API port's router: /v1/... is forwarded, the local routes answer here."""
         path = request.path
-        if path.startswith("/v1/"):
+        if path.startswith(FORWARDED_PREFIX):
             return await self.forwarder.handle(request)
-        if path == "/healthz":
-            return web.json_response({"status": "ok"})
-        if path == "/readyz":
-            return self.readyz()
-        if path == "/metrics" and self.settings.metrics_port is None:
-            return await self.metrics_response()
-        return errors.not_found(path).to_response()
+        handler = self.api_routes.get(path)
+        if handler is None:
+            return errors.not_found(path).to_response()
+        return await handler(request)
 
     async def metrics_dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        """The metrics port (settings.metrics_port): /metrics and nothing else, so a scraper
-        let in there by a NetworkPolicy cannot reach /v1."""
-        if request.path == "/metrics":
-            return await self.metrics_response()
-        return errors.not_found(request.path).to_response()
+        """The metrics port (settings.metrics_port): its routes only."""
+        handler = self.metrics_routes.get(request.path)
+        if handler is None:
+            return errors.not_found(request.path).to_response()
+        return await handler(request)
+
+    async def _healthz(self, request: web.BaseRequest) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.BaseRequest) -> web.Response:
+        return self.readyz()
+
+    async def _metrics(self, request: web.BaseRequest) -> web.Response:
+        return await self.metrics_response()
 
     async def metrics_response(self) -> web.Response:
         if self.link is None:

@@ -10,14 +10,14 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from proxy import contract
 from proxy.settings import Settings
 
 
 def _flag_help(field: str) -> str:
-    info = Settings.model_fields[field]
-    default = info.default
-    shown = ",".join(default) if isinstance(default, tuple) else default
-    return f"{info.description} [env LLM_PROXY_{field.upper()}, default {shown!s}]"
+    _, spec, default = contract.specs()[field]
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    return f"{spec.doc} [env {contract.env_name(field)}, default {shown!s}]".replace("%", "%%")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the proxy (the default command)")
     # Every Settings field is a `serve` flag: --key-file <-> key_file <-> LLM_PROXY_KEY_FILE.
     for field, info in Settings.model_fields.items():
-        flag = "--" + field.replace("_", "-")
+        flag = contract.flag_name(field)
         if info.annotation is bool:
             serve.add_argument(flag, action="store_true", default=None, help=_flag_help(field))
             continue
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "serve")
     args = _parser().parse_args(args_list)
     if args.command == "smoke":
-        from proxy.smoke import run_smoke  # only smoke needs httpx
+        from proxy.smoke_client import run_smoke  # only smoke needs httpx
 
         ok, line = run_smoke(
             args.url,
@@ -79,10 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings(**overrides)
     except ValidationError as exc:
         for problem in exc.errors():
-            name = "LLM_PROXY_" + "_".join(str(p) for p in problem["loc"]).upper()
+            name = contract.env_name("_".join(str(p) for p in problem["loc"]))
             if not problem["loc"]:  # a rule across settings: its message names them
                 name = "(LLM_PROXY_*)"
-            print(f"invalid setting {name}: {problem['msg']}", file=sys.stderr)
+            message = problem["msg"].removeprefix("Value error, ")
+            print(f"invalid setting {name}: {message}", file=sys.stderr)
         return 2
     from proxy.server import run  # aiohttp only when serving
 

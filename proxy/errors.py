@@ -88,10 +88,21 @@ def malformed_json(detail: str) -> ProxyError:
 
 
 def model_not_allowed(shown: str, allowed: tuple[str, ...]) -> ProxyError:
-    """`shown` is already bounded and escaped (json_scan.shown_name)."""
+    """`shown` is already bounded and escaped (policy.json_scan.shown_name)."""
     return ProxyError(
         403,
         f"Model '{shown}' is not allowed by this proxy; allowed models: {', '.join(allowed)}.",
+        "model_not_allowed",
+        "permission_error",
+    )
+
+
+def model_not_allowed_for(client: str, shown: str, allowed: tuple[str, ...]) -> ProxyError:
+    """An app's own model list (`clients[].allowedModels`) refuses `shown` (already bounded)."""
+    return ProxyError(
+        403,
+        f"Model '{shown}' is not allowed for client {client!r}; its allowed models: "
+        f"{', '.join(allowed)}.",
         "model_not_allowed",
         "permission_error",
     )

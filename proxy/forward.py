@@ -1,10 +1,10 @@
 """The request path: receive → check → forward → stream back → record.
 
 One `Forwarder.handle` per /v1 call. It answers the checks it owns itself
-(disabled, overloaded, no key, bad method or path, too large, too slow,
-malformed, model not allowed) with OpenAI-shaped errors, otherwise sends the
-request upstream with the live key and copies the response back chunk by chunk
-as the upstream produces it.
+(disabled, overloaded, no key, bad method or path, too large, too slow) with
+OpenAI-shaped errors, asks the policy room (proxy.policy) whether the call may go
+and for whom, otherwise sends the request upstream with the live key and copies
+the response back chunk by chunk as the upstream produces it.
 """
 
 import asyncio
@@ -22,14 +22,19 @@ from proxy.buffer_budget import BufferBudget
 from proxy.egress import egress_proxy_for
 from proxy.errors import ProxyError
 from proxy.headers import client_headers, upstream_headers
-from proxy.identity.hook import IdentityHook
-from proxy.json_scan import shown_name
 from proxy.keysource import KeySource
-from proxy.model_check import THREAD_THRESHOLD, is_json_type, read_models, read_models_off_loop
 from proxy.observability import CallRecord, EventLog, Metrics
 from proxy.payload import SLICE_BYTES, SlicedPayload
+from proxy.policy.caller import Admission
+from proxy.policy.model_check import (
+    THREAD_THRESHOLD,
+    is_json_type,
+    read_models,
+    read_models_off_loop,
+)
+from proxy.policy.room import PolicyRoom
 from proxy.relay import copy_body, is_event_stream, relay_body
-from proxy.routes import Policy, Route, classify
+from proxy.routes import Route, classify
 from proxy.settings import Settings
 from proxy.stream_usage import with_usage
 from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_upstream
@@ -167,7 +172,8 @@ class Forwarder:
         self.keys = keys
         self.metrics = metrics
         self.log = log
-        self.allowed_models = frozenset(settings.allowed_models)
+        # Identity plugs in as the room's caller check (set by ProxyState when it is on).
+        self.policy = PolicyRoom.for_settings(settings)
         self.target = UpstreamTarget(check_upstream(settings.upstream))
         self.egress_proxy = egress_proxy_for(settings.upstream)
         self.in_flight = 0
@@ -177,7 +183,6 @@ class Forwarder:
         self._idle = asyncio.Event()
         self._idle.set()
         self.session: aiohttp.ClientSession | None = None
-        self.identity: IdentityHook | None = None  # set by ProxyState when identity is on
 
     def open_session(self) -> None:
         """Pooled, keep-alive upstream connections; no cookies shared between callers."""
@@ -251,29 +256,15 @@ class Forwarder:
 
     def _record(self, call: CallRecord) -> None:
         duration = time.perf_counter() - call.started
-        if self.identity is not None:
-            self.identity.charge(call)  # the usage is known now
+        self.policy.charge(call)  # the usage is known now
         self.metrics.record(call, duration)
         self.log.call(call, duration)
 
-    def _check_request(self, request: web.BaseRequest, route: Route) -> URL:
-        """Method, path and (with an allowlist) route policy; the upstream URL."""
+    def _check_request(self, request: web.BaseRequest) -> URL:
+        """Method and path; the upstream URL."""
         if request.method not in ALLOWED_METHODS:
             raise errors.method_not_allowed(_ALLOWED_METHODS_TEXT)
-        rel_url = request.rel_url
-        url = self.target.checked_url(rel_url)
-        if self.allowed_models:
-            if route.policy is Policy.UNPOLICED and not self.settings.allow_unpoliced_paths:
-                raise errors.unpoliced_path(route.label)
-            if rel_url.raw_query_string:
-                self._check_query(rel_url)
-        return url
-
-    def _check_query(self, rel_url: URL) -> None:
-        """A `model` query parameter (some upstreams read one) must be allowed too."""
-        for name, value in rel_url.query.items():
-            if name.casefold() == "model" and value not in self.allowed_models:
-                raise errors.model_not_allowed(shown_name(value), self.settings.allowed_models)
+        return self.target.checked_url(request.rel_url)
 
     async def _forward(
         self, request: web.BaseRequest, call: CallRecord, route: Route
@@ -281,13 +272,14 @@ class Forwarder:
         settings = self.settings
         if settings.disabled:
             raise errors.disabled()
-        url = self._check_request(request, route)
-        if self.identity is not None:
-            await self.identity.admit(request, call)  # who calls, may they: 401/403/429
+        url = self._check_request(request)
+        caller = self.policy.check(request, route)  # may it go: allowlist on path and query
+        if caller is None:  # who calls, may they (401/403/429), and their app's models
+            caller = await self.policy.identify(request, call, route)
         key = self.keys.current
         if key is None:
             raise errors.key_unavailable()
-        body = await self._read_body(request, call, route)
+        body = await self._read_body(request, call, route, caller)
         if call.needs_usage and isinstance(body, bytearray):  # a stream reports its usage
             body = await with_usage(body, call, route.label, request.content_type)
         assert self.session is not None, "session opens at app startup"
@@ -322,20 +314,18 @@ class Forwarder:
         return response
 
     async def _read_body(
-        self, request: web.BaseRequest, call: CallRecord, route: Route
+        self, request: web.BaseRequest, call: CallRecord, route: Route, caller: Admission
     ) -> bytearray | AsyncIterator[bytes] | None:
         settings = self.settings
         # With an allowlist, any body sent to a policed path is read for models: a
         # GET/DELETE or a call on a stored object names none, but an upstream that
         # ignores the method would run the one its body names.
-        policed = bool(self.allowed_models) and route.policy is not Policy.UNPOLICED
-        checked = policed and route.policy is Policy.MODEL
+        rule = self.policy.body_rule(route, caller)
         length = request.content_length
         if length is not None and length > settings.max_body_bytes:
             raise errors.body_too_large(settings.max_body_bytes)
         if not request.body_exists:
-            if checked:
-                raise errors.model_undetermined("the request has no body")
+            self.policy.check_no_body(rule)
             return None
         expect = request.headers.get("Expect", "")
         if expect.lower() == "100-continue" and request.version >= (1, 1):
@@ -350,30 +340,18 @@ class Forwarder:
             settings.min_body_rate,
         )
         content_type = request.content_type
-        if not is_json_type(content_type) and not policed:
+        if not is_json_type(content_type) and not rule.read:
             return bounded_stream(request.content, limit, call)
         # JSON, or a model call while an allowlist is set: read it (bounded) to find the model.
         body = await read_bounded(request.content, limit, partial(self._reserve, call))
         call.bytes_in = len(body)
         content_type_header = request.headers.get("Content-Type", "")
-        tools = bool(self.allowed_models)
+        tools = rule.restricted
         if len(body) < THREAD_THRESHOLD:  # cheaper than a thread hop (and a coroutine)
             found = read_models(content_type, content_type_header, body, tools)
         else:
             found = await read_models_off_loop(content_type, content_type_header, body, tools)
-        if found.models:
-            call.model = found.models[0].shown
-        if self.allowed_models:
-            if found.tools is None:
-                raise errors.model_undetermined("a body over 1 MiB names a model below its top")
-            for model in found.models + found.tools:
-                if model.name is None or model.name not in self.allowed_models:
-                    call.model = model.shown
-                    raise errors.model_not_allowed(model.shown, settings.allowed_models)
-            if policed and found.unreadable:  # what an upstream reads there is unknown
-                raise errors.model_undetermined(found.unreadable)
-            if checked and not found.models:
-                raise errors.model_undetermined("no `model` field found")
+        self.policy.check_body(found, rule, caller, call)
         return body
 
     async def _stream_back(

@@ -19,128 +19,16 @@ serves no key while either source has one.
 
 import asyncio
 import contextlib
-import os
-import stat
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from proxy.fingerprint import key_fingerprint
-
-if TYPE_CHECKING:
-    from proxy.secret_watch import WatchTarget
-
-
-@dataclass(frozen=True, slots=True)
-class LiveKey:
-    """A key together with its non-secret fingerprint and the header it makes."""
-
-    value: str
-    fingerprint: str
-    authorization: str
-
-    @classmethod
-    def from_text(cls, text: str) -> "LiveKey":
-        value = text.strip()
-        return cls(value, key_fingerprint(value), f"Bearer {value}")
-
-    def __repr__(self) -> str:  # never let a traceback or debug print show the key
-        return f"LiveKey(fingerprint={self.fingerprint!r})"
-
+from proxy.key_file import READ_TIMEOUT, LiveKey, read_key_file, start_key_read
+from proxy.secret_watch import SecretWatch, WatchTarget
 
 ReloadListener = Callable[[LiveKey | None, str], None]
 # (served source: "api" | "file" | "none", why in a few words): for the log and the metric.
 SourceListener = Callable[[str, str], None]
-
-
-MAX_KEY_FILE_BYTES = 64 * 1024  # keys are < 1 KiB; a bigger "file" is not a key file
-READ_TIMEOUT = 5.0  # a read that takes longer (hung mount) counts as a miss
-
-
-def read_key_file(key_file: Path) -> LiveKey | None:
-    """The key in `key_file`, or None when there is no usable one (`key_file_verdict`)."""
-    verdict = key_file_verdict(key_file)
-    return verdict if isinstance(verdict, LiveKey) else None
-
-
-def key_file_verdict(key_file: Path) -> LiveKey | str:
-    """The key in `key_file`, or why there is no usable one (never quoting the content).
-
-    Unusable: missing, unreadable, not a regular file (a FIFO or device would block
-    or never end), too big, blank, or with inner whitespace or control characters
-    (e.g. a second line), which no Authorization header can carry.
-    """
-    try:
-        fd = os.open(key_file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return "not a regular file"
-        raw = os.read(fd, MAX_KEY_FILE_BYTES + 1)
-        if len(raw) > MAX_KEY_FILE_BYTES:
-            return f"larger than {MAX_KEY_FILE_BYTES} bytes, not a key"
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-    except UnicodeDecodeError:
-        return "not UTF-8 text"
-    finally:
-        os.close(fd)
-    return key_text_verdict(text)
-
-
-def key_text_verdict(text: str) -> LiveKey | str:
-    """The key in `text` (a file's or a Secret entry's content), or why it is unusable."""
-    value = text.strip()
-    if not value:
-        return "empty"
-    if not value.isprintable() or " " in value:
-        return "holds whitespace or control characters inside the key (two lines?)"
-    return LiveKey.from_text(value)
-
-
-def read_key_file_blocking(key_file: Path) -> LiveKey | str:
-    """`key_file_verdict`, waited for at most READ_TIMEOUT (a hung mount counts as a
-    failed read), for callers without an event loop: the start check, the supervisor."""
-    found: list[LiveKey | str] = []
-    reader = threading.Thread(
-        target=lambda: found.append(key_file_verdict(key_file)), name="key-read", daemon=True
-    )
-    reader.start()
-    reader.join(READ_TIMEOUT)
-    return found[0] if found else f"reading it took longer than {READ_TIMEOUT:g} s"
-
-
-def key_problem_at_start(key_file: Path) -> str | None:
-    """Why `key_file` holds no usable key right now (bounded like every read), or None."""
-    verdict = read_key_file_blocking(key_file)
-    return None if isinstance(verdict, LiveKey) else verdict
-
-
-def start_key_read(key_file: Path) -> "asyncio.Future[LiveKey | None]":
-    """`read_key_file` on a daemon thread; the future completes on the loop.
-
-    A daemon thread, not the loop's executor: a read stuck in the kernel (hung NFS)
-    can then neither freeze the loop nor keep the process from exiting.
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[LiveKey | None] = loop.create_future()
-
-    def deliver(result: LiveKey | None) -> None:
-        if not done.done():
-            done.set_result(result)
-
-    def read() -> None:
-        result = read_key_file(key_file)
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(deliver, result)
-
-    threading.Thread(target=read, name="key-file-read", daemon=True).start()
-    return done
 
 
 class KeySource:
@@ -158,7 +46,7 @@ class KeySource:
         poll_interval: float,
         on_change: ReloadListener,
         *,
-        api: "WatchTarget | str | None" = None,
+        api: WatchTarget | str | None = None,
         api_grace: float = 30.0,
         on_source: SourceListener | None = None,
     ) -> None:
@@ -272,8 +160,6 @@ class KeySource:
         """
         api_task: asyncio.Task[None] | None = None
         if self.api_target is not None:
-            from proxy.secret_watch import SecretWatch  # aiohttp's client, only with a watch
-
             api_task = asyncio.create_task(SecretWatch(self.api_target, self).run())
         try:
             while True:

@@ -1,13 +1,15 @@
-"""What the proxy knows about a /v1 path: its metric label and how the allowlist treats it.
+"""The proxy's routes as data: which paths it answers, and what each /v1 call does.
 
-One fixed table of OpenAI endpoints serves two purposes. The metric `path` label
-comes only from it (anything unknown is `other`), so a client cannot grow the
-label set. And the allowlist needs to know, per method and path, whether a call
-runs a model named in its body (`MODEL`: the model must be found and allowed),
-runs none (`NO_MODEL`: listing models, reading or deleting a stored response), or
-is something the proxy cannot police (`UNPOLICED`: files, batches, assistants,
-fine-tuning... whose model hides in an uploaded file or a stored object). Anything
-the table does not know is `UNPOLICED`: with an allowlist the proxy fails closed.
+`LOCAL` maps the paths the proxy answers itself to what answers them (proxy.app turns
+it into its dispatch table). Everything under `/v1/` is forwarded, and one fixed table
+of OpenAI endpoints, `ENDPOINTS`, says per method and path whether a call runs a model
+named in its body (`MODEL`: the model must be found and allowed), runs none
+(`NO_MODEL`: listing models, reading or deleting a stored response), or is something
+the proxy cannot police (`UNPOLICED`: files, batches, assistants, fine-tuning... whose
+model hides in an uploaded file or a stored object). Anything the table does not know
+is `UNPOLICED`: with an allowlist the proxy fails closed. The metric `path` label comes
+only from `_RESOURCES` (anything unknown is `other`), so a client cannot grow the label
+set. A new endpoint is a row here.
 """
 
 import enum
@@ -56,27 +58,88 @@ _RESOURCES: dict[str, frozenset[str]] = {
     "videos": frozenset(),
 }
 
-# POST to exactly these runs the model its body names.
-_MODEL_PATHS = frozenset(
-    {
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/embeddings",
-        "/v1/responses",
-        "/v1/responses/input_tokens",
-        "/v1/moderations",
-        "/v1/audio/transcriptions",
-        "/v1/audio/translations",
-        "/v1/audio/speech",
-        "/v1/images/generations",
-        "/v1/images/edits",
-        "/v1/images/variations",
-    }
+
+class Local(enum.Enum):
+    """What answers a path the proxy serves itself."""
+
+    HEALTH = "healthz"
+    READY = "readyz"
+    METRICS = "metrics"  # on the API port only while no metrics port is set
+
+
+FORWARDED_PREFIX = "/v1/"
+LOCAL: dict[str, Local] = {
+    "/healthz": Local.HEALTH,
+    "/readyz": Local.READY,
+    "/metrics": Local.METRICS,
+}
+
+ANY: frozenset[str] = frozenset()  # a row for every method
+_POST = frozenset({"POST"})
+_READ = frozenset({"GET", "HEAD"})
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One row of the /v1 table: the paths it matches, for which methods, and what it does.
+
+    `pattern` is the path's segments after `/v1/`: a name matches itself, `*` one
+    non-empty segment (an id), and a last `**` whatever follows (nothing included).
+    """
+
+    pattern: tuple[str, ...]
+    methods: frozenset[str]
+    policy: Policy
+
+    def matches(self, method: str, segments: list[str]) -> bool:
+        if self.methods and method not in self.methods:
+            return False
+        pattern = self.pattern
+        if pattern[-1] == "**":
+            pattern = pattern[:-1]
+            if len(segments) < len(pattern):
+                return False
+        elif len(segments) != len(pattern):
+            return False
+        return all(
+            p == s or (p == "*" and s != "") for p, s in zip(pattern, segments, strict=False)
+        )
+
+
+def _runs_model(*pattern: str) -> tuple[Endpoint, Endpoint]:
+    """POST runs the model its body names; any other method on that path runs none."""
+    return Endpoint(pattern, _POST, Policy.MODEL), Endpoint(pattern, ANY, Policy.NO_MODEL)
+
+
+def _readable(resource: str) -> Endpoint:
+    """Reading anything under a resource runs no model (listing models, a stored response)."""
+    return Endpoint((resource, "**"), _READ, Policy.NO_MODEL)
+
+
+# First match wins; no match is UNPOLICED.
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *_runs_model("chat", "completions"),
+    *_runs_model("completions"),
+    *_runs_model("embeddings"),
+    *_runs_model("responses"),
+    *_runs_model("responses", "input_tokens"),
+    *_runs_model("moderations"),
+    *_runs_model("audio", "transcriptions"),
+    *_runs_model("audio", "translations"),
+    *_runs_model("audio", "speech"),
+    *_runs_model("images", "generations"),
+    *_runs_model("images", "edits"),
+    *_runs_model("images", "variations"),
+    *(
+        _readable(r)
+        for r in ("chat", "completions", "embeddings", "responses", "models", "moderations")
+    ),
+    # Calls on stored objects that run no model: deleting or cancelling a stored
+    # response, deleting a stored chat completion or updating its metadata (POST).
+    Endpoint(("responses", "*"), frozenset({"DELETE"}), Policy.NO_MODEL),
+    Endpoint(("responses", "*", "cancel"), _POST, Policy.NO_MODEL),
+    Endpoint(("chat", "completions", "*"), frozenset({"DELETE", "POST"}), Policy.NO_MODEL),
 )
-# Resources whose calls other than the model ones above run no model when read or
-# deleted: listing models, fetching a stored chat completion or response.
-_READABLE = frozenset({"chat", "completions", "embeddings", "responses", "models", "moderations"})
-_READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 def path_label(path: str) -> str:
@@ -108,25 +171,8 @@ def classify(method: str, path: str) -> Route:
 
 
 def _classify(method: str, path: str) -> Route:
-    label = path_label(path)
-    if path in _MODEL_PATHS:
-        policy = Policy.MODEL if method == "POST" else Policy.NO_MODEL
-        return Route(label, policy)
-    parts = path.split("/")
-    resource = parts[2] if len(parts) > 2 else ""
-    if resource in _READABLE and method in _READ_METHODS:
-        return Route(label, Policy.NO_MODEL)
-    if _is_stored_object_call(method, parts):
-        return Route(label, Policy.NO_MODEL)
-    return Route(label, Policy.UNPOLICED)
-
-
-def _is_stored_object_call(method: str, parts: list[str]) -> bool:
-    """Deleting or cancelling a stored response, deleting or tagging a stored completion."""
-    if len(parts) == 4 and parts[2] == "responses" and parts[3]:
-        return method == "DELETE"
-    if len(parts) == 5 and parts[2] == "responses" and parts[3]:
-        return method == "POST" and parts[4] == "cancel"
-    if len(parts) == 5 and parts[2:4] == ["chat", "completions"] and parts[4]:
-        return method in ("DELETE", "POST")  # POST only updates its metadata
-    return False
+    segments = path.split("/")[2:]  # after "", "v1"
+    for endpoint in ENDPOINTS:
+        if endpoint.matches(method, segments):
+            return Route(path_label(path), endpoint.policy)
+    return Route(path_label(path), Policy.UNPOLICED)

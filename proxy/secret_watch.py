@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from proxy.keysource import LiveKey, key_text_verdict
+from proxy.key_file import LiveKey, key_text_verdict
 from proxy.settings import Settings
 
 WATCH_SECONDS = (240, 300)  # the server ends each watch after a random time in this range

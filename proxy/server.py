@@ -15,11 +15,12 @@ from aiohttp import web
 from proxy.app import ProxyState
 from proxy.connections import GuardedServer
 from proxy.gc_policy import settle_gc
-from proxy.keysource import LiveKey, key_problem_at_start
+from proxy.key_file import LiveKey, key_problem_at_start
 from proxy.logstream import LineBatchWriter
 from proxy.observability import LogStream
 from proxy.settings import Settings
 from proxy.upstream_url import display_upstream
+from proxy.workers import Supervisor
 
 _CUT_SECONDS = 0.5  # after the drain deadline: how long cancelled calls get to unwind
 
@@ -178,6 +179,17 @@ async def serve_worker(
     await proxy.stop()
 
 
+def run_worker(
+    settings: Settings,
+    sock: socket.socket,
+    metrics_sock: socket.socket | None,
+    supervisor: socket.socket,
+    key: LiveKey | None,
+) -> None:
+    """What each forked worker of proxy.workers.Supervisor runs (its WorkerMain)."""
+    run_loop(serve_worker(settings, sock, metrics_sock, supervisor, key))
+
+
 async def serve(settings: Settings, log_stream: LogStream | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then drain; the log goes to stdout in batches."""
     if log_stream is None:
@@ -208,9 +220,7 @@ def run(settings: Settings) -> int:
         )
         return 1
     if settings.workers > 1:
-        from proxy.workers import Supervisor
-
-        code: int = Supervisor(settings).run()
+        code: int = Supervisor(settings, run_worker).run()
         return code
     run_loop(serve(settings))
     return 0

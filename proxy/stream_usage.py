@@ -21,8 +21,8 @@ import json
 import re
 from typing import Any
 
-from proxy.model_check import is_json_type
 from proxy.observability import CallRecord
+from proxy.policy.model_check import is_json_type
 
 THREAD_THRESHOLD = 64 * 1024
 STREAMED_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})

@@ -6,24 +6,17 @@ without importing the server.
 
 from yarl import URL
 
+from proxy.contract import DEFAULT_UPSTREAM, check_upstream_url
+
 
 def check_upstream(value: str) -> URL:
-    """The upstream base URL, or ValueError saying what is wrong (never echoing secrets)."""
+    """The upstream base URL (contract.check_upstream_url's rule), or ValueError saying
+    what is wrong (never echoing secrets)."""
+    check_upstream_url(value)
     try:
-        url = URL(value)
+        return URL(value)
     except (ValueError, TypeError):
-        raise ValueError("is not a valid URL; use e.g. https://api.openai.com/v1") from None
-    if url.scheme not in ("http", "https"):
-        raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
-    if not url.raw_host:
-        raise ValueError("has no host; use e.g. https://api.openai.com/v1")
-    if url.raw_user is not None or url.raw_password is not None:
-        raise ValueError("must not carry a user or password (the key comes from the key file)")
-    if url.raw_query_string or "?" in value:
-        raise ValueError("must not carry a query string")
-    if url.raw_fragment or "#" in value:
-        raise ValueError("must not carry a fragment")
-    return url
+        raise ValueError(f"is not a valid URL; use e.g. {DEFAULT_UPSTREAM}") from None
 
 
 def display_upstream(value: str) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 
-from proxy.keysource import KeySource, LiveKey
+from proxy.key_file import LiveKey
+from proxy.keysource import KeySource
 from proxy.observability import Metrics, Snapshot, call_families, key_families
 
 SCRAPE_SECONDS = 2.0  # longer than the supervisor's own wait for the slowest worker

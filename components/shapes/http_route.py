@@ -1,6 +1,6 @@
 """gateway.networking.k8s.io/v1 HTTPRoute: Gateway → AgentgatewayBackend.
 
-agentgateway has no AIRoute kind; its controller reads Gateway API HTTPRoutes. A
+agentgateway has no route kind of its own; its controller reads Gateway API HTTPRoutes. A
 backendRef without group/kind means a core Service (and then needs a port), so both
 are explicit. A non-root path prefix is stripped with a URLRewrite so the backend sees
 `/v1/...`, the paths `policies.ai.routes` and the upstream expect.

@@ -11,10 +11,12 @@ import base64
 import pulumi
 import pulumi_kubernetes as k8s
 
+from proxy import contract
+
 from .meta import object_meta
 
 TYPE = "Opaque"
-KEY_FIELD = "apiKey"
+KEY_FIELD = contract.KEY_FILE_NAME  # the proxy reads the entry of this name (file or watch)
 
 
 def encode_key(key: str) -> str:

@@ -24,6 +24,7 @@ from proxy.identity.jwks import REFRESH_SECONDS, JwksSource, JwksUnavailable
 from proxy.identity.limits import Budgets
 from proxy.identity.verify import IdentityUnavailable, TokenRejected, TokenVerifier, looks_like_jwt
 from proxy.observability import CallRecord, EventLog
+from proxy.policy.caller import Admission
 from proxy.settings import Settings
 
 RETRY_SECONDS = 5.0
@@ -41,14 +42,6 @@ class IdentityConfig:
     issuer: str | None
     clients: tuple[ClientSpec, ...]
     shares: int  # replicas x workers: each process enforces 1/shares of each budget
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """The caller of one admitted call: its log name and its bounded metric label."""
-
-    client: str
-    label: str
 
 
 def _bearer(request: web.BaseRequest) -> str | None:
@@ -73,6 +66,13 @@ class IdentityGate:
         self.verifier = TokenVerifier(self.jwks, config.audience)
         self.budgets = Budgets(list(config.clients), config.shares)
         self.log = log
+        self._anonymous = Admission(ANONYMOUS, ANONYMOUS)
+        self._apps = {  # made once: admitting a listed app's call allocates nothing
+            client.name: Admission(
+                client.name, client.name, frozenset(client.allowed_models), client.allowed_models
+            )
+            for client in config.clients
+        }
         self._refresher: asyncio.Task[None] | None = None
 
     @property
@@ -105,11 +105,12 @@ class IdentityGate:
     async def admit(self, request: web.BaseRequest, call: CallRecord) -> Admission:
         """Who calls; raises the 401/403/429/503 to answer instead of forwarding."""
         admission = await self._identify(request, call)
-        call.client, call.client_label = admission.client, admission.label
-        call.needs_usage = self.budgets.counts_tokens(admission.client)
-        exceeded = self.budgets.admit(admission.client)
+        client = admission.client or ANONYMOUS  # always set here
+        call.client, call.client_label = client, admission.label
+        call.needs_usage = self.budgets.counts_tokens(client)
+        exceeded = self.budgets.admit(client)
         if exceeded is not None:
-            raise refusals.rate_limited(admission.client, exceeded, self.budgets.clock())
+            raise refusals.rate_limited(client, exceeded, self.budgets.clock())
         return admission
 
     async def _identify(self, request: web.BaseRequest, call: CallRecord) -> Admission:
@@ -119,7 +120,7 @@ class IdentityGate:
             if self.require:
                 call.client = call.client_label = ANONYMOUS
                 raise refusals.missing_token(self.config.audience)
-            return Admission(ANONYMOUS, ANONYMOUS)
+            return self._anonymous
         try:
             caller = await self.verifier.verify(token)
         except TokenRejected as exc:
@@ -130,7 +131,7 @@ class IdentityGate:
             raise refusals.unavailable(str(exc)) from None
         client = self.table.find(caller.namespace, caller.service_account)
         if client is not None:
-            return Admission(client.name, client.name)
+            return self._apps[client.name]
         account = f"{caller.namespace}/{caller.service_account}"
         if self.require:
             call.client, call.client_label = account, OTHER

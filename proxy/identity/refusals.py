@@ -64,15 +64,6 @@ def unknown_app(namespace: str, service_account: str) -> ProxyError:
     )
 
 
-def model_not_allowed_for(client: str, shown: str, allowed: tuple[str, ...]) -> ProxyError:
-    return ProxyError(
-        403,
-        f"Model '{shown}' is not allowed for client {client!r}; allowed: {', '.join(allowed)}.",
-        "model_not_allowed",
-        "permission_error",
-    )
-
-
 def unavailable(reason: str) -> ProxyError:
     return _Refusal(
         503,

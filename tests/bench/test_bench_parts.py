@@ -29,7 +29,7 @@ from bench.nginx import nginx_config
 from bench.rawclient import ResponseReader, build_post, connect
 from bench.targets import LOAD_CPU, ProxySpec, spawn_printing_port, start_proxy
 from bench.upstream import UpstreamProtocol
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
+from fakes.kubelet_secret_dir import KubeletSecretDir
 
 pytestmark = pytest.mark.bench
 

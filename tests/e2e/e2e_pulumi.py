@@ -97,6 +97,7 @@ class Workspace:
     bin_dir: Path
     forbidden: list[str] = field(default_factory=list)
     log: list[Result] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def backend_dir(self) -> Path:
@@ -114,6 +115,7 @@ class Workspace:
             PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
             NO_COLOR="1",
         )
+        env.update(self.extra_env)
         return env
 
     def run(self, *args: str, check: bool = True, stdin: str | None = None) -> Result:

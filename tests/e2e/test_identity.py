@@ -34,9 +34,11 @@ NS = "llm-gateway-ident"
 APPS_NS = "ident-apps"
 AUDIENCE = "llm-gateway"
 ISSUER = "https://kubernetes.default.svc"  # scripts/e2e/control-plane.sh
+MINI = "gpt-4o-mini"
 CLIENTS = [
     {"name": "chat", "namespace": APPS_NS, "serviceAccount": "chat", "tokensPerMinute": 20},
-    {"name": "batch", "namespace": APPS_NS, "serviceAccount": "batch"},
+    # batch may use gpt-4o-mini only, though the proxy's allowlist also lets gpt-4o through.
+    {"name": "batch", "namespace": APPS_NS, "serviceAccount": "batch", "allowedModels": [MINI]},
 ]
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]}
 
@@ -48,9 +50,10 @@ def token_for(kube: Kube, account: str, audience: str = AUDIENCE) -> str:
     return str(answer.status.token)
 
 
-def call(url: str, token: str | None) -> httpx.Response:
+def call(url: str, token: str | None, model: str = MINI) -> httpx.Response:
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    return httpx.post(f"{url}/chat/completions", json=CHAT, headers=headers, timeout=30)
+    body = {**CHAT, "model": model}
+    return httpx.post(f"{url}/chat/completions", json=body, headers=headers, timeout=30)
 
 
 def chats_since(node: dict[str, str], since: float) -> list[dict[str, Any]]:
@@ -132,10 +135,14 @@ def test_up_with_identity_required_and_the_smoke_job_passes_with_its_own_token(
     for account in ("chat", "batch", "intruder"):
         kube.core.create_namespaced_service_account(APPS_NS, {"metadata": {"name": account}})
     overrides = {
-        "proxy": {"image": node["LLM_GATEWAY_NODE_PROXY_IMAGE"]},
-        "agentgateway": {"enabled": False},
         # The proxy's egress must reach the API server's endpoint port (CNIs match it).
-        "identity": {"mode": "require", "apiServerPorts": api_server_ports(kube)},
+        "proxy": {
+            "image": node["LLM_GATEWAY_NODE_PROXY_IMAGE"],
+            "allowedModels": [MINI, "gpt-4o"],
+            "apiServerPorts": api_server_ports(kube),
+        },
+        "agentgateway": {"enabled": False},
+        "identity": {"mode": "require"},
         "smokeTest": {"onUp": True},
     }
     write_stack_file(workspace, STACK, NS, overrides)
@@ -237,6 +244,10 @@ def test_missing_foreign_expired_and_forged_tokens_get_401_and_unlisted_apps_403
         if token is not None:
             assert token not in answer.text
             assert token.split(".")[2] not in "\n".join(map(str, proxy_log_calls(kube)))
+    # A listed app asking for a model outside its own list (the proxy allows it to others).
+    outside = call(url, real, "gpt-4o")
+    assert outside.status_code == 403, outside.text
+    assert "not allowed for client 'batch'; its allowed models: gpt-4o-mini" in outside.text
     assert chats_since(node, began) == []  # none reached the upstream
     assert call(url, real).status_code == 200  # the valid one, for contrast
 

@@ -4,10 +4,12 @@ language host (it runs both through RunPlugin / as plugins).
 * `pulumi preview --policy-pack policy/` passes the component's own stack and refuses a
   deliberately bad program and a prod stack whose image is not pinned, naming each rule.
 * Programs that know LlmGateway only as a package, a Python one by its token
-  (tests/e2e/programs/package_consumer, what a generated SDK does) and a YAML one
-  (tests/e2e/programs/package_yaml, on Pulumi's YAML host), deploy it onto the node:
-  the proxy comes up, the smoke output passes, a key rotation through that program's config
-  changes only the Secret, destroy leaves nothing.
+  (tests/e2e/programs/package_consumer, what a generated SDK does), a YAML one
+  (tests/e2e/programs/package_yaml, on Pulumi's YAML host) and a TypeScript one
+  (tests/e2e/programs/package_ts, on Pulumi's Node.js host, through the SDK that
+  `pulumi package add` generates), deploy it onto the node: the proxy comes up, the smoke
+  output passes, a key rotation through that program's config changes only the Secret,
+  destroy leaves nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
+from package.__main__ import NAME, VERSION
 from tests.e2e.e2e_kube import Kube
 from tests.e2e.e2e_node import proxy_pods
 from tests.e2e.e2e_pulumi import (
@@ -109,18 +113,69 @@ def test_the_engine_reads_the_packages_schema(workspace: Workspace) -> None:
     assert {"keyFingerprint", "smokeTest", "proxyEndpoint"} <= set(resource["properties"])
 
 
-PLUGINS = f"plugins:\n  providers:\n    - name: llm-gateway\n      path: {REPO_ROOT / 'package'}\n"
+# Where the engine finds the package's plugin: the provider binary in package/ (a program's
+# `packages:` entry names the package; this says where its plugin is, no plugin install).
+PLUGINS = f"plugins:\n  providers:\n    - name: {NAME}\n      path: {REPO_ROOT / 'package'}\n"
+PLUGIN_BINARY = REPO_ROOT / "package" / f"pulumi-resource-{NAME}"
+PACKAGE_REF = f"{NAME}@{VERSION}"  # what `pulumi package add PLUGIN_BINARY` records
 
 
 def _yaml_program(workspace: Workspace) -> Workspace:
-    """tests/e2e/programs/package_yaml as a YAML project (Pulumi's YAML language host)."""
+    """tests/e2e/programs/package_yaml as a YAML project (Pulumi's YAML language host). Its
+    `packages:` entry is written as `pulumi package add` would: the YAML host has no SDK to
+    link, and v1.25.0 refuses the command ("method Link not implemented")."""
     project = workspace.home / "program-package-yaml"
     shutil.copytree(PROGRAMS / "package_yaml", project)
-    (project / "Pulumi.yaml").write_text("name: package-yaml\nruntime: yaml\n" + PLUGINS)
+    (project / "Pulumi.yaml").write_text(
+        "name: package-yaml\nruntime: yaml\n" + PLUGINS + f"packages:\n  {NAME}: {PACKAGE_REF}\n"
+    )
     return Workspace(project, workspace.home, workspace.bin_dir, workspace.forbidden)
 
 
-@pytest.fixture(scope="module", params=["python", "yaml"])
+@pytest.fixture(scope="module")
+def typescript_program(workspace: Workspace) -> Workspace:
+    """tests/e2e/programs/package_ts as a TypeScript project on Pulumi's Node.js host, after
+    `pulumi package add` generated its SDK and npm installed it with the pinned packages.
+
+    npm runs offline (the node's namespace has no way out) from the npm cache that
+    scripts/e2e-toolchain.sh fills from the program's package-lock.json, beside the bin dir.
+    """
+    absent = [t for t in ("pulumi-language-nodejs", "node") if not (workspace.bin_dir / t).exists()]
+    if absent:
+        pytest.skip(f"no {', '.join(absent)} in the toolchain (scripts/e2e-toolchain.sh)")
+    project = workspace.home / "program-package-ts"
+    generated = shutil.ignore_patterns("node_modules", "sdks", "bin")
+    shutil.copytree(PROGRAMS / "package_ts", project, ignore=generated)
+    (project / "Pulumi.yaml").write_text("name: package-ts\nruntime: nodejs\n" + PLUGINS)
+    npm = {
+        "npm_config_cache": str(workspace.bin_dir.parent / "npm-cache"),
+        "npm_config_offline": "true",
+        "npm_config_audit": "false",
+        "npm_config_fund": "false",
+        "npm_config_update_notifier": "false",
+    }
+    ws = Workspace(
+        project, workspace.home, workspace.bin_dir, forbidden=workspace.forbidden, extra_env=npm
+    )
+    ws.run("package", "add", str(PLUGIN_BINARY))
+    return ws
+
+
+def test_pulumi_package_add_generates_and_links_the_typescript_sdk(
+    typescript_program: Workspace,
+) -> None:
+    project = typescript_program.project
+    pulumi_yaml = yaml.safe_load((project / "Pulumi.yaml").read_text())
+    assert pulumi_yaml["packages"] == {NAME: PACKAGE_REF}
+    sdk = project / "sdks" / NAME
+    assert "openaiKey: pulumi.Input<string>" in (sdk / "llmGateway.ts").read_text()
+    assert (sdk / "bin" / "index.js").is_file()  # compiled by the SDK's postinstall (tsc)
+    linked = project / "node_modules" / "@pulumi" / NAME
+    assert linked.is_symlink()
+    assert linked.resolve() == sdk.resolve()
+
+
+@pytest.fixture(scope="module", params=["python", "yaml", "typescript"])
 def consumer(
     request: pytest.FixtureRequest, workspace: Workspace, kubeconfig: str, node: dict[str, str]
 ) -> tuple[Workspace, str]:
@@ -131,6 +186,8 @@ def consumer(
         if not (workspace.bin_dir / "pulumi-language-yaml").exists():
             pytest.skip("no pulumi-language-yaml in the toolchain")
         ws = _yaml_program(workspace)
+    elif language == "typescript":
+        ws = request.getfixturevalue("typescript_program")
     else:
         ws = _program(workspace, "package_consumer", PLUGINS)
     namespace = f"{CONSUMER_NS}-{language}"

@@ -1,4 +1,4 @@
-"""The body scanners on their own: exact, linear and bounded (issue 12, findings 1-3, 14)."""
+"""The body scanners on their own: exact, linear and bounded."""
 
 import json
 import random
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from proxy.form_scan import boundary_of, multipart_models, urlencoded_models
-from proxy.json_scan import MAX_DEPTH, MAX_ITEMS, JsonScanError, scan_json
+from proxy.policy.form_scan import boundary_of, multipart_models, urlencoded_models
+from proxy.policy.json_scan import MAX_DEPTH, MAX_ITEMS, JsonScanError, scan_json
 
 
 def names(body: bytes) -> list[str | None]:
@@ -211,7 +211,7 @@ def test_urlencoded_model_fields_are_found_in_any_spelling() -> None:
 )
 def test_the_small_body_fast_path_answers_exactly_as_the_scanner(body: bytes) -> None:
     """The C-parser fast path answers only where the scanner would say the same."""
-    from proxy.json_scan import _Scanner
+    from proxy.policy.json_scan import _Scanner
 
     try:
         expected: object = _Scanner(body).run()
@@ -225,7 +225,7 @@ def test_the_small_body_fast_path_answers_exactly_as_the_scanner(body: bytes) ->
 
 
 def test_the_fast_path_agrees_with_the_scanner_on_random_documents() -> None:
-    from proxy.json_scan import _scan_small, _Scanner
+    from proxy.policy.json_scan import _scan_small, _Scanner
 
     rng = random.Random(7)
     for _ in range(2000):

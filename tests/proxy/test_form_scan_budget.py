@@ -1,10 +1,10 @@
-"""Issue 18, finding 14: the multipart scanner's total work is bounded like the JSON one's."""
+"""The multipart scanner's total work is bounded like the JSON one's."""
 
 import time
 
 import pytest
 
-from proxy.form_scan import MAX_TOTAL_HEADER_BYTES, FormScanError, multipart_models
+from proxy.policy.form_scan import MAX_TOTAL_HEADER_BYTES, FormScanError, multipart_models
 
 
 def many_parts(parts: int, header_bytes: int) -> bytes:

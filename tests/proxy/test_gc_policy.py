@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.proxy.support import ROOT
+from tests.support.proxy import ROOT
 
 PROBE = """
 import gc

@@ -1,4 +1,4 @@
-"""Issue 18's mutation audit: one test per guard that no test would miss if it broke.
+"""A mutation audit: one test per guard that no test would miss if it broke.
 
 Each test names the one-line breakage it catches.
 """
@@ -13,16 +13,22 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy import server
-from proxy.json_scan import shown_name
-from proxy.keysource import LiveKey
+from proxy.key_file import LiveKey
 from proxy.observability import Metrics
+from proxy.policy.json_scan import shown_name
 from proxy.settings import Settings
 from proxy.workers import RESTART_LIMIT, STOP_GRACE, Supervisor, _listen
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream, metric
-from tests.proxy.test_errors import assert_openai_error
-from tests.proxy.test_workers import Pod, children
+from tests.support.proxy import (
+    FAKE_KEY,
+    SECOND_KEY,
+    ProxyHandle,
+    Upstream,
+    assert_openai_error,
+    metric,
+)
+from tests.support.workers import Pod, children
 
 
 @pytest.fixture
@@ -37,7 +43,7 @@ def guarded(start_proxy: Callable[..., ProxyHandle]) -> ProxyHandle:
 def test_a_model_query_parameter_in_any_case_is_checked(
     guarded: ProxyHandle, upstream: Upstream, name: str
 ) -> None:
-    """Breakage: `name.casefold() == "model"` → `name == "model"` in Forwarder._check_query."""
+    """Breakage: `name.casefold() == "model"` → `name == "model"` in Allowlist._check_head."""
     refused = httpx.get(guarded.base_url + f"/models?{name}=o1-pro")
     assert_openai_error(refused, 403, "model_not_allowed")
     assert upstream.fake.seen.paths == []
@@ -46,7 +52,7 @@ def test_a_model_query_parameter_in_any_case_is_checked(
 def test_an_unreadable_declared_form_is_refused_even_when_json_names_an_allowed_model(
     guarded: ProxyHandle, upstream: Upstream
 ) -> None:
-    """Breakage: dropping `found.unreadable or` from the model-call check in _read_body."""
+    """Breakage: dropping `found.unreadable or` from Allowlist.check_body."""
     refused = httpx.post(
         guarded.base_url + "/chat/completions",
         content=b'{"model":"gpt-4o-mini","messages":[]}',
@@ -189,7 +195,7 @@ def test_the_key_is_not_in_a_workers_environment(
 
     monkeypatch.setattr(server, "run_loop", report_environ)
     settings = Settings(host="127.0.0.1", port=0, key_file=secret_dir.key_file, workers=2)
-    supervisor = Supervisor(settings)
+    supervisor = Supervisor(settings, server.run_worker)
     supervisor.listener = _listen("127.0.0.1", 0)
     supervisor.keys.current = LiveKey.from_text(FAKE_KEY)
     try:

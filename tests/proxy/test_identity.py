@@ -17,18 +17,18 @@ import openai
 import pytest
 from pydantic import ValidationError
 
-from proxy.identity.clients import ClientSpec
-from proxy.identity.gate import identity_config
-from proxy.identity.limits import Budgets
-from proxy.identity.refusals import duration, rate_limited
-from proxy.settings import Settings
-from tests.fixtures.fake_cluster_issuer import (
+from fakes.cluster_issuer import (
     FakeIssuer,
     SigningKey,
     mint,
     start_fake_issuer,
 )
-from tests.proxy.support import FAKE_KEY, ROOT, LoopThread, ProxyHandle, Upstream, metric
+from proxy.identity.clients import ClientSpec
+from proxy.identity.gate import identity_config
+from proxy.identity.limits import Budgets
+from proxy.identity.refusals import duration, rate_limited
+from proxy.settings import Settings
+from tests.support.proxy import FAKE_KEY, ROOT, LoopThread, ProxyHandle, Upstream, metric
 
 PROXY_OWN_TOKEN = "proxy-own-sa-token-FAKE-0000-LEAKME"
 CLIENTS: list[dict[str, Any]] = [
@@ -88,10 +88,13 @@ def client(proxy: ProxyHandle, api_key: str | Callable[[], str]) -> openai.OpenA
     return openai.OpenAI(base_url=proxy.base_url, api_key=api_key, max_retries=0)
 
 
-def raw_chat(proxy: ProxyHandle, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-    body = json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}).encode()
+def raw_chat(
+    proxy: ProxyHandle, headers: dict[str, str], query: str = "", body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    if body is None:
+        body = json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}).encode()
     request = urllib.request.Request(
-        proxy.base_url + "/chat/completions",
+        proxy.base_url + "/chat/completions" + query,
         data=body,
         headers={"Content-Type": "application/json", **headers},
     )
@@ -440,3 +443,99 @@ def test_identity_off_does_not_load_the_jwt_library() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+# Per-app model lists: `chat` may use gpt-4o-mini only; `batch` has no list of its own.
+LISTED = [{**CLIENTS[0], "allowedModels": ["gpt-4o-mini"]}, CLIENTS[1]]
+
+
+def test_an_app_asking_for_a_model_outside_its_list_gets_403_before_the_upstream(
+    start_identity: Callable[..., ProxyHandle],
+    upstream: Upstream,
+    cluster_key: SigningKey,
+    tmp_path: Path,
+) -> None:
+    proxy = start_identity("require", clients=json.dumps(LISTED))
+    chat_token, batch_token = (
+        mint(cluster_key, "team-a", "chat"),
+        mint(cluster_key, "team-b", "batch"),
+    )
+    chat = client(proxy, token_file(tmp_path, chat_token))
+    chat.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    served = len(upstream.fake.seen.authorizations)
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        chat.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert raised.value.code == "model_not_allowed"
+    assert raised.value.message.endswith(
+        " - Model 'gpt-4o' is not allowed for client 'chat'; its allowed models: gpt-4o-mini."
+    )
+    with pytest.raises(openai.PermissionDeniedError):
+        chat.embeddings.create(model="text-embedding-3-small", input="x")
+    with pytest.raises(openai.PermissionDeniedError) as in_tools:  # a tool runs its model too
+        chat.responses.create(
+            model="gpt-4o-mini",
+            input="draw",
+            tools=[{"type": "image_generation", "model": "gpt-image-1"}],
+        )
+    assert "'gpt-image-1' is not allowed for client 'chat'" in in_tools.value.message
+    with pytest.raises(openai.PermissionDeniedError) as in_form:  # multipart: the form field
+        chat.audio.transcriptions.create(model="whisper-1", file=("a.wav", b"RIFF....WAVE"))
+    assert "'whisper-1' is not allowed for client 'chat'" in in_form.value.message
+    status, _, body = raw_chat(
+        proxy, {"Authorization": f"Bearer {chat_token}"}, query="?model=gpt-4o"
+    )
+    assert (status, json.loads(body)["error"]["code"]) == (403, "model_not_allowed")
+    assert len(upstream.fake.seen.authorizations) == served  # the upstream saw none of them
+    # Another app without a list of its own is unaffected.
+    batch = client(proxy, token_file(tmp_path, batch_token))
+    assert batch.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+    refused = [c for c in proxy.calls(7) if c["status"] == 403]
+    assert [(c["client"], c["model"]) for c in refused] == [
+        ("chat", "gpt-4o"),
+        ("chat", "text-embedding-3-small"),
+        ("chat", "gpt-image-1"),
+        ("chat", "whisper-1"),
+        ("chat", None),  # refused on its query, before the body was read
+    ]
+    assert_nowhere(proxy, upstream, chat_token, batch_token)
+
+
+def test_an_apps_list_fails_closed_like_the_proxys_allowlist(
+    start_identity: Callable[..., ProxyHandle],
+    upstream: Upstream,
+    cluster_key: SigningKey,
+) -> None:
+    """Files and batches hide their model: refused for a listed app, forwarded for others."""
+    proxy = start_identity("require", clients=json.dumps(LISTED))
+    chat = client(proxy, mint(cluster_key, "team-a", "chat"))
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        chat.files.list()
+    assert raised.value.code == "path_not_allowed"
+    status, _, body = raw_chat(
+        proxy, {"Authorization": f"Bearer {mint(cluster_key, 'team-a', 'chat')}"}, body=b"{}"
+    )
+    assert (status, json.loads(body)["error"]["code"]) == (400, "model_required")
+    assert upstream.fake.seen.authorizations == []
+    batch = client(proxy, mint(cluster_key, "team-b", "batch"))
+    batch.with_options(max_retries=0).models.list()  # no list: nothing restricts it
+    assert len(upstream.fake.seen.authorizations) == 1
+
+
+def test_the_proxys_allowlist_still_answers_for_models_it_refuses_to_everyone(
+    start_identity: Callable[..., ProxyHandle],
+    upstream: Upstream,
+    cluster_key: SigningKey,
+) -> None:
+    apps = [{**CLIENTS[0], "allowedModels": ["gpt-4o-mini"]}, CLIENTS[1]]
+    proxy = start_identity("require", clients=json.dumps(apps), allowed_models="gpt-4o-mini,gpt-4o")
+    chat = client(proxy, mint(cluster_key, "team-a", "chat"))
+    with pytest.raises(openai.PermissionDeniedError) as everyone:
+        chat.chat.completions.create(model="o3", messages=MESSAGES)
+    assert "allowed models: gpt-4o-mini, gpt-4o" in everyone.value.message
+    assert "by this proxy" in everyone.value.message
+    with pytest.raises(openai.PermissionDeniedError) as own:
+        chat.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert "for client 'chat'" in own.value.message
+    batch = client(proxy, mint(cluster_key, "team-b", "batch"))
+    assert batch.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+    assert len(upstream.fake.seen.authorizations) == 1

@@ -1,7 +1,4 @@
-"""Drain within the grace period; a key path that blocks never freezes the proxy.
-
-Issue 12, findings 8 and 16.
-"""
+"""Drain within the grace period; a key path that blocks never freezes the proxy."""
 
 import asyncio
 import io
@@ -19,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+import proxy.key_file
 import proxy.keysource
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.server import start
 from proxy.settings import Settings
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import ROOT, LoopThread, Upstream
+from tests.support.proxy import ROOT, LoopThread, Upstream
 
 STREAM = {"model": "gpt-4o-mini", "messages": [], "stream": True}
 
@@ -192,13 +190,13 @@ def test_a_hung_key_read_times_out_and_the_proxy_serves_meanwhile(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     release = threading.Event()
-    real_read = proxy.keysource.read_key_file
+    real_read = proxy.key_file.key_file_verdict
 
-    def hung_read(key_file: Path) -> proxy.keysource.LiveKey | None:
+    def hung_read(key_file: Path) -> proxy.key_file.LiveKey | str:
         release.wait(timeout=8)  # like a read on a dead NFS mount
         return real_read(key_file)
 
-    monkeypatch.setattr(proxy.keysource, "read_key_file", hung_read)
+    monkeypatch.setattr(proxy.key_file, "key_file_verdict", hung_read)
     monkeypatch.setattr(proxy.keysource, "READ_TIMEOUT", 0.3, raising=False)
     safety = threading.Timer(6, release.set)  # old code blocks the loop: unblock it eventually
     safety.start()

@@ -16,10 +16,10 @@ import httpx
 import openai
 import pytest
 
+from fakes.cluster_issuer import FakeIssuer, SigningKey, mint, start_fake_issuer
+from fakes.openai_upstream import DEFAULT_CHUNKS, PROMPT_TOKENS
 from proxy.stream_usage import UsageOnlyFilter, ask_for_usage
-from tests.fixtures.fake_cluster_issuer import FakeIssuer, SigningKey, mint, start_fake_issuer
-from tests.fixtures.fake_upstream import DEFAULT_CHUNKS, PROMPT_TOKENS
-from tests.proxy.support import LoopThread, ProxyHandle, Upstream, metric
+from tests.support.proxy import LoopThread, ProxyHandle, Upstream, metric
 
 TOKENS_PER_STREAM = PROMPT_TOKENS + DEFAULT_CHUNKS  # the fake's usage for one stream
 CLIENTS: list[dict[str, Any]] = [

@@ -8,10 +8,11 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import ValidationError
 
+from proxy.contract import DEFAULT_UPSTREAM, KEY_FILE
 from proxy.headers import upstream_headers
-from proxy.settings import DEFAULT_KEY_FILE, DEFAULT_UPSTREAM, Settings
+from proxy.settings import Settings
 from proxy.usage import UsageTail, parse_usage
-from tests.proxy.support import ROOT
+from tests.support.proxy import ROOT
 
 
 def test_settings_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,7 +22,7 @@ def test_settings_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -
     settings = Settings()
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.upstream == DEFAULT_UPSTREAM == "https://api.openai.com/v1"
-    assert settings.key_file == DEFAULT_KEY_FILE == Path("/etc/llm-gateway/secret/apiKey")
+    assert settings.key_file == Path(KEY_FILE) == Path("/etc/llm-gateway/secret/apiKey")
     assert settings.allowed_models == ()
     assert settings.disabled is False
 

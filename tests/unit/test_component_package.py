@@ -19,7 +19,7 @@ from components.config_reference import model_of
 from package import codegen
 from package.__main__ import NAME, VERSION
 from package.component import ArgsError, LlmGateway, to_config
-from tests.unit.pulumi_render import (
+from tests.support.pulumi_render import (
     TEST_IMAGE,
     Rendered,
     fake_key,
@@ -94,6 +94,14 @@ def test_every_config_key_is_a_schema_input_at_every_level(schema: dict[str, Any
         "type": "integer",
         "plain": True,
     }
+
+
+def test_schema_types_are_named_for_the_sdks_to_add_their_suffix(schema: dict[str, Any]) -> None:
+    """Each SDK appends its own suffix to an input type (TypeScript: `ProxyArgs`), so a type
+    named `ProxyArgs` in the schema would reach a TypeScript program as `ProxyArgsArgs`."""
+    names = {token.removeprefix("llm-gateway:index:") for token in schema["types"]}
+    assert {"Proxy", "Gateway", "App", "Client"} <= names
+    assert not [name for name in names if name.endswith("Args")]
 
 
 def _construct(inputs: dict[str, Any], *, expect_error: bool = False) -> Rendered:

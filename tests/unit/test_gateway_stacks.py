@@ -10,7 +10,7 @@ import pytest
 from proxy import settings as proxy_settings
 from proxy.egress import egress_proxy_for
 from proxy.fingerprint import key_fingerprint
-from tests.unit.pulumi_render import (
+from tests.support.pulumi_render import (
     STACKS,
     TEST_IMAGE,
     Rendered,
@@ -64,26 +64,25 @@ def test_components_use_the_package_type_tokens_and_parent_every_child(stack: st
     assert components == {
         "llm-gateway:index:LlmGateway",
         "llm-gateway:index:KeySecret",
-        "llm-gateway:index:OpenAIBackend",
-        "llm-gateway:index:AIRoute",
+        "llm-gateway:index:AgentgatewayPlane",
         "llm-gateway:index:LlmProxy",
     }
     expected_parent = {
         "Secret": "llm-gateway:index:KeySecret",
-        "AgentgatewayBackend": "llm-gateway:index:OpenAIBackend",
-        "HTTPRoute": "llm-gateway:index:AIRoute",
+        "AgentgatewayBackend": "llm-gateway:index:AgentgatewayPlane",
+        "HTTPRoute": "llm-gateway:index:AgentgatewayPlane",
         "Deployment": "llm-gateway:index:LlmProxy",
         "Service": "llm-gateway:index:LlmProxy",
         "ServiceAccount": "llm-gateway:index:LlmProxy",
         "Role": "llm-gateway:index:LlmProxy",
         "RoleBinding": "llm-gateway:index:LlmProxy",
         "PodDisruptionBudget": "llm-gateway:index:LlmProxy",
-        "Gateway": "llm-gateway:index:LlmGateway",
+        "Gateway": "llm-gateway:index:AgentgatewayPlane",
         "Namespace": "llm-gateway:index:LlmGateway",
     }
     expected_parent_of_policy = {
         "llm-proxy": "llm-gateway:index:LlmProxy",
-        "llm-gateway": "llm-gateway:index:LlmGateway",
+        "llm-gateway": "llm-gateway:index:AgentgatewayPlane",
     }
     for obj in result.k8s_objects():
         ancestors = result.ancestors(obj)

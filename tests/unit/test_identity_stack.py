@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from components import ConfigError
-from tests.unit.identity_config import APPS, ISSUER, JWKS, identity_on
-from tests.unit.pulumi_render import Rendered, render_stack, without
+from tests.support.identity_config import APPS, ISSUER, JWKS, identity_on
+from tests.support.pulumi_render import Rendered, render_stack, without
 
 
 def failing(overrides: dict[str, Any]) -> str:
@@ -54,6 +54,28 @@ def proxy_env(result: Rendered) -> dict[str, str]:
             identity_on(**{"identity.mode": "on"}),
             "identity.mode: must be one of off, attribute, require",
         ),
+        (
+            identity_on(clients=[{**APPS[0], "allowedModels": ["gpt-4o-mini", "gpt-4o"]}]),
+            "clients[0].allowedModels: 'chat' lists ['gpt-4o'], which proxy.allowedModels "
+            "['gpt-4o-mini'] refuses for every caller",
+        ),
+        (
+            {
+                **identity_on(clients=[{**APPS[0], "allowedModels": ["gpt-4o-mini"]}]),
+                "proxy.enabled": False,
+            },
+            "clients[0].allowedModels: is enforced by the proxy plane only",
+        ),
+        (identity_on(clients=[{**APPS[0], "allowedModels": []}]), "at least 1 item"),
+        (identity_on(clients=[{**APPS[0], "allowedModels": [" "]}]), "non-empty model names"),
+        (
+            identity_on("require", **{"identity.apiServerPorts": [6443]}),
+            "identity.apiServerPorts: has moved to proxy.apiServerPorts",
+        ),
+        (
+            identity_on("require", **{"proxy.apiServerPorts": []}),
+            "proxy.apiServerPorts: is empty, but with identity on",
+        ),
     ],
 )
 def test_bad_identity_config_fails_before_anything_is_declared(
@@ -78,17 +100,21 @@ def test_require_gives_the_proxy_its_clients_its_own_api_token_and_egress() -> N
     }
     pod = one(result, "Deployment", "llm-proxy")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False  # the token comes projected instead
-    (volume,) = [v for v in pod["volumes"] if v["name"] == "apiserver-token"]
+    # One projected credentials volume: the JWKS fetch and the Secret watch share it.
+    (volume,) = [v for v in pod["volumes"] if "projected" in v]
+    assert volume["name"] == "kube-api-access"
     sources = volume["projected"]["sources"]
-    assert sources[0]["serviceAccountToken"] == {"path": "token", "expirationSeconds": 3600}
+    assert sources[0]["serviceAccountToken"] == {"path": "token", "expirationSeconds": 3607}
     assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
     mounts = pod["containers"][0]["volumeMounts"]
     assert {
-        "name": "apiserver-token",
-        "mountPath": "/var/run/secrets/llm-gateway/apiserver",
+        "name": "kube-api-access",
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
         "readOnly": True,
     } in mounts
-    assert env["LLM_PROXY_IDENTITY_TOKEN_FILE"] == "/var/run/secrets/llm-gateway/apiserver/token"
+    # The proxy's defaults read its token and CA there.
+    assert "LLM_PROXY_IDENTITY_TOKEN_FILE" not in env
+    assert "LLM_PROXY_IDENTITY_CA_FILE" not in env
     egress = one(result, "NetworkPolicy", "llm-proxy")["spec"]["egress"]
     ports = {p["port"] for rule in egress for p in rule.get("ports", [])}
     assert {443, 6443} <= ports
@@ -164,3 +190,23 @@ def test_attribute_mode_lets_tokenless_calls_through_the_gateway() -> None:
     assert traffic["jwtAuthentication"]["mode"] == "Optional"
     assert "authorization" not in traffic
     assert proxy_env(result)["LLM_PROXY_IDENTITY_MODE"] == "attribute"
+
+
+def test_an_apps_model_list_reaches_the_proxy_and_no_other_app_changes() -> None:
+    apps = [{**APPS[0], "allowedModels": ["gpt-4o-mini"]}, APPS[1]]
+    result = render_stack("dev", overrides=identity_on("require", clients=apps))
+    clients = {c["name"]: c for c in json.loads(proxy_env(result)["LLM_PROXY_CLIENTS"])}
+    assert clients["chat"]["allowedModels"] == ["gpt-4o-mini"]
+    # An app without a list carries no key: existing stacks' pods keep their env.
+    assert "allowedModels" not in clients["notebooks"]
+    assert "allowedModels" not in clients["llm-smoke"]
+    # agentgateway's authorization cannot see the model: its policy names none.
+    (policy,) = result.of_kind("AgentgatewayPolicy")
+    assert "gpt-4o-mini" not in json.dumps(policy.inputs)
+
+
+def test_a_model_list_within_the_proxys_allowlist_is_accepted() -> None:
+    apps = [{**APPS[0], "allowedModels": ["gpt-4o"]}]
+    overrides = identity_on("require", clients=apps, **{"proxy.allowedModels": []})
+    clients = json.loads(proxy_env(render_stack("dev", overrides=overrides))["LLM_PROXY_CLIENTS"])
+    assert clients[0]["allowedModels"] == ["gpt-4o"]  # no proxy allowlist: any model may be listed

@@ -49,7 +49,7 @@ COMMAND_PACKAGE = {
     "conntrack": "conntrack", "podman": "podman", "buildah": "buildah", "skopeo": "skopeo",
     "mmdebstrap": "mmdebstrap", "nginx": "nginx", "gcc": "gcc", "file": "file",
     "ipset": "ipset", "promtool": "prometheus", "prometheus": "prometheus",
-    "jq": "jq",
+    "jq": "jq", "npm": "npm",
 }  # fmt: skip
 # What a started program itself runs or loads at run time (not visible in the scripts).
 RUNTIME_NEEDS = {
@@ -62,7 +62,7 @@ RUNTIME_NEEDS = {
 PRECONDITIONS = frozenset(
     str.split(
         "go make git python3 pulumi kubectl etcd kube-apiserver kube-controller-manager "
-        "kube-scheduler kubelet kube-proxy coredns agentgateway-controller kube-router"
+        "kube-scheduler kubelet kube-proxy coredns agentgateway-controller kube-router node"
     )
 )
 

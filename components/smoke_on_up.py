@@ -17,10 +17,9 @@ import pulumi_kubernetes as k8s
 
 from .config_model import LlmGatewayConfig
 from .shapes.smoke_job import ACTIVE_DEADLINE_SECONDS, job_name, smoke_job
-from .smoke import smoke_client_command
+from .smoke_output import smoke_client_command
 
 OFF = "off (smokeTest.onUp is false; the smokeTest output runs the same check by hand)"
-KILL_SWITCH_ON = "skipped: killSwitch is on, so no smoke request is sent"
 # The provider's wait for the Job: its own deadline plus the pod's scheduling.
 _JOB_TIMEOUT = pulumi.CustomTimeouts(create=f"{ACTIVE_DEADLINE_SECONDS + 60}s")
 
@@ -28,7 +27,7 @@ _JOB_TIMEOUT = pulumi.CustomTimeouts(create=f"{ACTIVE_DEADLINE_SECONDS + 60}s")
 @dataclass(frozen=True)
 class PlaneUnderTest:
     """One data plane the Job calls: its name, in-cluster URL, and what must be ready first
-    (the Deployment and Service, or the Gateway, backend and route)."""
+    (its plane component, which stands for all its objects)."""
 
     plane: str
     url: str
@@ -93,13 +92,15 @@ def declare_smoke_jobs(
     fingerprint: pulumi.Output[str],
     targets: Sequence[PlaneUnderTest],
     opts: pulumi.ResourceOptions,
+    *,
+    withheld: str | None = None,
 ) -> tuple[list[k8s.batch.v1.Job], pulumi.Output[str]]:
-    """The Jobs (none when off or under the kill switch) and the `smokeOnUp` output:
-    one line per plane."""
+    """The Jobs and the `smokeOnUp` output, one line per plane. None when onUp is off, or
+    when `withheld` says why no request may be sent (the kill switch): that is the output."""
     if not cfg.smoke_test.on_up:
         return [], pulumi.Output.from_input(OFF)
-    if cfg.kill_switch:
-        return [], pulumi.Output.from_input(KILL_SWITCH_ON)
+    if withheld is not None:
+        return [], pulumi.Output.from_input(withheld)
     jobs = [_smoke_job(name, cfg, namespace, fingerprint, target, opts) for target in targets]
     outcomes = [_outcome(target.plane, job) for target, job in zip(targets, jobs, strict=True)]
     return jobs, pulumi.Output.all(*outcomes).apply("\n".join)

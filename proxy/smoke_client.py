@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from proxy.contract import READY_PATH
+
 PROMPT = "Reply with the single word: pong"
 _KEYLIKE = re.compile(r"sk-[A-Za-z0-9_*\-]{4,}")
 KEY_RETRY_SECONDS = 2.0
@@ -108,7 +110,7 @@ def run_smoke(
 
 def _served_key(client: httpx.Client, base_url: str) -> str | None:
     """The fingerprint the proxy behind this connection serves (None: not ready/unknown)."""
-    readyz = httpx.URL(base_url).copy_with(path="/readyz")
+    readyz = httpx.URL(base_url).copy_with(path=READY_PATH)
     try:
         answer = _send(client, "GET", readyz)
         served = answer.json().get("keyFingerprint") if answer.status_code == 200 else None

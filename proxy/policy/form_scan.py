@@ -15,7 +15,7 @@ the work is linear in the body and the number of parts is capped.
 import re
 import urllib.parse
 
-from proxy.json_scan import MAX_MODEL_BYTES, FoundModel, shown_name
+from proxy.policy.json_scan import MAX_MODEL_BYTES, FoundModel, shown_name
 
 MAX_PARTS = 1000  # real forms have a handful; beyond this the body is not checkable
 MAX_PART_HEADER_BYTES = 16 * 1024

@@ -19,6 +19,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from proxy.contract import READY_PATH
+
 from .config_model import CLIENT_LABEL, LlmGatewayConfig
 from .identity import CALLER_TOKEN_FILE, SMOKE_ACCOUNT, caller_token_mount, caller_token_volume
 from .shapes.deployment import CONTAINER_PORT, container_security_context, pod_security_context
@@ -75,18 +77,15 @@ def _kubeconfig_file(kubeconfig: str | None) -> str | None:
 
 
 # How long the key check waits for every proxy pod to serve the expected key: past the
-# kubelet's default Secret sync (1 min plus jitter; 70-88 s measured) with room to spare.
+# kubelet's default Secret sync (1 min plus jitter; README "Rotation latency") with room
+# to spare.
 KEY_CHECK_SECONDS = 180
 KEY_CHECK_INTERVAL_SECONDS = 5
 # Run in each proxy pod: the fingerprint its /readyz reports (empty when it does not answer).
 _READ_FINGERPRINT = (
     "import json,urllib.request as r;"
-    f"print(json.load(r.urlopen('http://127.0.0.1:{CONTAINER_PORT}/readyz',timeout=5))"
+    f"print(json.load(r.urlopen('http://127.0.0.1:{CONTAINER_PORT}{READY_PATH}',timeout=5))"
     "['keyFingerprint'])"
-)
-KILL_SWITCH_ON = (
-    "echo 'smokeTest: killSwitch is on, so all LLM traffic is cut on purpose; "
-    "pulumi config set killSwitch false && pulumi up restores it' >&2; exit 1"
 )
 
 
@@ -177,9 +176,8 @@ def smoke_test_command(
     proxy_name: str = "llm-proxy",
 ) -> str:
     """Newline-separated commands, gateway first; each one stands alone. With the proxy
-    plane on and `key_fingerprint` known, a last line checks every proxy pod serves it."""
-    if cfg.kill_switch:
-        return KILL_SWITCH_ON
+    plane on and `key_fingerprint` known, a last line checks every proxy pod serves it.
+    (Under the kill switch LlmGateway prints kill_switch.SMOKE_TEST_WHILE_ON instead.)"""
     commands = []
     if gateway_endpoint is not None:
         gateway = _kubectl_run(cfg, "llm-smoke-gateway", gateway_endpoint)

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 
 from proxy import errors
-from proxy.form_scan import FormScanError, boundary_of, multipart_models, urlencoded_models
-from proxy.json_scan import FoundModel, JsonScanError, scan_json, shown_name
+from proxy.policy.form_scan import FormScanError, boundary_of, multipart_models, urlencoded_models
+from proxy.policy.json_scan import FoundModel, JsonScanError, scan_json, shown_name
 
 THREAD_THRESHOLD = 64 * 1024  # below this, a scan costs less than a thread hop
 # A JSON string spelling "model" in any letter case, any letter possibly \u-escaped. Inside
