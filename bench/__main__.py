@@ -22,6 +22,7 @@ import httpx
 from bench import held as held_scenario
 from bench import held_report, report
 from bench.cgroup import cpu_hierarchy
+from bench.issuer import BenchIdentity
 from bench.machine import machine_line
 from bench.nginx import start_nginx
 from bench.targets import (
@@ -37,7 +38,7 @@ from bench.targets import (
     start_proxy,
     stop_all,
 )
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
+from fakes.kubelet_secret_dir import KubeletSecretDir
 
 OUT = ROOT / "bench" / "out"
 KEY_A = "sk-bench-FAKEKEY-aaaaaaaaaaaaaaaaaaaa"
@@ -102,10 +103,14 @@ def measured_commit(tree: Path) -> str:
     return git_short(tree) + dirty
 
 
-def proxy_specs(args: argparse.Namespace, notes: dict[str, Any]) -> list[ProxySpec]:
-    """The proxy rows: full, optionally the before tree, and the workers pair."""
+def proxy_specs(
+    args: argparse.Namespace, notes: dict[str, Any], identity: ProxySpec | None
+) -> list[ProxySpec]:
+    """The proxy rows: full, with identity, optionally the before tree, the workers pair."""
     tree = args.proxy_tree
     specs = [ProxySpec(report.PROXY, tree=tree)]
+    if identity is not None:
+        specs.append(identity)
     if args.before:
         before = Path(args.before).resolve()
         specs.append(ProxySpec(f"proxy (before, {git_short(before)})", tree=before))
@@ -134,16 +139,33 @@ def proxy_specs(args: argparse.Namespace, notes: dict[str, Any]) -> list[ProxySp
     return specs
 
 
+def identity_spec(
+    args: argparse.Namespace, work: Path, helpers: list[subprocess.Popen[str]]
+) -> ProxySpec | None:
+    """The identity row: the full proxy requiring a ServiceAccount token of a client with
+    request and token limits, verified against a fake issuer on loopback (CPU 0)."""
+    if args.no_identity:
+        return None
+    identity = BenchIdentity.create(work)
+    issuer, port = spawn_printing_port(["-m", "bench.issuer", str(identity.jwks_file)], LOAD_CPU)
+    helpers.append(issuer)
+    return ProxySpec(
+        report.IDENTITY, tree=args.proxy_tree, concurrencies=(16, 64), streams=False,
+        env=identity.proxy_env(port), token_file=identity.caller_token_file,
+    )  # fmt: skip
+
+
 def start_targets(
     args: argparse.Namespace, upstream: str, upstream_port: int, secret: KubeletSecretDir,
-    work: Path, raw: dict[str, Any], targets: list[Target],
+    work: Path, raw: dict[str, Any], targets: list[Target], helpers: list[subprocess.Popen[str]],
 ) -> list[float]:  # fmt: skip
-    """Start every target into `targets` (the caller stops them); the first start-to-ready."""
+    """Start every target into `targets` (the caller stops them and `helpers`); the first
+    start-to-ready."""
     targets.append(Target(report.DIRECT, upstream))
     startups: list[float] = []
     notes: dict[str, Any] = {}
     raw["workers"] = notes
-    for spec in proxy_specs(args, notes):
+    for spec in proxy_specs(args, notes, identity_spec(args, work, helpers)):
         try:
             target, ready = start_proxy(spec, upstream, secret.key_file, OUT / "proxy.log")
         except (RuntimeError, TimeoutError) as exc:
@@ -177,7 +199,7 @@ def start_targets(
         except (RuntimeError, subprocess.CalledProcessError, TimeoutError) as exc:
             raw["nginx_note"] = f"not measured: {exc}"
             print(f"skipping nginx: {exc}", flush=True)
-    order = [report.DIRECT, report.PROXY, report.BARE, report.NGINX]
+    order = [report.DIRECT, report.PROXY, report.IDENTITY, report.BARE, report.NGINX]
     targets.sort(key=lambda t: order.index(t.name) if t.name in order else len(order))
     return startups
 
@@ -200,6 +222,8 @@ def measure(
                     groups |= {f"pid {pid}": [pid] for pid in target.pids}
                 spec = {"url": target.base_url, "mode": "chat", "concurrency": concurrency,
                         "duration": args.duration, "warmup": 0.5, "cpu": groups}  # fmt: skip
+                if target.token_file is not None:
+                    spec["token_file"] = str(target.token_file)
                 result = loadgen(spec)
                 rates.setdefault(f"{target.name}|c{concurrency}", []).append(result)
                 us = report.cpu_us(result) if target.pids else report.cpu_us(result, "upstream")
@@ -255,6 +279,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx row")
     parser.add_argument("--no-workers", action="store_true", help="skip the workers rows")
+    parser.add_argument(
+        "--no-identity", action="store_true", help="skip the identity `require` row"
+    )
     parser.add_argument("--no-held", action="store_true", help="skip the held-streams scenario")
     parser.add_argument(
         "--held-only", action="store_true",
@@ -303,8 +330,9 @@ def main() -> None:
     upstream_process, upstream_port = spawn_printing_port(["-m", "bench.upstream"], LOAD_CPU)
     upstream = f"http://127.0.0.1:{upstream_port}/v1"
     targets: list[Target] = []
+    helpers: list[subprocess.Popen[str]] = []
     try:
-        startups = start_targets(args, upstream, upstream_port, secret, work, raw, targets)
+        startups = start_targets(args, upstream, upstream_port, secret, work, raw, targets, helpers)
         raw["names"] = [t.name for t in targets]
         measure(args, targets, [upstream_process.pid], raw)
         proxy = next(t for t in targets if t.name == report.PROXY)
@@ -317,6 +345,9 @@ def main() -> None:
         memory_and_startup(args.proxy_tree, upstream, secret, raw, startups)
         raw["startup_s"] = startups
     finally:
+        for helper in helpers:  # by its own process, never by name
+            helper.terminate()
+            helper.wait(timeout=30)
         stop_all(targets, upstream_process, work)
     if not args.no_held:
         raw["held"] = held_scenario.run(args, machine, raw["proxy_commit"])

@@ -37,7 +37,7 @@ from bench.targets import (
     start_proxy,
     stop_all,
 )
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
+from fakes.kubelet_secret_dir import KubeletSecretDir
 
 OUT = ROOT / "bench" / "out"
 KEY = "sk-bench-FAKEKEY-held-aaaaaaaaaaaaaaa"

@@ -1,7 +1,7 @@
 """`python -m bench.key_source`: what the Secret watch costs the proxy, side by side.
 
 The same `python -m proxy serve` started alternately with LLM_PROXY_KEY_SOURCE=file and
-=api (a fake Kubernetes API on loopback, tests/fixtures/fake_kube_api.py, in a thread of
+=api (a fake Kubernetes API on loopback, fakes/kube_api.py, in a thread of
 this process), `--reps` times each: start to the first /readyz 200, peak RSS idle once the
 watch has listed (api) and after 64 streams held open at once (the main benchmark's memory
 load). Prints the medians and the per-rep numbers; writes nothing.
@@ -31,8 +31,8 @@ from bench.targets import (
     pinned,
     spawn_printing_port,
 )
-from tests.fixtures.fake_kube_api import FakeKubeApi, start_fake_kube_api
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
+from fakes.kube_api import FakeKubeApi, start_fake_kube_api
+from fakes.kubelet_secret_dir import KubeletSecretDir
 
 NS, SECRET, TOKEN = "bench", "openai-api-key", "bench-token"
 

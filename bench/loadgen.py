@@ -2,8 +2,10 @@
 
 Prints one JSON line of results. Spec keys: url, mode (chat|stream), concurrency,
 duration (s), warmup (s), cpu (chat: name -> pids whose CPU to read over the window),
-count and behaviour (stream mode). Chat load uses the lean client in bench.rawclient;
-streams use aiohttp's client, whose reads per response are what a real client sees.
+count and behaviour (stream mode), token_file (chat: a file whose bearer token is sent
+instead of a dummy key, for a proxy that requires identity; never in argv). Chat load
+uses the lean client in bench.rawclient; streams use aiohttp's client, whose reads per
+response are what a real client sees.
 """
 
 import asyncio
@@ -11,6 +13,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import uvloop
@@ -27,6 +30,12 @@ def percentile(values: list[float], fraction: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))
     return ordered[index]
+
+
+def bearer(spec: dict[str, object]) -> str:
+    """The token to send: the spec's token file, or a dummy key the proxy swaps."""
+    path = spec.get("token_file")
+    return Path(str(path)).read_text().strip() if path else "sk-bench-dummy"
 
 
 def cpu_snapshot(groups: dict[str, list[int]]) -> dict[str, float]:
@@ -48,7 +57,8 @@ async def chat_load(spec: dict[str, object]) -> dict[str, object]:
     duration = float(spec["duration"])  # type: ignore[arg-type]
     warmup = float(spec.get("warmup", 0.5))  # type: ignore[arg-type]
     groups: dict[str, list[int]] = dict(spec.get("cpu", {}))  # type: ignore[call-overload]
-    headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench-dummy"}
+    token = bearer(spec)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     host, port, raw = build_post(
         f"{spec['url']}/chat/completions", json.dumps(CHAT).encode(), headers
     )

@@ -70,6 +70,7 @@ class Target:
     pids: list[int] = field(default_factory=list)
     concurrencies: tuple[int, ...] = (1, 16, 64)
     streams: bool = True
+    token_file: Path | None = None  # the caller's bearer token, for a proxy requiring one
 
     started: dict[int, int | None] = field(default_factory=dict)
 
@@ -142,6 +143,8 @@ class ProxySpec:
     concurrencies: tuple[int, ...] = (1, 16, 64)
     streams: bool = True
     max_in_flight: int | None = 512  # None: leave LLM_PROXY_MAX_IN_FLIGHT unset (the default)
+    env: dict[str, str] = field(default_factory=dict)  # more settings, e.g. identity
+    token_file: Path | None = None  # the token the load generator sends (identity on)
 
 
 def start_proxy(
@@ -161,6 +164,7 @@ def start_proxy(
         env["LLM_PROXY_MAX_IN_FLIGHT"] = str(spec.max_in_flight)
     if spec.workers is not None:
         env["LLM_PROXY_WORKERS"] = str(spec.workers)
+    env |= spec.env
     quota = None
     if spec.cpus is not None:
         quota = CpuQuota(spec.name.split(",")[-1].strip().replace(" ", "-"), spec.cpus)
@@ -172,7 +176,10 @@ def start_proxy(
             stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(PROXY_CPU, quota),
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    target = Target(spec.name, url + "/v1", process, quota, [], spec.concurrencies, spec.streams)
+    target = Target(
+        spec.name, url + "/v1", process, quota, [], spec.concurrencies, spec.streams,
+        spec.token_file,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

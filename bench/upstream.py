@@ -1,6 +1,6 @@
 """A fast fake OpenAI upstream for the benchmark: `python -m bench.upstream` prints its port.
 
-The test fixture (tests/fixtures/fake_upstream.py) is an aiohttp app that records
+The test fixture (fakes/openai_upstream.py) is an aiohttp app that records
 everything for assertions; at ~65 us of CPU per request it and the load generator
 would share CPU 0 with too little headroom, so the upstream rather than the proxy
 could set the pace. This one is a raw asyncio.Protocol on uvloop answering canned,

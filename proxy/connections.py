@@ -102,6 +102,21 @@ class GuardedRequestHandler(RequestHandler):
             await asyncio.wait_for(asyncio.shield(self._gone), LINGER_SECONDS)
         self.force_close()
 
+    def release_timers(self) -> None:
+        """A long response (a relayed stream) starts: free the idle timers it would keep.
+
+        Each connection otherwise holds two timer handles (~0.9 KiB) for the whole
+        stream: this head timer, armed until it fires, and aiohttp's keep-alive timer,
+        re-armed lazily. Both come back when needed: the head timer when the next head
+        begins, aiohttp's keep-alive timer when the response ends (it arms one if none).
+        """
+        if self._head_timer is not None and self._head_since is None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+            self._keepalive_handle = None
+
     def _head_began(self) -> None:
         loop = asyncio.get_running_loop()
         self._head_since = loop.time()

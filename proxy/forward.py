@@ -36,6 +36,7 @@ from proxy.policy.room import PolicyRoom
 from proxy.relay import copy_body, is_event_stream, relay_body
 from proxy.routes import Route, classify
 from proxy.settings import Settings
+from proxy.stream_usage import with_usage
 from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_upstream
 from proxy.usage import UsageTail
 
@@ -279,6 +280,8 @@ class Forwarder:
         if key is None:
             raise errors.key_unavailable()
         body = await self._read_body(request, call, route, caller)
+        if call.needs_usage and isinstance(body, bytearray):  # a stream reports its usage
+            body = await with_usage(body, call, route.label, request.content_type)
         assert self.session is not None, "session opens at app startup"
         try:
             upstream = await self.session.request(

@@ -72,6 +72,8 @@ class CallRecord:
     buffered: int = 0  # body bytes reserved in the buffer budget, given back at the end
     client: str | None = None  # identity on: the app's name, `anonymous` or `ns/sa` (log)
     client_label: str | None = None  # ... bounded for metrics: names, anonymous, other
+    needs_usage: bool = False  # the caller has a token budget: a stream must report usage
+    hide_usage: bool = False  # the proxy asked for stream usage the client did not ask for
     # What the upstream did: its HTTP status, or timeout / unreachable / bad_response when
     # it gave no usable answer; None when the call never went upstream (refused here).
     upstream: str | None = None

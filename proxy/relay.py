@@ -28,9 +28,15 @@ most one upstream read.
 The read timeout is the tap's: one sweep per second over the streams being relayed
 (`_Sweeper`) instead of aiohttp's timer re-made for every chunk, or even a timer
 per stream (a timer handle is ~0.5 KiB, a thousand streams hold a thousand).
+
+Memory per held stream: while the tap has the body, what a held stream would keep
+but never use is let go and put back at release: the body reader's empty deque and
+chunk-boundary deque, the request body reader's empty deque (~0.6 KiB each), and the
+client connection's two idle timers (proxy.connections re-arms them when needed).
 """
 
 import asyncio
+import collections
 import contextlib
 import time
 from typing import Any
@@ -38,7 +44,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from proxy.connections import GuardedRequestHandler
 from proxy.observability import CallRecord
+from proxy.stream_usage import UsageOnlyFilter
 from proxy.usage import UsageTail
 
 
@@ -58,8 +66,7 @@ class _SinkReader(aiohttp.StreamReader):
         tap = _TAPS.get(self)
         if tap is None:
             return super().feed_data(data, size)
-        self.total_bytes += len(data)
-        tap.send(data)
+        tap.pending.append(data)  # counted and written by the tap's flush()
         return False
 
     # Chunk boundaries are only kept for readchunk(), which nothing calls while relaying.
@@ -72,6 +79,23 @@ class _SinkReader(aiohttp.StreamReader):
 
 _TAPS: dict[aiohttp.StreamReader, "_Tap"] = {}
 SWEEP_SECONDS = 1.0
+# Stands in for an idle reader's empty deque (~0.6 KiB) while a stream is relayed: the
+# body's reader gets nothing (feed_data goes to the tap), the request's has its whole
+# body. Immutable, so a stray append fails loudly instead of sharing data.
+_NO_BUFFER: Any = ()
+
+
+def _drop_buffer(reader: aiohttp.StreamReader) -> bool:
+    """Free an empty reader's deque until _restore_buffer; False if it is in use."""
+    if reader._buffer:
+        return False
+    reader._buffer = _NO_BUFFER
+    return True
+
+
+def _restore_buffer(reader: aiohttp.StreamReader) -> None:
+    if reader._buffer is _NO_BUFFER:
+        reader._buffer = collections.deque()
 
 
 class _Sweeper:
@@ -130,8 +154,8 @@ class _Tap(asyncio.Protocol):
     """Stands in for the upstream connection's protocol while a stream body is relayed."""
 
     __slots__ = (
-        "call", "client", "handler", "last", "loop", "paused", "pending", "protocol", "reader",
-        "request", "resuming", "tail", "timeout", "upstream",
+        "body", "call", "client", "filter", "handler", "last", "loop", "paused", "pending",
+        "protocol", "reader", "request", "resuming", "splits", "tail", "timeout", "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -153,6 +177,10 @@ class _Tap(asyncio.Protocol):
         self.resuming: asyncio.Task[None] | None = None
         self.timeout: float | None = handler.read_timeout
         self.last = self.loop.time()
+        self.body: aiohttp.StreamReader | None = None  # the request's, its deque dropped
+        self.splits = False  # the reader kept chunk boundaries before the tap took over
+        # Set when the proxy asked for usage the client did not: takes it out again.
+        self.filter = UsageOnlyFilter() if call.hide_usage else None
 
     def start(self) -> None:
         """Take over: what is buffered goes out now, the rest as the parser produces it."""
@@ -164,14 +192,23 @@ class _Tap(asyncio.Protocol):
         self.upstream.set_protocol(self)
         _become(reader, _SinkReader)
         _TAPS[reader] = self
+        _drop_buffer(reader)
+        # Chunk boundaries (a deque, ~0.6 KiB) are not kept while the tap has the body.
+        self.splits = reader._http_chunk_splits is not None
+        reader._http_chunk_splits = None
+        if isinstance(self.protocol, GuardedRequestHandler):
+            self.protocol.release_timers()
+        body = self.request.content
+        if type(body) is aiohttp.StreamReader and body.is_eof() and _drop_buffer(body):
+            self.body = body
         if buffered:
-            self.send(buffered)
+            self.pending.append(buffered)
             self.flush()
 
     # The upstream transport's callbacks: aiohttp's protocol sees every one of them.
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
-        self.handler.data_received(data)  # parses; the body comes back through send()
+        self.handler.data_received(data)  # parses; the body comes back through feed_data
         self.flush()
 
     def eof_received(self) -> bool | None:
@@ -196,15 +233,6 @@ class _Tap(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.handler.resume_writing()
 
-    def send(self, chunk: bytes) -> None:
-        """One parsed piece of the body: counted now, written by the next flush()."""
-        call = self.call
-        if call.ttfb is None:
-            call.ttfb = time.perf_counter() - call.started
-        call.bytes_out += len(chunk)
-        self.tail.feed(chunk)
-        self.pending.append(chunk)
-
     def flush(self) -> None:
         """What one upstream read produced, to the client as one HTTP chunk (one write).
 
@@ -216,6 +244,23 @@ class _Tap(asyncio.Protocol):
             return
         body = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
+        self.reader.total_bytes += len(body)
+        call = self.call
+        if call.ttfb is None:
+            call.ttfb = time.perf_counter() - call.started
+        self.tail.feed(body)
+        self.write(body if self.filter is None else self.filter.feed(body))
+
+    def finish(self) -> None:
+        """The end of the body: what a filter still holds goes out."""
+        if self.filter is not None:
+            self.write(self.filter.finish())
+
+    def write(self, body: bytes) -> None:
+        """One HTTP chunk to the client (nothing for nothing)."""
+        if not body:
+            return
+        self.call.bytes_out += len(body)
         client = self.client
         if client.is_closing():
             if self.reader.exception() is None:
@@ -250,6 +295,11 @@ class _Tap(asyncio.Protocol):
         """Give reader, timeout and connection back to aiohttp, reading again."""
         _TAPS.pop(self.reader, None)
         _become(self.reader, aiohttp.StreamReader)
+        _restore_buffer(self.reader)
+        if self.splits and self.reader._http_chunk_splits is None:
+            self.reader._http_chunk_splits = collections.deque()
+        if self.body is not None:
+            _restore_buffer(self.body)
         _Sweeper.discard(self)
         if self.resuming is not None:
             self.resuming.cancel()
@@ -302,6 +352,7 @@ async def relay(
             await reader.wait_eof()
         if exc is not None:
             raise exc
+        tap.finish()
     finally:
         tap.release()
     return True
@@ -351,14 +402,18 @@ async def copy_body(
     chunk: bytes,
 ) -> None:
     """Write each upstream chunk to the client as soon as it arrives (any body)."""
+    hidden = UsageOnlyFilter() if call.hide_usage and call.streamed else None
     while True:
         if chunk:
             if call.ttfb is None:
                 call.ttfb = time.perf_counter() - call.started
-            call.bytes_out += len(chunk)
             tail.feed(chunk)
+            if hidden is not None:
+                chunk = hidden.feed(chunk)
+            call.bytes_out += len(chunk)
             try:
-                await response.write(chunk)
+                if chunk:
+                    await response.write(chunk)
             except ConnectionError:  # incl. aiohttp.ClientConnectionResetError
                 call.error = "client_disconnected"
                 return
@@ -369,4 +424,11 @@ async def copy_body(
             return
         if not chunk:
             break
+    if hidden is not None and (rest := hidden.finish()):
+        call.bytes_out += len(rest)
+        try:
+            await response.write(rest)
+        except ConnectionError:
+            call.error = "client_disconnected"
+            return
     await response.write_eof()

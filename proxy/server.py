@@ -14,6 +14,7 @@ from aiohttp import web
 
 from proxy.app import ProxyState
 from proxy.connections import GuardedServer
+from proxy.gc_policy import settle_gc
 from proxy.key_file import LiveKey, key_problem_at_start
 from proxy.logstream import LineBatchWriter
 from proxy.observability import LogStream
@@ -168,6 +169,7 @@ async def serve_worker(
     stop = asyncio.Event()
     state.on_supervisor_lost = stop.set
     proxy = await start(settings, log_stream, state, sock, metrics_sock)
+    settle_gc()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -194,6 +196,7 @@ async def serve(settings: Settings, log_stream: LogStream | None = None) -> None
         sys.stdout.flush()
         log_stream = LineBatchWriter(sys.stdout.fileno())
     proxy = await start(settings, log_stream)
+    settle_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

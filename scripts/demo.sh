@@ -71,8 +71,26 @@ copy_project() {
     ln -s "$repo/.venv" "$project/.venv"
 }
 
+# preflight: what the demo needs from this machine, checked before anything starts. It needs
+# nothing from ../shared: the proxy plane uses no CRD, and the toolchain is built without the
+# agentgateway controller; LLM_GATEWAY_CRDS_DIR, when set to a folder, must exist.
+preflight() {
+    local missing=()
+    [[ "$(id -u)" == 0 ]] || missing+=("root (the node makes a network namespace and cgroups)")
+    command -v go >/dev/null || missing+=("go on PATH (the toolchain is built from Go modules)")
+    [[ -x "$repo/.venv/bin/python" ]] || missing+=("the project's virtualenv $repo/.venv (make venv)")
+    local crds="${LLM_GATEWAY_CRDS_DIR:-none}"
+    [[ "$crds" == none || -d "$crds" ]] ||
+        missing+=("LLM_GATEWAY_CRDS_DIR=$crds is not a folder (unset it: the demo needs no CRDs)")
+    ((${#missing[@]} == 0)) && return 0
+    local item
+    for item in "${missing[@]}"; do log "missing: $item"; done
+    exit 1
+}
+
 up() {
     local t0=$SECONDS
+    preflight
     mkdir -p "$demo"
     log "1/5 toolchain (cold: ~25 min on 2 cores; cached after)"
     # The demo runs the proxy plane only: no agentgateway controller to build, no CRDs to apply,

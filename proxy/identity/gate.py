@@ -107,6 +107,7 @@ class IdentityGate:
         admission = await self._identify(request, call)
         client = admission.client or ANONYMOUS  # always set here
         call.client, call.client_label = client, admission.label
+        call.needs_usage = self.budgets.counts_tokens(client)
         exceeded = self.budgets.admit(client)
         if exceeded is not None:
             raise refusals.rate_limited(client, exceeded, self.budgets.clock())

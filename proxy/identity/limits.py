@@ -116,6 +116,13 @@ class Budgets:
         budget = self.by_name.get(name)
         return None if budget is None else budget.admit(self.clock())
 
+    def counts_tokens(self, name: str) -> bool:
+        """Whether this app has a token budget (then every call must report its usage)."""
+        budget = self.by_name.get(name)
+        return budget is not None and (
+            budget.tokens_minute is not None or budget.tokens_day is not None
+        )
+
     def charge(self, name: str, tokens: int) -> None:
         budget = self.by_name.get(name)
         if budget is not None and tokens > 0:

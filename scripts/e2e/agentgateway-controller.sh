@@ -26,51 +26,18 @@ PROXY_IMAGE_REGISTRY=127.0.0.1:5000
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 python="$repo/.venv/bin/python"
 
-log() { echo "agentgateway-controller: $*" >&2; }
+# shellcheck source=scripts/e2e/lib.sh
+source "$repo/scripts/e2e/lib.sh"
 
-# wait_for WHAT SECONDS CMD...: poll CMD until it succeeds, or fail with the log's tail.
-wait_for() {
-    local what="$1" secs="$2" pid
-    shift 2
-    pid="$(cat "$state/pids/$NAME")"
-    for _ in $(seq "$((secs * 4))"); do
-        "$@" >/dev/null 2>&1 && return 0
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "exited before $what"
-            break
-        fi
-        sleep 0.25
-    done
-    log "$what not ready after ${secs}s"
-    tail -n 40 "$state/logs/$NAME.log" >&2
-    return 1
-}
-
-# kube MODE: namespace (create the controller's namespace, idempotent) or
-# gatewayclass (exit 0 once the controller has created GatewayClass `agentgateway`).
+# kube namespace|gatewayclass: create the controller's namespace (idempotent), or exit 0 once
+# the controller has created GatewayClass `agentgateway`.
 kube() {
-    "$python" - "$state/kubeconfig" "$1" "$CONTROLLER_NAMESPACE" <<'EOF'
-import sys
-
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
-kubeconfig, mode, namespace = sys.argv[1:4]
-api = config.new_client_from_config(config_file=kubeconfig)
-if mode == "namespace":
-    try:
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-else:
-    client.CustomObjectsApi(api).get_cluster_custom_object(
-        "gateway.networking.k8s.io", "v1", "gatewayclasses", "agentgateway"
-    )
-EOF
+    local name="$CONTROLLER_NAMESPACE"
+    [[ "$1" == gatewayclass ]] && name=agentgateway
+    "$python" "$repo/scripts/e2e/agentgateway_objects.py" "$state/kubeconfig" "$1" "$name"
 }
 
-start() {
+start_controller() {
     state="$1"
     local bin="$2" pid
     [[ -x "$bin/$NAME" ]] || { log "no $bin/$NAME (built by scripts/e2e-toolchain.sh)"; return 1; }
@@ -83,40 +50,33 @@ start() {
     kube namespace
 
     # A clean environment: only what the controller reads (settings are AGW_* env vars).
-    env -i PATH=/usr/bin:/bin HOME="$state" \
+    start "$NAME" env -i PATH=/usr/bin:/bin HOME="$state" \
         KUBECONFIG="$state/kubeconfig" \
         POD_NAMESPACE="$CONTROLLER_NAMESPACE" \
         AGW_DISABLE_LEADER_ELECTION=true \
         AGW_PROXY_IMAGE_REGISTRY="$PROXY_IMAGE_REGISTRY" \
         AGW_PROXY_IMAGE_TAG="$PROXY_IMAGE_TAG" \
         AGW_LOG_LEVEL="${AGW_LOG_LEVEL:-info}" \
-        "$bin/$NAME" >"$state/logs/$NAME.log" 2>&1 &
-    pid=$!
-    echo "$pid" >"$state/pids/$NAME"
+        "$bin/$NAME"
+    pid="$(cat "$state/pids/$NAME")"
 
     local t0=$SECONDS
-    wait_for "health (:9093/readyz)" 120 curl -fsS http://127.0.0.1:9093/readyz
-    wait_for "admin (:9095/snapshots/krt)" 30 curl -fsS -o /dev/null http://localhost:9095/snapshots/krt
-    wait_for "GatewayClass agentgateway" 60 kube gatewayclass
+    wait_for "$NAME" 120 curl -fsS http://127.0.0.1:9093/readyz
+    wait_for "$NAME" 30 curl -fsS -o /dev/null http://localhost:9095/snapshots/krt
+    wait_for "$NAME" 60 kube gatewayclass
     log "up (pid $pid) in $((SECONDS - t0))s; admin http://localhost:9095"
 }
 
-stop() {
+stop_controller() {
     state="$1"
-    local pidfile="$state/pids/$NAME" pid
-    [[ -f "$pidfile" ]] || return 0
-    pid=$(cat "$pidfile")
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$pidfile"
+    [[ -f "$state/pids/$NAME" ]] || return 0
+    stop "$NAME"
     log "stopped"
 }
 
 case "${1:-}" in
-    start) start "$2" "$3" ;;
-    stop) stop "$2" ;;
+    start) start_controller "$2" "$3" ;;
+    stop) stop_controller "$2" ;;
     *)
         echo "usage: $0 start STATE_DIR BIN_DIR | stop STATE_DIR" >&2
         exit 2

@@ -39,7 +39,8 @@ UPSTREAM_PORT=8400
 # test_script_packages.py fails when a script starts a command that no list here provides.
 NODE_PACKAGES="containerd runc containernetworking-plugins docker-registry iptables conntrack openssl curl iproute2 ipset"
 
-log() { echo "cluster: $*" >&2; }
+# shellcheck source=scripts/e2e/lib.sh
+source "$here/lib.sh"
 
 # The namespace's name derives from the state dir, so two clusters never share one.
 netns_of() { echo "llmgw-$(realpath -m "$1" | sha256sum | cut -c1-8)"; }
@@ -48,26 +49,9 @@ netns_of() { echo "llmgw-$(realpath -m "$1" | sha256sum | cut -c1-8)"; }
 # /sys, and runc then finds no cgroup mount.
 inside() { nsenter --net="/run/netns/$netns" "$@"; }
 
-start() {
-    local name="$1"
-    shift
-    # nsenter itself, not the `inside` function: a backgrounded function runs in a subshell,
-    # and $! would then be the subshell's PID, not the process that `down` must stop.
-    nsenter --net="/run/netns/$netns" "$@" >"$state/logs/$name.log" 2>&1 &
-    echo $! >"$state/pids/$name"
-}
-
-wait_for() {
-    local what="$1" secs="$2" began=$SECONDS
-    shift 2
-    while ((SECONDS - began < secs)); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.5
-    done
-    log "$what not ready after ${secs}s; last log lines:"
-    tail -n 25 "$state/logs/$what.log" >&2 2>/dev/null || true
-    return 1
-}
+# start_inside NAME CMD...: `start` (lib.sh) in the namespace; nsenter execs CMD, so the PID
+# recorded is the daemon's own.
+start_inside() { start "$1" nsenter --net="/run/netns/$netns" "${@:2}"; }
 
 step() { log "$1 ($((SECONDS - t0))s so far)"; }
 
@@ -113,7 +97,7 @@ log: {level: warn}
 storage: {filesystem: {rootdirectory: $state/registry/data}, delete: {enabled: true}}
 http: {addr: $REGISTRY}
 EOF
-    start registry docker-registry serve "$state/registry/config.yml"
+    start_inside registry docker-registry serve "$state/registry/config.yml"
     wait_for registry 30 inside curl -fsS "http://$REGISTRY/v2/"
 }
 
@@ -171,7 +155,7 @@ state = "$d/state"
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REGISTRY"]
     endpoint = ["http://$REGISTRY"]
 EOF
-    start containerd containerd --config "$d/config.toml"
+    start_inside containerd containerd --config "$d/config.toml"
     wait_for containerd 30 test -S "$d/containerd.sock"
 }
 
@@ -217,7 +201,7 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 serializeImagePulls: false
 EOF
-    start kubelet "$bin/kubelet" --config "$d/config.yaml" --kubeconfig "$state/kubeconfig" \
+    start_inside kubelet "$bin/kubelet" --config "$d/config.yaml" --kubeconfig "$state/kubeconfig" \
         --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$d/root" \
         --cert-dir "$d/pki" --v 1
     wait_for kubelet 120 node_ready
@@ -241,7 +225,7 @@ metricsBindAddress: 127.0.0.1:10249
 iptables: {masqueradeAll: true}
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
-    start kube-proxy "$bin/kube-proxy" --config "$state/kube-proxy.yaml"
+    start_inside kube-proxy "$bin/kube-proxy" --config "$state/kube-proxy.yaml"
     wait_for kube-proxy 60 inside curl -fsS http://127.0.0.1:10256/healthz
 }
 
@@ -257,7 +241,7 @@ coredns_up() {
     }
 }
 EOF
-    start coredns "$bin/coredns" -conf "$state/Corefile"
+    start_inside coredns "$bin/coredns" -conf "$state/Corefile"
     wait_for coredns 60 grep -q "CoreDNS-" "$state/logs/coredns.log"
 }
 
@@ -270,7 +254,7 @@ EOF
 # probes). Ready once its health endpoint answers and its jump leads FORWARD.
 KUBE_ROUTER_HEALTH_PORT=20244
 kube_router_up() {
-    start kube-router "$bin/kube-router" --kubeconfig "$state/kubeconfig" \
+    start_inside kube-router "$bin/kube-router" --kubeconfig "$state/kubeconfig" \
         --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false \
         --run-service-proxy=false --enable-cni=false --service-cluster-ip-range 10.0.0.0/24 \
         --health-port "$KUBE_ROUTER_HEALTH_PORT" --metrics-port 0 --v 1
@@ -285,7 +269,7 @@ kube_router_filters() {
 
 upstream_up() {
     mkdir -p "$state/upstream"
-    start upstream "$python" -m tests.e2e.node_upstream --host "$NODE_IP" --port "$UPSTREAM_PORT" \
+    start_inside upstream "$python" -m fakes.node_upstream --host "$NODE_IP" --port "$UPSTREAM_PORT" \
         --record "$state/upstream/seen.jsonl" --accept "$state/upstream/accepted-keys"
     wait_for upstream 30 inside curl -fsS "http://$NODE_IP:$UPSTREAM_PORT/healthz"
 }
@@ -335,14 +319,6 @@ EOF
     step "up: node $NODE_NAME Ready; proxy image $proxy_image"
 }
 
-# kill_pid PID: TERM, up to 10 s, then KILL.
-kill_pid() {
-    local pid="$1"
-    kill "$pid" 2>/dev/null || return 0
-    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-}
-
 # pids_in_cgroups ROOT: every process in the node's cgroups (the pods' processes).
 pids_in_cgroups() {
     node_cgroups "$1" | while read -r dir; do cat "$dir/cgroup.procs" 2>/dev/null || true; done | sort -u
@@ -371,21 +347,13 @@ down() {
     state="$(realpath -m "$1")"
     [[ -d "$state" ]] || return 0
     netns="$(cat "$state/netns" 2>/dev/null || netns_of "$state")"
-    local name pid cgroup_root dir
+    local pid cgroup_root dir
     cgroup_root="$(cat "$state/cgroup-root" 2>/dev/null || echo "/$netns")"
     # Node first (so nothing restarts what we stop), then the pods, then the control plane.
     # kube-router's rules and ipsets live in the namespace and go with it.
-    [[ -f "$state/pids/kube-router" ]] && kill_pid "$(cat "$state/pids/kube-router")"
-    rm -f "$state/pids/kube-router"
-    for name in upstream coredns kube-proxy kubelet; do
-        [[ -f "$state/pids/$name" ]] && kill_pid "$(cat "$state/pids/$name")"
-        rm -f "$state/pids/$name"
-    done
+    stop kube-router upstream coredns kube-proxy kubelet
     for pid in $(pids_in_cgroups "$cgroup_root"); do kill -9 "$pid" 2>/dev/null || true; done
-    for name in containerd registry; do
-        [[ -f "$state/pids/$name" ]] && kill_pid "$(cat "$state/pids/$name")"
-        rm -f "$state/pids/$name"
-    done
+    stop containerd registry
     for pid in $(shim_pids "$state/containerd/containerd.sock"); do kill -9 "$pid" 2>/dev/null || true; done
     "$here/control-plane.sh" down "$state" || true
     # Mounts under the state dir (pod volumes, container root filesystems, shm), deepest first.

@@ -21,7 +21,9 @@
 # without a default route (a bare control plane) it stays on loopback.
 set -euo pipefail
 
-log() { echo "control-plane: $*" >&2; }
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/e2e/lib.sh
+source "$here/lib.sh"
 
 # node_address: inside a named network namespace (the node's), the source address of its
 # default route; elsewhere nothing, so a control plane on a host never listens beyond loopback.
@@ -31,27 +33,6 @@ node_address() {
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start NAME CMD...: run CMD in the background with its own log and pid file.
-start() {
-    local name="$1"
-    shift
-    "$@" >"$state/logs/$name.log" 2>&1 &
-    echo $! >"$state/pids/$name"
-}
-
-# wait_for WHAT SECONDS CMD...: poll CMD until it succeeds, or fail with the logs' tail.
-wait_for() {
-    local what="$1" secs="$2"
-    shift 2
-    for _ in $(seq "$((secs * 4))"); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.25
-    done
-    log "$what not ready after ${secs}s"
-    tail -n 30 "$state"/logs/*.log >&2
-    return 1
-}
 
 certs() {
     local d="$state/pki"
@@ -165,9 +146,7 @@ apiserver-stop() {
     state="$1"
     local pid
     pid="$(cat "$state/pids/kube-apiserver")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
+    stop kube-apiserver
     log "kube-apiserver stopped (pid $pid)"
 }
 
@@ -202,18 +181,8 @@ controllers() {
 
 down() {
     state="$1"
-    local pidfile pid
     # Reverse start order: controllers first, etcd last.
-    for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do
-        pidfile="$state/pids/$name"
-        [[ -f "$pidfile" ]] || continue
-        pid=$(cat "$pidfile")
-        if kill "$pid" 2>/dev/null; then
-            for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-        rm -f "$pidfile"
-    done
+    stop kube-scheduler kube-controller-manager kube-apiserver etcd
     log "down"
 }
 

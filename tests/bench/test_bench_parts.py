@@ -3,8 +3,9 @@
 The /proc reader (a command name with spaces or parentheses shifts the fields),
 the lean client's response framing against the bench upstream (a misparsed body
 would desynchronise keep-alive connections), the nginx config's proxy settings, the
-bare passthrough (it must stream, not buffer), and the held-streams parts: stamped
-events, the load's counting of what arrived, was lost or reordered, and the report.
+bare passthrough (it must stream, not buffer), the held-streams parts: stamped
+events, the load's counting of what arrived, was lost or reordered, and the report; and
+the identity row's token, which the proxy must verify and attribute (not answer 401).
 
 Marked `bench`: `make test` runs none of these (`make bench` installs what they need).
 """
@@ -15,15 +16,20 @@ import time
 from pathlib import Path
 
 import aiohttp
+import httpx
 import pytest
 from aiohttp import web
 
 from bench import held_report, passthrough
 from bench.cpu import TICKS_PER_S, cpu_busy_seconds, cpu_seconds, descendants
 from bench.heldload import held_load
+from bench.issuer import BenchIdentity
+from bench.loadgen import bearer
 from bench.nginx import nginx_config
 from bench.rawclient import ResponseReader, build_post, connect
+from bench.targets import LOAD_CPU, ProxySpec, spawn_printing_port, start_proxy
 from bench.upstream import UpstreamProtocol
+from fakes.kubelet_secret_dir import KubeletSecretDir
 
 pytestmark = pytest.mark.bench
 
@@ -196,3 +202,33 @@ def test_held_report_replaces_only_its_own_section(tmp_path: Path) -> None:
     path.write_text("# T\n\n## A\n\na\n\n## Held streams\n\nold\n\n### N = 1\n\nx\n\n## B\n\nb\n")
     held_report.replace_section(path, "## Held streams\n\nnew\n")
     assert path.read_text() == "# T\n\n## A\n\na\n\n## Held streams\n\nnew\n\n## B\n\nb\n"
+
+
+def test_identity_row_sends_a_token_the_proxy_verifies_and_attributes(tmp_path: Path) -> None:
+    """The identity row must measure verified, attributed, budgeted calls, not 401s."""
+    identity = BenchIdentity.create(tmp_path)
+    secret = KubeletSecretDir(tmp_path / "secret")
+    secret.write("sk-bench-FAKEKEY-identity")
+    upstream, upstream_port = spawn_printing_port(["-m", "bench.upstream"], LOAD_CPU)
+    issuer, issuer_port = spawn_printing_port(
+        ["-m", "bench.issuer", str(identity.jwks_file)], LOAD_CPU
+    )
+    spec = ProxySpec("identity", env=identity.proxy_env(issuer_port))
+    log = tmp_path / "proxy.log"
+    target, _ = start_proxy(spec, f"http://127.0.0.1:{upstream_port}/v1", secret.key_file, log)
+    try:
+        url = target.base_url + "/chat/completions"
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]}
+        token = bearer({"token_file": str(identity.caller_token_file)})
+        assert token.count(".") == 2  # a JWT, read from the file
+        served = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+        refused = httpx.post(url, json=body, headers={"Authorization": "Bearer sk-bench-dummy"})
+        assert (served.status_code, refused.status_code) == (200, 401)
+    finally:
+        target.stop()
+        for process in (issuer, upstream):
+            process.terminate()
+            process.wait(timeout=30)
+    calls = [json.loads(line) for line in log.read_text().splitlines() if '"call"' in line]
+    assert [(c["client"], c["status"]) for c in calls] == [("bench", 200), ("anonymous", 401)]
+    assert calls[0]["promptTokens"] > 0  # charged against the client's token budget

@@ -40,6 +40,12 @@ def upstream_calls(record: str, since: float) -> list[dict[str, Any]]:
     return [call for call in calls if call["time"] >= since]
 
 
+def chats_since(node: dict[str, str], since: float) -> list[dict[str, Any]]:
+    """The chat completions the node's fake upstream saw since `since`."""
+    calls = upstream_calls(node["LLM_GATEWAY_NODE_UPSTREAM_RECORD"], since)
+    return [call for call in calls if call["path"].endswith("/chat/completions")]
+
+
 def proxy_pods(kube: Kube, namespace: str) -> list[Any]:
     """The proxy's pods in `namespace` that are not being deleted."""
     found = kube.core.list_namespaced_pod(

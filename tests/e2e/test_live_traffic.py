@@ -54,7 +54,7 @@ PROXY_SETTINGS = {
 API_ROTATION_BOUND_S = 3.0
 API_RUNS = 3
 # keySource file: the kubelet re-reads a changed Secret at its pod sync (syncFrequency, 1m by
-# default, plus jitter): a probe here measured 70-88 s. Past this the rotation is broken.
+# default, plus jitter; the README has the measured times). Past this the rotation is broken.
 ROTATION_BOUND_S = 180
 THIRD_KEY = "sk-test-FAKEKEY-e2e-third-00112233445566778899"
 FOURTH_KEY = "sk-test-FAKEKEY-e2e-fourth-99887766554433221100"

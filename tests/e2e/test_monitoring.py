@@ -19,8 +19,8 @@ from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
 from tests.e2e.e2e_node import proxy_pods, proxy_service_url, up_node_stack
 from tests.e2e.e2e_pulumi import FAKE_KEY, ROTATED_KEY, Workspace
-from tests.e2e.node_prometheus import GROUP, VERSION, NodePrometheus, start_prometheus
 from tests.e2e.steady_load import SteadyLoad
+from tests.support.node_prometheus import GROUP, VERSION, NodePrometheus, start_prometheus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
 

@@ -24,7 +24,13 @@ from kubernetes import client
 from components.config_model import CLIENT_LABEL
 from tests.e2e import pod_probe
 from tests.e2e.e2e_kube import Kube
-from tests.e2e.e2e_node import proxy_pods, proxy_service_url, up_node_stack, upstream_calls
+from tests.e2e.e2e_node import (
+    chats_since,
+    proxy_pods,
+    proxy_service_url,
+    up_node_stack,
+    upstream_calls,
+)
 from tests.e2e.e2e_pods import ProbePods
 from tests.e2e.e2e_pulumi import Workspace, run_smoke_output
 
@@ -90,11 +96,6 @@ def assert_refused(result: dict[str, Any], what: str) -> None:
     assert "status" not in result, (what, result)
     assert result.get("connected") is not True, (what, result)
     assert result["seconds"] <= REFUSED_BOUND_S, (what, result)
-
-
-def chats_since(node: dict[str, str], since: float) -> list[dict[str, Any]]:
-    calls = upstream_calls(node["LLM_GATEWAY_NODE_UPSTREAM_RECORD"], since)
-    return [call for call in calls if call["path"].endswith("/chat/completions")]
 
 
 def test_up_emits_the_proxy_policy(

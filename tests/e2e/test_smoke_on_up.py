@@ -18,7 +18,7 @@ import pytest
 
 from proxy.fingerprint import key_fingerprint
 from tests.e2e.e2e_kube import Kube
-from tests.e2e.e2e_node import up_node_stack, upstream_calls
+from tests.e2e.e2e_node import chats_since, up_node_stack
 from tests.e2e.e2e_pulumi import FAKE_KEY, ROTATED_KEY, Workspace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node")]
@@ -54,11 +54,6 @@ def up(workspace: Workspace, *, check: bool = True) -> tuple[float, str, int]:
     began = time.monotonic()
     done = workspace.run("up", "--yes", "--skip-preview", "--stack", STACK, check=check)
     return time.monotonic() - began, done.output, done.code
-
-
-def chats_since(node: dict[str, str], since: float) -> list[dict[str, Any]]:
-    calls = upstream_calls(node["LLM_GATEWAY_NODE_UPSTREAM_RECORD"], since)
-    return [call for call in calls if call["path"].endswith("/chat/completions")]
 
 
 def test_up_sends_one_smoke_request_and_reports_it(

@@ -15,7 +15,7 @@ import pytest
 
 from tests.image.oci import Layout, image_cache
 from tests.image.podman import Podman
-from tests.proxy.support import ROOT
+from tests.support.proxy import ROOT
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(300)]
 

@@ -18,7 +18,6 @@ import fcntl
 import os
 import re
 import shutil
-import socket
 import struct
 import subprocess
 import time
@@ -29,12 +28,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
+from fakes.openai_upstream import FakeUpstream, start_fake_upstream
 from proxy.fingerprint import key_fingerprint
-from tests.fixtures.fake_upstream import FakeUpstream, start_fake_upstream
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
 from tests.image.oci import LayerFile, Layout, image_cache
 from tests.image.podman import Podman
-from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, ROOT, SECOND_KEY, LoopThread
+from tests.support.net import free_port
+from tests.support.proxy import CLIENT_DUMMY_KEY, FAKE_KEY, ROOT, SECOND_KEY, LoopThread
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
@@ -50,12 +50,6 @@ def link_or_copy(source: str, target: str) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def kubelet_permissions(root: Path) -> None:

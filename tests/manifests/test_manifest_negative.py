@@ -1,4 +1,4 @@
-"""The validators catch the mistakes DESIGN.md warns about (each would fail in a cluster)."""
+"""The validators catch the mistakes that would fail in a cluster, each on its own."""
 
 import copy
 from typing import Any
@@ -7,7 +7,7 @@ import pytest
 
 from tests.manifests.crd_schema import crds_dir, require_crds
 from tests.manifests.validate import findings
-from tests.unit.pulumi_render import render_stack
+from tests.support.pulumi_render import render_stack
 
 CRDS = crds_dir()
 

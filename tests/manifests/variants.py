@@ -4,8 +4,8 @@ import json
 from functools import cache
 from typing import Any
 
-from tests.unit.identity_config import identity_on
-from tests.unit.pulumi_render import STACKS, render_stack, without
+from tests.support.identity_config import identity_on
+from tests.support.pulumi_render import STACKS, render_stack, without
 
 DIGEST = "sha256:" + "0" * 64
 

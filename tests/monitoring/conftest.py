@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.unit.pulumi_render import REPO_ROOT
+from tests.support.pulumi_render import REPO_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import yaml
 
 from components import dashboard
 from components.alert_rules import rule_groups
-from tests.unit.pulumi_render import REPO_ROOT, render_stack
+from tests.support.pulumi_render import REPO_ROOT, render_stack
 
 HERE = Path(__file__).parent
 CASES = {

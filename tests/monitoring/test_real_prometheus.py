@@ -10,7 +10,6 @@ the rules find the proxy's real series (an alert goes pending on them).
 
 import io
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,14 +26,15 @@ from kubernetes.client import (
     V1PodStatus,
 )
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
+from fakes.openai_upstream import start_fake_upstream
 from proxy.fingerprint import key_fingerprint
 from proxy.server import RunningProxy, start
 from proxy.settings import Settings
-from tests.e2e.node_prometheus import NodePrometheus, pod_targets, run_prometheus, scrape_jobs
-from tests.fixtures.fake_upstream import start_fake_upstream
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import FAKE_KEY, LoopThread
-from tests.unit.pulumi_render import render_stack
+from tests.support.net import free_port
+from tests.support.node_prometheus import NodePrometheus, pod_targets, run_prometheus, scrape_jobs
+from tests.support.proxy import FAKE_KEY, LoopThread
+from tests.support.pulumi_render import render_stack
 
 NAMESPACE = "llm-gateway"  # prod's
 
@@ -56,13 +56,6 @@ def pod(name: str, labels: dict[str, str], ports: dict[str, int], phase: str) ->
         ),
         status=V1PodStatus(pod_ip="127.0.0.1", phase=phase),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

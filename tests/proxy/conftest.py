@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
+from fakes.openai_upstream import start_fake_upstream
 from proxy.server import start
 from proxy.settings import Settings
-from tests.fixtures.fake_upstream import start_fake_upstream
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import FAKE_KEY, LoopThread, ProxyHandle, Upstream
+from tests.support.proxy import FAKE_KEY, LoopThread, ProxyHandle, Upstream
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.proxy.support import ROOT
+from tests.support.proxy import ROOT
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Issue 18's before/after numbers: `python -m tests.proxy.security_repro [finding...]`.
+"""Before/after numbers per attack: `python -m tests.proxy.security_repro [finding...]`.
 
 Each finding starts a real `python -m proxy serve` on loopback against the fake
 upstream, attacks it with bounded loops, and prints one line of numbers (RSS,
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.fixtures.fake_upstream import start_fake_upstream
+from fakes.openai_upstream import start_fake_upstream
 from tests.proxy.proxy_process import ProxyProcess, launch
-from tests.proxy.support import FAKE_KEY, LoopThread
+from tests.support.proxy import FAKE_KEY, LoopThread
 
 MIB = 1024 * 1024
 

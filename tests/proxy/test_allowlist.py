@@ -1,4 +1,4 @@
-"""With an allowlist the proxy fails closed (issue 12, findings 3, 4, 7, 10)."""
+"""With an allowlist the proxy fails closed: what it cannot check is refused, small and keyless."""
 
 import socket
 import threading
@@ -12,8 +12,7 @@ from prometheus_client import generate_latest
 
 from proxy.observability import CallRecord, Metrics
 from tests.proxy.proxy_process import launch
-from tests.proxy.support import FAKE_KEY, ProxyHandle, Upstream
-from tests.proxy.test_errors import assert_openai_error
+from tests.support.proxy import FAKE_KEY, ProxyHandle, Upstream, assert_openai_error
 
 ALLOWED = "gpt-4o-mini,whisper-1"
 

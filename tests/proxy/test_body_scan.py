@@ -1,4 +1,4 @@
-"""The body scanners on their own: exact, linear and bounded (issue 12, findings 1-3, 14)."""
+"""The body scanners on their own: exact, linear and bounded."""
 
 import json
 import random

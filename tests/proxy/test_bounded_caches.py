@@ -1,4 +1,4 @@
-"""Issue 18, finding 11: junk paths and header names neither pin memory nor keep real ones out."""
+"""Junk paths and header names neither pin memory nor keep real ones out."""
 
 from collections.abc import Iterator
 

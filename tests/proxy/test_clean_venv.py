@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.proxy.proxy_process import launch
-from tests.proxy.support import FAKE_KEY, ROOT, Upstream
+from tests.support.proxy import FAKE_KEY, ROOT, Upstream
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import pytest
 
 from proxy.cli import main
 from tests.proxy.proxy_process import ProxyProcess, launch
-from tests.proxy.support import FAKE_KEY, ROOT, ProxyHandle, Upstream
+from tests.support.proxy import FAKE_KEY, ROOT, ProxyHandle, Upstream
 
 
 @pytest.fixture

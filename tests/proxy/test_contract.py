@@ -19,7 +19,7 @@ from components.shapes import deployment
 from proxy import contract
 from proxy.cli import _parser
 from proxy.settings import Settings
-from tests.proxy.support import ProxyHandle
+from tests.support.proxy import ProxyHandle
 
 README = Path(__file__).resolve().parents[2] / "proxy" / "README.md"
 SPECS = contract.specs()

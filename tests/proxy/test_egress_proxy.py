@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 
 from proxy.egress import egress_proxy_for
-from tests.proxy.support import FAKE_KEY, LoopThread, ProxyHandle
+from tests.support.proxy import FAKE_KEY, LoopThread, ProxyHandle
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -10,21 +10,10 @@ import httpx
 import openai
 import pytest
 
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import FAKE_KEY, ProxyHandle, Upstream
+from fakes.kubelet_secret_dir import KubeletSecretDir
+from tests.support.proxy import FAKE_KEY, ProxyHandle, Upstream, assert_openai_error
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def assert_openai_error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "code"}
-    assert error["code"] == code
-    assert FAKE_KEY not in response.text
-    assert "FAKEKEY" not in response.text
-    return str(error["message"])
 
 
 def post_chat(proxy: ProxyHandle, body: object = CHAT, **kwargs: object) -> httpx.Response:

@@ -1,4 +1,4 @@
-"""Issue 18, finding 14: the multipart scanner's total work is bounded like the JSON one's."""
+"""The multipart scanner's total work is bounded like the JSON one's."""
 
 import time
 

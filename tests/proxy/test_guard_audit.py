@@ -1,4 +1,4 @@
-"""Issue 18's mutation audit: one test per guard that no test would miss if it broke.
+"""A mutation audit: one test per guard that no test would miss if it broke.
 
 Each test names the one-line breakage it catches.
 """
@@ -13,16 +13,22 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy import server
 from proxy.key_file import LiveKey
 from proxy.observability import Metrics
 from proxy.policy.json_scan import shown_name
 from proxy.settings import Settings
 from proxy.workers import RESTART_LIMIT, STOP_GRACE, Supervisor, _listen
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream, metric
-from tests.proxy.test_errors import assert_openai_error
-from tests.proxy.test_workers import Pod, children
+from tests.support.proxy import (
+    FAKE_KEY,
+    SECOND_KEY,
+    ProxyHandle,
+    Upstream,
+    assert_openai_error,
+    metric,
+)
+from tests.support.workers import Pod, children
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Single requests that used to hurt the pod or leak the key (issue 12, findings 5, 6, 9, 11-15).
+"""Single requests that used to hurt the pod or leak the key.
 
 Raw sockets are used where an HTTP client would tidy up the request first.
 """
@@ -15,8 +15,7 @@ from pydantic import ValidationError
 
 from proxy.cli import main
 from proxy.settings import Settings
-from tests.proxy.support import FAKE_KEY, ProxyHandle, Upstream
-from tests.proxy.test_errors import assert_openai_error
+from tests.support.proxy import FAKE_KEY, ProxyHandle, Upstream, assert_openai_error
 
 
 def raw_exchange(proxy: ProxyHandle, request: bytes, timeout: float = 5) -> bytes:

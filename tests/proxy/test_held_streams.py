@@ -10,7 +10,7 @@ import json
 import aiohttp
 import pytest
 
-from tests.proxy.support import ProxyHandle, metric
+from tests.support.proxy import ProxyHandle, metric
 
 STREAMS = 1000
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}

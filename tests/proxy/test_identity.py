@@ -17,18 +17,18 @@ import openai
 import pytest
 from pydantic import ValidationError
 
-from proxy.identity.clients import ClientSpec
-from proxy.identity.gate import identity_config
-from proxy.identity.limits import Budgets
-from proxy.identity.refusals import duration, rate_limited
-from proxy.settings import Settings
-from tests.fixtures.fake_cluster_issuer import (
+from fakes.cluster_issuer import (
     FakeIssuer,
     SigningKey,
     mint,
     start_fake_issuer,
 )
-from tests.proxy.support import FAKE_KEY, ROOT, LoopThread, ProxyHandle, Upstream, metric
+from proxy.identity.clients import ClientSpec
+from proxy.identity.gate import identity_config
+from proxy.identity.limits import Budgets
+from proxy.identity.refusals import duration, rate_limited
+from proxy.settings import Settings
+from tests.support.proxy import FAKE_KEY, ROOT, LoopThread, ProxyHandle, Upstream, metric
 
 PROXY_OWN_TOKEN = "proxy-own-sa-token-FAKE-0000-LEAKME"
 CLIENTS: list[dict[str, Any]] = [

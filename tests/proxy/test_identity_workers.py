@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.fake_cluster_issuer import FakeIssuer, SigningKey, mint, start_fake_issuer
-from tests.proxy.support import LoopThread, metric
-from tests.proxy.test_workers import CHAT, Pod
+from fakes.cluster_issuer import FakeIssuer, SigningKey, mint, start_fake_issuer
+from tests.support.proxy import LoopThread, metric
+from tests.support.workers import CHAT, Pod
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.fingerprint import key_fingerprint
 from proxy.key_file import LiveKey
 from proxy.keysource import KeySource
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
+from tests.support.proxy import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -1,7 +1,4 @@
-"""Drain within the grace period; a key path that blocks never freezes the proxy.
-
-Issue 12, findings 8 and 16.
-"""
+"""Drain within the grace period; a key path that blocks never freezes the proxy."""
 
 import asyncio
 import io
@@ -21,10 +18,10 @@ import pytest
 
 import proxy.key_file
 import proxy.keysource
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.server import start
 from proxy.settings import Settings
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import ROOT, LoopThread, Upstream
+from tests.support.proxy import ROOT, LoopThread, Upstream
 
 STREAM = {"model": "gpt-4o-mini", "messages": [], "stream": True}
 

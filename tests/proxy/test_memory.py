@@ -1,4 +1,4 @@
-"""Memory stays bounded under the largest bodies the cap allows (issue 12, finding 1).
+"""Memory stays bounded under the largest bodies the cap allows.
 
 Measured on a real `python -m proxy` process: its peak resident size (VmHWM) grows
 by about one copy of each body in flight, not by what a parsed document would take.

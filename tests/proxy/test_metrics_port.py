@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.proxy.support import ProxyHandle, Upstream, metric
-from tests.proxy.test_workers import AUTH, CHAT, Pod
+from tests.support.proxy import ProxyHandle, Upstream, metric
+from tests.support.workers import AUTH, CHAT, Pod
 
 REQUESTS = 'llm_proxy_requests_total{model="gpt-4o-mini",path="/v1/chat/completions",status="200"}'
 

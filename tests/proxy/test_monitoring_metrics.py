@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.fingerprint import key_fingerprint
 from proxy.observability import CallRecord, Metrics
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import (
+from tests.support.proxy import (
     CLIENT_DUMMY_KEY,
     FAKE_KEY,
     SECOND_KEY,

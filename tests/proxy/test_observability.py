@@ -9,10 +9,10 @@ import openai
 import pytest
 from prometheus_client import generate_latest
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.observability import CallRecord, Metrics
 from proxy.routes import path_label
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import (
+from tests.support.proxy import (
     CLIENT_DUMMY_KEY,
     FAKE_KEY,
     SECOND_KEY,

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.proxy.support import LoopThread, ProxyHandle
+from tests.support.proxy import LoopThread, ProxyHandle
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 BIG_EVENT = b"data: " + json.dumps({"choices": [{"delta": {"content": "x" * 65000}}]}).encode()

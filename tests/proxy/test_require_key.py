@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from tests.proxy.proxy_process import launch
-from tests.proxy.support import FAKE_KEY, ROOT
+from tests.support.proxy import FAKE_KEY, ROOT
 
 
 def start_failure(env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:

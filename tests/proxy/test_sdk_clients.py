@@ -5,7 +5,7 @@ import socket
 import openai
 import pytest
 
-from tests.proxy.support import CLIENT_DUMMY_KEY, FAKE_KEY, ProxyHandle, Upstream
+from tests.support.proxy import CLIENT_DUMMY_KEY, FAKE_KEY, ProxyHandle, Upstream
 
 
 def sync_client(proxy: ProxyHandle) -> openai.OpenAI:

@@ -1,6 +1,6 @@
 """key_source=api: the proxy watches its Secret through a (fake) Kubernetes API on loopback.
 
-The fake speaks the real list/watch protocol (tests/fixtures/fake_kube_api.py). What is
+The fake speaks the real list/watch protocol (fakes/kube_api.py). What is
 proven: an update reaches /readyz and the upstream in well under a second while the mounted
 file still holds the old key; the watch resumes after the server cuts it, relists on 410
 Gone, falls back to the file when the API is down at start or the watch stays broken past
@@ -10,7 +10,6 @@ with workers, the supervisor alone watches. The key is in no log line, /readyz o
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,13 +21,15 @@ import httpx
 import pytest
 from aiohttp import web
 
+from fakes.kube_api import FakeKubeApi, serving_tls, start_fake_kube_api
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.fingerprint import key_fingerprint
 from proxy.key_file import LiveKey
 from proxy.secret_watch import api_target, secret_key
 from proxy.settings import Settings
-from tests.fixtures.fake_kube_api import FakeKubeApi, serving_tls, start_fake_kube_api
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import FAKE_KEY, ROOT, SECOND_KEY, LoopThread, ProxyHandle, metric
+from tests.support.net import free_port
+from tests.support.proxy import FAKE_KEY, ROOT, SECOND_KEY, LoopThread, ProxyHandle, metric
+from tests.support.workers import Pod
 
 NS, SECRET = "llm-gateway", "openai-api-key"
 TOKEN = "sa-token-FAKE-never-logged-0123456789"
@@ -43,7 +44,7 @@ class KubeApi:
         self.loop = loop
         self.fake = FakeKubeApi(NS, TOKEN, allowed={SECRET, "other-secret"})
         self.runner: web.AppRunner | None = None
-        self.port = _free_port()
+        self.port = free_port()
 
     @property
     def url(self) -> str:
@@ -64,12 +65,6 @@ class KubeApi:
             action(*args)
 
         self.loop.run(run())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -366,8 +361,6 @@ def test_api_without_a_secret_name_is_refused_before_start() -> None:
 def test_with_workers_the_supervisor_alone_watches_and_every_worker_switches(
     kube_api: KubeApi, creds: Path, proxy_env: dict[str, str]
 ) -> None:
-    from tests.proxy.test_workers import Pod
-
     env = {
         **proxy_env,
         "LLM_PROXY_WORKERS": "2",

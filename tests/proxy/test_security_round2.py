@@ -1,4 +1,4 @@
-"""Issue 18: cheap requests that hurt the whole pod, answered per finding.
+"""Cheap requests that hurt the whole pod, one test per attack.
 
 Raw sockets where an HTTP client would tidy the request up first; the official
 openai SDK for the legitimate calls that must keep working.
@@ -18,8 +18,7 @@ import pytest
 from aiohttp import web
 
 from proxy.observability import MAX_CALL_TOKENS
-from tests.proxy.support import LoopThread, ProxyHandle, Upstream, metric
-from tests.proxy.test_errors import assert_openai_error
+from tests.support.proxy import LoopThread, ProxyHandle, Upstream, assert_openai_error, metric
 
 MIB = 1024 * 1024
 

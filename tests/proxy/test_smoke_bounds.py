@@ -1,4 +1,4 @@
-"""Issue 18, finding 10: `python -m proxy smoke` against a hostile answer stays bounded.
+"""`python -m proxy smoke` against a hostile answer stays bounded.
 
 The "gateway" here is a small aiohttp server on loopback that answers endlessly,
 trickles, or puts terminal escape sequences in its error body.
@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from proxy.smoke_client import run_smoke
-from tests.proxy.support import LoopThread
+from tests.support.proxy import LoopThread
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
+from fakes.kubelet_secret_dir import KubeletSecretDir
 from proxy.cli import main
 from proxy.fingerprint import key_fingerprint
-from tests.fixtures.kubelet_secret_dir import KubeletSecretDir
-from tests.proxy.support import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
+from tests.support.proxy import FAKE_KEY, SECOND_KEY, ProxyHandle, Upstream
 
 
 def _smoke(url: str, expect: str, wait: float) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.proxy.support import FAKE_KEY, ProxyHandle, Upstream
+from tests.support.proxy import FAKE_KEY, ProxyHandle, Upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

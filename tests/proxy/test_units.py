@@ -12,7 +12,7 @@ from proxy.contract import DEFAULT_UPSTREAM, KEY_FILE
 from proxy.headers import upstream_headers
 from proxy.settings import Settings
 from proxy.usage import UsageTail, parse_usage
-from tests.proxy.support import ROOT
+from tests.support.proxy import ROOT
 
 
 def test_settings_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Issue 18, finding 3: scrapes never get a busy worker killed; only a frozen one is.
+"""Scrapes never get a busy worker killed; only a frozen one is.
 
 A worker is made "busy" with SIGSTOP: its loop reads nothing, as one stuck in a
 long CPU burst would. Meanwhile /metrics scrapes arrive on the pod.
@@ -23,8 +23,8 @@ import pytest
 from proxy.server import run_worker
 from proxy.settings import Settings
 from proxy.workers import STUCK_SECONDS, Supervisor, _Worker
-from tests.proxy.support import ROOT
-from tests.proxy.test_workers import Pod, children
+from tests.support.proxy import ROOT
+from tests.support.workers import Pod, children
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_scrapes_while_a_worker_is_busy_do_not_get_it_killed(pod: Pod) -> None:
 def test_a_supervisor_killed_while_owing_scrapes_leaves_workers_stopping_cleanly(
     proxy_env: dict[str, str],
 ) -> None:
-    """Finding 12: the workers answer the owed scrapes 503 and exit without a traceback."""
+    """The workers answer the owed scrapes 503 and exit without a traceback."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("LLM_PROXY_")}
     env = {**base, **proxy_env, "LLM_PROXY_WORKERS": "2", "LLM_PROXY_DRAIN_TIMEOUT": "1"}
     process = subprocess.Popen(

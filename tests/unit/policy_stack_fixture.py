@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.unit.pulumi_render import REPO_ROOT, Rendered, RenderedResource, render_stack
+from tests.support.pulumi_render import REPO_ROOT, Rendered, RenderedResource, render_stack
 
 FIXTURES = REPO_ROOT / "policy" / "tests" / "fixtures"
 COMPONENT_TYPE = "llm-gateway:index:LlmGateway"

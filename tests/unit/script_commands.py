@@ -46,6 +46,7 @@ WRAPPERS = {
     "timeout": 1,
     "flock": 1,
     "start": 1,
+    "start_inside": 1,
     "wait_for": 2,
 }
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.unit import pulumi_render
-from tests.unit.identity_config import identity_on
-from tests.unit.pulumi_render import render_stack
+from tests.support import pulumi_render
+from tests.support.identity_config import identity_on
+from tests.support.pulumi_render import render_stack
 
 PREFIX = "urn:pulumi:dev::llm-gateway::"
 GATEWAY = "llm-gateway:index:LlmGateway"

@@ -19,7 +19,7 @@ from components.config_reference import model_of
 from package import codegen
 from package.__main__ import NAME, VERSION
 from package.component import ArgsError, LlmGateway, to_config
-from tests.unit.pulumi_render import (
+from tests.support.pulumi_render import (
     TEST_IMAGE,
     Rendered,
     fake_key,

@@ -7,7 +7,7 @@ import pytest
 
 from components import config_reference
 from components.config import EXAMPLES, validate_config
-from tests.unit.pulumi_render import (
+from tests.support.pulumi_render import (
     STACKS,
     TEST_IMAGE,
     fake_key,

@@ -6,7 +6,7 @@ import pytest
 
 from components import ConfigError
 from components.config import MISSING_KEY
-from tests.unit.pulumi_render import TEST_IMAGE, fake_key, render, render_stack, without
+from tests.support.pulumi_render import TEST_IMAGE, fake_key, render, render_stack, without
 
 SET = "pulumi config set"
 

@@ -18,7 +18,14 @@ from components import (
     mark_secret_mutable,
     secret_mutable_provider,
 )
-from tests.unit.pulumi_render import TEST_IMAGE, Rendered, fake_key, render, render_stack, without
+from tests.support.pulumi_render import (
+    TEST_IMAGE,
+    Rendered,
+    fake_key,
+    render,
+    render_stack,
+    without,
+)
 
 KEY = fake_key("library")
 

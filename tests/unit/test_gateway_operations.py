@@ -1,44 +1,9 @@
 """Rotation and kill switch: render twice and diff every resource."""
 
-from typing import Any
-
 import pytest
 
 from proxy.fingerprint import key_fingerprint
-from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack, without
-
-
-def by_identity(result: Rendered) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r.typ, r.name): r.inputs for r in result.resources}
-
-
-def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
-    """Every leaf path whose value differs (added and removed keys included)."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        paths = []
-        for key in sorted(set(before) | set(after)):
-            sub = f"{path}.{key}" if path else key
-            paths += changed_paths(before.get(key), after.get(key), sub)
-        return paths
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        paths = []
-        for i, (b, a) in enumerate(zip(before, after, strict=True)):
-            paths += changed_paths(b, a, f"{path}[{i}]")
-        return paths
-    return [] if before == after else [path]
-
-
-def diff(first: Rendered, second: Rendered) -> dict[tuple[str, str], list[str]]:
-    a, b = by_identity(first), by_identity(second)
-    result = {}
-    for ident in sorted(set(a) | set(b)):
-        if ident not in a:
-            result[ident] = ["<added>"]
-        elif ident not in b:
-            result[ident] = ["<removed>"]
-        elif paths := changed_paths(a[ident], b[ident]):
-            result[ident] = paths
-    return result
+from tests.support.pulumi_render import STACKS, diff, fake_key, render_stack, without
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -10,7 +10,7 @@ import pytest
 from proxy import settings as proxy_settings
 from proxy.egress import egress_proxy_for
 from proxy.fingerprint import key_fingerprint
-from tests.unit.pulumi_render import (
+from tests.support.pulumi_render import (
     STACKS,
     TEST_IMAGE,
     Rendered,

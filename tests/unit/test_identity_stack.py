@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from components import ConfigError
-from tests.unit.identity_config import APPS, ISSUER, JWKS, identity_on
-from tests.unit.pulumi_render import Rendered, render_stack, without
+from tests.support.identity_config import APPS, ISSUER, JWKS, identity_on
+from tests.support.pulumi_render import Rendered, render_stack, without
 
 
 def failing(overrides: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ import pytest
 
 from components import ConfigError
 from proxy import settings as proxy_settings
-from tests.unit.pulumi_render import STACKS, Rendered, render_stack
+from tests.support.pulumi_render import STACKS, Rendered, render_stack
 
 SECRET = "openai-api-key"
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"

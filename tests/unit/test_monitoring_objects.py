@@ -8,8 +8,7 @@ import pytest
 
 from components.alert_rules import rule_groups
 from components.config import ConfigError
-from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack
-from tests.unit.test_gateway_operations import diff
+from tests.support.pulumi_render import STACKS, Rendered, diff, fake_key, render_stack
 
 MONITORING_KINDS = ("PodMonitor", "PrometheusRule")
 SCRAPER = {  # metricsScraper's default

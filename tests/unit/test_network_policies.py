@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.pulumi_render import STACKS, Rendered, fake_key, render_stack
+from tests.support.pulumi_render import STACKS, Rendered, fake_key, render_stack
 
 CLIENT_LABEL = {"llm-gateway/client": "true"}
 OWN_NAMESPACE_CLIENTS = {"podSelector": {"matchLabels": CLIENT_LABEL}}

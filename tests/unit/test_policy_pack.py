@@ -15,8 +15,8 @@ from components.llm_gateway import COMPONENT_TYPE
 from components.llm_proxy import PROXY_NAME
 from components.shapes import gateway as gateway_shape
 from components.shapes import meta
+from tests.support.pulumi_render import REPO_ROOT, render_stack
 from tests.unit import policy_stack_fixture
-from tests.unit.pulumi_render import REPO_ROOT, render_stack
 
 
 def _selectors() -> ModuleType:

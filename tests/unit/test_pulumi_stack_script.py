@@ -8,21 +8,14 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pulumi-stack.sh"
-FAKE_PULUMI = """#!/usr/bin/env bash
-echo "$* | backend=${PULUMI_BACKEND_URL:-<unset>}" >> "$PULUMI_CALLS"
-case "$1" in
-  whoami) exit "${FAKE_LOGGED_IN_RC:-0}" ;;
-  stack) [[ "$2" == select ]] && exit "${FAKE_STACK_EXISTS_RC:-1}" ;;
-esac
-exit 0
-"""
+FAKE_PULUMI = Path(__file__).with_name("fake_pulumi.sh")
 
 
 def run_script(tmp_path: Path, **env: str) -> list[str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "pulumi"
-    fake.write_text(FAKE_PULUMI)
+    fake.write_text(FAKE_PULUMI.read_text())
     fake.chmod(0o755)
     calls = tmp_path / "calls"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SECRETS_"))}

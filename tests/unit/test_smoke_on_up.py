@@ -3,7 +3,7 @@
 from typing import Any
 
 from proxy.fingerprint import key_fingerprint
-from tests.unit.pulumi_render import TEST_IMAGE, Rendered, fake_key, render_stack
+from tests.support.pulumi_render import TEST_IMAGE, Rendered, fake_key, render_stack
 
 ON = {"smokeTest.onUp": True}
 CLIENT_LABEL = "llm-gateway/client"

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
+from fakes.openai_upstream import FakeUpstream
 from proxy.server import RunningProxy
-from tests.fixtures.fake_upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_KEY = "sk-test-FAKEKEY-0123456789abcdefLEAKME"
@@ -81,3 +83,15 @@ def metric(text: str, series: str) -> float:
         if name == series:
             return float(value)
     raise AssertionError(f"{series} not in metrics:\n{text}")
+
+
+def assert_openai_error(response: httpx.Response, status: int, code: str) -> str:
+    """An answer of the proxy's own: the status, OpenAI's error shape, no key; its message."""
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "code"}
+    assert error["code"] == code
+    assert FAKE_KEY not in response.text
+    assert "FAKEKEY" not in response.text
+    return str(error["message"])

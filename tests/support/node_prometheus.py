@@ -35,17 +35,23 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import yaml
 
-from tests.e2e.e2e_kube import Kube
-from tests.unit.pulumi_render import REPO_ROOT
+from tests.support.pulumi_render import REPO_ROOT
 
 PORT = 19090
 EVALUATION_INTERVAL = "5s"
 GROUP, VERSION = "monitoring.coreos.com", "v1"
+
+
+class KubeClient(Protocol):
+    """What pod discovery reads: a CoreV1Api (the e2e's Kube, or a test's stand-in)."""
+
+    @property
+    def core(self) -> Any: ...
 
 
 def _sanitize(label: str) -> str:
@@ -154,7 +160,7 @@ def pod_targets(pods: list[Any]) -> list[dict[str, Any]]:
 class PodDiscovery:
     """Lists the pods of some namespaces every second into a file_sd file (atomically)."""
 
-    kube: Kube
+    kube: KubeClient
     namespaces: list[str]
     sd_file: Path
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -255,7 +261,7 @@ def ensure_prometheus() -> str:
 
 
 def start_prometheus(
-    workdir: Path, kube: Kube, pod_monitors: list[dict[str, Any]], rule: dict[str, Any]
+    workdir: Path, kube: KubeClient, pod_monitors: list[dict[str, Any]], rule: dict[str, Any]
 ) -> NodePrometheus:
     """Discover the monitors' pods from the API server, write the config and rules the
     operator would generate, start Prometheus and wait until it is ready."""

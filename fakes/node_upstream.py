@@ -1,6 +1,6 @@
 """The fake OpenAI API that pods on the local node call (scripts/e2e/cluster.sh starts it).
 
-It answers like tests/fixtures/fake_upstream.py and appends one JSON line per request to a
+It answers like fakes/openai_upstream.py and appends one JSON line per request to a
 record file: when, from which address, which path, and the fingerprint of the key that
 arrived (never the key itself). Tests read that file to prove which key reached the
 upstream and from which pod. With `--accept FILE`, only keys whose fingerprints are listed
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from fakes.openai_upstream import FakeUpstream
 from proxy.fingerprint import key_fingerprint
-from tests.fixtures.fake_upstream import FakeUpstream
 
 INVALID_KEY = {
     "error": {
