@@ -15,6 +15,7 @@ set. A new endpoint is a row here.
 import enum
 from dataclasses import dataclass
 
+from proxy import contract
 from proxy.bounded_cache import remember
 
 
@@ -68,10 +69,11 @@ class Local(enum.Enum):
 
 
 FORWARDED_PREFIX = "/v1/"
+# The probe and metrics paths the Deployment also names (proxy/contract.py).
 LOCAL: dict[str, Local] = {
-    "/healthz": Local.HEALTH,
-    "/readyz": Local.READY,
-    "/metrics": Local.METRICS,
+    contract.HEALTH_PATH: Local.HEALTH,
+    contract.READY_PATH: Local.READY,
+    contract.METRICS_PATH: Local.METRICS,
 }
 
 ANY: frozenset[str] = frozenset()  # a row for every method
