@@ -10,16 +10,13 @@ API server does, and prints its port.
 import asyncio
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import jwt
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-ISSUER = "https://kubernetes.default.svc.cluster.local"
-AUDIENCE = "llm-gateway"
+from fakes.cluster_issuer import ISSUER, SigningKey, mint
+
 KID = "bench-key"
 NAMESPACE, SERVICE_ACCOUNT = "bench", "loadgen"
 # The bench client's budget: a limit is checked and charged on every call, never reached.
@@ -42,26 +39,11 @@ class BenchIdentity:
 
     @classmethod
     def create(cls, work: Path) -> "BenchIdentity":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        key = SigningKey(KID)
         jwks_file = work / "jwks.json"
-        jwks_file.write_text(json.dumps({"keys": [{**jwk, "kid": KID, "use": "sig"}]}))
-        now = int(time.time())
-        claims = {
-            "aud": [AUDIENCE],
-            "iss": ISSUER,
-            "iat": now,
-            "nbf": now,
-            "exp": now + 6 * 3600,
-            "sub": f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}",
-            "kubernetes.io": {
-                "namespace": NAMESPACE,
-                "pod": {"name": "loadgen-0", "uid": "0"},
-                "serviceaccount": {"name": SERVICE_ACCOUNT, "uid": "1"},
-            },
-        }
+        jwks_file.write_text(json.dumps({"keys": [key.jwk()]}))
         caller = work / "caller-token"
-        caller.write_text(jwt.encode(claims, key, algorithm="RS256", headers={"kid": KID}))
+        caller.write_text(mint(key, NAMESPACE, SERVICE_ACCOUNT, lifetime=6 * 3600))
         own = work / "proxy-own-token"
         own.write_text("bench-proxy-own-token")
         return cls(jwks_file, own, caller)

@@ -21,6 +21,7 @@ import httpx
 
 from fakes.openai_upstream import start_fake_upstream
 from tests.proxy.proxy_process import ProxyProcess, launch
+from tests.support.net import seconds_until_closed
 from tests.support.proxy import FAKE_KEY, LoopThread
 
 MIB = 1024 * 1024
@@ -61,27 +62,13 @@ def finding_1(proxy: ProxyProcess) -> str:
     time.sleep(0.5)
     statuses = [chat(proxy.root_url) for _ in range(3)]
     after = rss_mib(proxy.process.pid)
-    held = _seconds_until_closed(socks[0], 90)
+    held = seconds_until_closed(socks[0], 90)
     for sock in socks:
         sock.close()
     return (
         f"finding 1: chat statuses while held {statuses}; RSS {before:.0f} -> {after:.0f} MiB; "
         f"attacker connection held {held:.1f} s"
     )
-
-
-def _seconds_until_closed(sock: socket.socket, limit: float) -> float:
-    began = time.monotonic()
-    sock.settimeout(0.2)
-    while time.monotonic() - began < limit:
-        try:
-            if not sock.recv(65536):
-                break
-        except TimeoutError:
-            continue
-        except ConnectionError:
-            break
-    return time.monotonic() - began
 
 
 def _gzip_bomb(megabytes: int) -> bytes:
@@ -106,7 +93,7 @@ def finding_2(proxy: ProxyProcess) -> str:
         health = time.monotonic()
         status = httpx.get(proxy.root_url + "/healthz", timeout=30).status_code
         answered = time.monotonic() - health
-        _seconds_until_closed(sock, 15)
+        seconds_until_closed(sock, 15)
     time.sleep(0.5)
     return (
         f"finding 2: {len(bomb) / MIB:.1f} MB gzip to /healthz: proxy CPU "
@@ -148,7 +135,7 @@ def finding_4(proxy: ProxyProcess) -> str:
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         sock.recv(65536)
-        held = _seconds_until_closed(sock, 90)
+        held = seconds_until_closed(sock, 90)
     return f"finding 4: idle keep-alive connection closed after {held:.1f} s (cap 90)"
 
 

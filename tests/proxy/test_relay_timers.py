@@ -10,24 +10,10 @@ import socket
 import time
 from collections.abc import Callable
 
+from tests.support.net import seconds_until_closed
 from tests.support.proxy import ProxyHandle
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [], "stream": True}).encode()
-
-
-def seconds_until_closed(sock: socket.socket, limit: float) -> float:
-    """How long until the peer closes (what it sends is read and dropped)."""
-    began = time.monotonic()
-    sock.settimeout(0.05)
-    while time.monotonic() - began < limit:
-        try:
-            if not sock.recv(65536):
-                break
-        except TimeoutError:
-            continue
-        except ConnectionError:
-            break
-    return time.monotonic() - began
 
 
 def stream_on(sock: socket.socket) -> bytes:

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from proxy.observability import MAX_CALL_TOKENS
+from tests.support.net import seconds_until_closed
 from tests.support.proxy import LoopThread, ProxyHandle, Upstream, assert_openai_error, metric
 
 MIB = 1024 * 1024
@@ -39,21 +40,6 @@ def open_upload(proxy: ProxyHandle, declared: int, sent: bytes) -> socket.socket
     ).encode()
     sock.sendall(head + sent)
     return sock
-
-
-def seconds_until_closed(sock: socket.socket, limit: float) -> float:
-    """How long until the peer closes (what it sends is read and dropped)."""
-    began = time.monotonic()
-    sock.settimeout(0.05)
-    while time.monotonic() - began < limit:
-        try:
-            if not sock.recv(65536):
-                break
-        except TimeoutError:
-            continue
-        except ConnectionError:
-            break
-    return time.monotonic() - began
 
 
 # -- 1: nothing is reserved or allocated before the bytes arrive --------------------------
