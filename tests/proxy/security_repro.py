@@ -1,6 +1,6 @@
-"""Before/after numbers per attack: `python -m tests.proxy.security_repro [finding...]`.
+"""Before/after numbers per attack: `python -m tests.proxy.security_repro [attack...]`.
 
-Each finding starts a real `python -m proxy serve` on loopback against the fake
+Each attack starts a real `python -m proxy serve` on loopback against the fake
 upstream, attacks it with bounded loops, and prints one line of numbers (RSS,
 seconds, statuses). Run it on two commits to compare; the tests in
 test_security_round2.py assert the fixed behaviour.
@@ -47,7 +47,7 @@ def chat(url: str) -> int:
         return 0
 
 
-def finding_1(proxy: ProxyProcess) -> str:
+def slow_bodies(proxy: ProxyProcess) -> str:
     """Four connections declare a 16 MiB JSON body and send one byte."""
     before = rss_mib(proxy.process.pid)
     socks = []
@@ -66,7 +66,7 @@ def finding_1(proxy: ProxyProcess) -> str:
     for sock in socks:
         sock.close()
     return (
-        f"finding 1: chat statuses while held {statuses}; RSS {before:.0f} -> {after:.0f} MiB; "
+        f"slow-bodies: chat statuses while held {statuses}; RSS {before:.0f} -> {after:.0f} MiB; "
         f"attacker connection held {held:.1f} s"
     )
 
@@ -77,7 +77,7 @@ def _gzip_bomb(megabytes: int) -> bytes:
     return b"".join(compressor.compress(zeros) for _ in range(megabytes)) + compressor.flush()
 
 
-def finding_2(proxy: ProxyProcess) -> str:
+def gzip_bomb(proxy: ProxyProcess) -> str:
     """A gzip body (2 GiB inflated) sent to /healthz, which never reads it."""
     bomb = _gzip_bomb(2048)
     head = (
@@ -96,13 +96,13 @@ def finding_2(proxy: ProxyProcess) -> str:
         seconds_until_closed(sock, 15)
     time.sleep(0.5)
     return (
-        f"finding 2: {len(bomb) / MIB:.1f} MB gzip to /healthz: proxy CPU "
+        f"gzip-bomb: {len(bomb) / MIB:.1f} MB gzip to /healthz: proxy CPU "
         f"{cpu_seconds(proxy.process.pid) - cpu:.2f} s; a second /healthz {status} after "
         f"{answered:.2f} s (send took {health - began:.2f} s)"
     )
 
 
-def finding_15(proxy: ProxyProcess) -> str:
+def oversize_body(proxy: ProxyProcess) -> str:
     """413 for a body over the cap, sent whole; then a second request on the connection."""
     big = b"x" * (16 * MIB + 1)
     head = (
@@ -125,21 +125,21 @@ def finding_15(proxy: ProxyProcess) -> str:
         except OSError as exc:
             outcome = type(exc).__name__
     return (
-        f"finding 15: {first.split(b' ', 2)[1].decode()} with Connection: close={close}; "
+        f"oversize-body: {first.split(b' ', 2)[1].decode()} with Connection: close={close}; "
         f"next request: {outcome} after {time.monotonic() - began:.2f} s"
     )
 
 
-def finding_4(proxy: ProxyProcess) -> str:
+def idle_keepalive(proxy: ProxyProcess) -> str:
     """An idle keep-alive connection after a response: how long it stays open (cap 90 s)."""
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         sock.recv(65536)
         held = seconds_until_closed(sock, 90)
-    return f"finding 4: idle keep-alive connection closed after {held:.1f} s (cap 90)"
+    return f"idle-keepalive: idle keep-alive connection closed after {held:.1f} s (cap 90)"
 
 
-def finding_13(proxy: ProxyProcess) -> str:
+def trickle_uploads(proxy: ProxyProcess) -> str:
     """Against maxInFlight=2: two uploads trickling a byte a second; how long chat gets 503."""
     head = (
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -161,10 +161,10 @@ def finding_13(proxy: ProxyProcess) -> str:
         time.sleep(0.5)
     for sock in socks:
         sock.close()
-    return f"finding 13: chat calls got 503 for {refused_until:.1f} s (cap 75)"
+    return f"trickle-uploads: chat calls got 503 for {refused_until:.1f} s (cap 75)"
 
 
-def finding_3(proxy: ProxyProcess) -> str:
+def busy_worker(proxy: ProxyProcess) -> str:
     """Two workers; one busy (SIGSTOP) for 5 s while /metrics scrapes arrive."""
     pids = proxy.lines[-1]["workerPids"]
     assert isinstance(pids, list)
@@ -187,23 +187,23 @@ def finding_3(proxy: ProxyProcess) -> str:
     time.sleep(0.5)
     alive = Path(f"/proc/{busy}").exists() and "Z" not in Path(f"/proc/{busy}/stat").read_text()
     return (
-        f"finding 3: {len(statuses)} scrapes ({statuses.count(503)} x 503) while a worker was "
+        f"busy-worker: {len(statuses)} scrapes ({statuses.count(503)} x 503) while a worker was "
         f"busy 5 s; the busy worker {'alive' if alive else 'KILLED'}"
     )
 
 
-FINDINGS: dict[str, Callable[[ProxyProcess], str]] = {
-    "3": finding_3,
-    "13": finding_13,
-    "1": finding_1,
-    "2": finding_2,
-    "4": finding_4,
-    "15": finding_15,
+ATTACKS: dict[str, Callable[[ProxyProcess], str]] = {
+    "busy-worker": busy_worker,
+    "trickle-uploads": trickle_uploads,
+    "slow-bodies": slow_bodies,
+    "gzip-bomb": gzip_bomb,
+    "idle-keepalive": idle_keepalive,
+    "oversize-body": oversize_body,
 }
 
 
 def main() -> None:
-    chosen = sys.argv[1:] or list(FINDINGS)
+    chosen = sys.argv[1:] or list(ATTACKS)
     loop = LoopThread("fake-upstream")
     runner, _, port = loop.run(start_fake_upstream())
     key_dir = Path("/tmp/llm-proxy-security-repro")
@@ -217,12 +217,12 @@ def main() -> None:
     }
     try:
         for name in chosen:
-            extra = {"LLM_PROXY_MAX_IN_FLIGHT": "2"} if name == "13" else {}
-            if name == "3":
+            extra = {"LLM_PROXY_MAX_IN_FLIGHT": "2"} if name == "trickle-uploads" else {}
+            if name == "busy-worker":
                 extra = {"LLM_PROXY_WORKERS": "2"}
             proxy = launch({**env, **extra}, ["serve"])
             try:
-                print(FINDINGS[name](proxy), flush=True)
+                print(ATTACKS[name](proxy), flush=True)
             finally:
                 proxy.process.terminate()
                 proxy.process.wait(timeout=30)
