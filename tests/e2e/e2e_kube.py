@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,3 +89,16 @@ class Kube:
                 return True
             time.sleep(0.5)
         return False
+
+
+def kubectl_raw(kubeconfig: str, path: str) -> str:
+    """`kubectl get --raw PATH`, as the README reads the issuer and the JWKS."""
+    kubectl = os.path.join(os.environ["LLM_GATEWAY_E2E_BIN"], "kubectl")
+    done = subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, "get", "--raw", path],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout.strip()

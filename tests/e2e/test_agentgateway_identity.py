@@ -10,8 +10,6 @@ No agentgateway data plane runs here, so what is shown is the controller's accep
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ import yaml
 
 from tests.e2e import agentgateway_status as agw_status
 from tests.e2e.agentgateway_admin import require_admin
-from tests.e2e.e2e_kube import Kube
+from tests.e2e.e2e_kube import Kube, kubectl_raw
 from tests.e2e.e2e_pulumi import Workspace, init_stack, write_stack_file
 
 pytestmark = pytest.mark.e2e
@@ -37,18 +35,6 @@ CLIENTS = [
     },
     {"name": "notebooks", "namespace": "research", "serviceAccount": "jupyter"},
 ]
-
-
-def kubectl_raw(kubeconfig: str, path: str) -> str:
-    kubectl = os.path.join(os.environ["LLM_GATEWAY_E2E_BIN"], "kubectl")
-    done = subprocess.run(
-        [kubectl, "--kubeconfig", kubeconfig, "get", "--raw", path],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return done.stdout.strip()
 
 
 def ancestor_conditions(kube: Kube) -> dict[str, agw_status.Condition]:

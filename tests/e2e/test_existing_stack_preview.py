@@ -28,7 +28,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.e2e.e2e_kube import Kube
+from tests.e2e.e2e_kube import Kube, kubectl_raw
 from tests.e2e.e2e_pulumi import (
     FAKE_KEY,
     PROJECT_DIRS,
@@ -70,19 +70,6 @@ KEPT = [
     ("Service", "llm-proxy"),
     ("NetworkPolicy", "llm-proxy"),
 ]
-
-
-def kubectl_raw(kubeconfig: str, path: str) -> str:
-    """`kubectl get --raw PATH`, as the README reads the issuer and the JWKS."""
-    kubectl = os.path.join(os.environ["LLM_GATEWAY_E2E_BIN"], "kubectl")
-    done = subprocess.run(
-        [kubectl, "--kubeconfig", kubeconfig, "get", "--raw", path],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return done.stdout.strip()
 
 
 def former_program(dest: Path) -> Path:
