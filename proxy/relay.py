@@ -154,8 +154,9 @@ class _Tap(asyncio.Protocol):
     """Stands in for the upstream connection's protocol while a stream body is relayed."""
 
     __slots__ = (
-        "body", "call", "client", "filter", "handler", "last", "loop", "paused", "pending",
-        "protocol", "reader", "request", "resuming", "splits", "tail", "timeout", "upstream",
+        "body", "call", "client", "filter", "handler", "last", "loop", "parse", "paused",
+        "pending", "protocol", "reader", "request", "resuming", "splits", "tail", "timeout",
+        "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -171,6 +172,7 @@ class _Tap(asyncio.Protocol):
         self.handler, self.upstream, self.reader = handler, upstream, reader
         self.request, self.client, self.call, self.tail = request, client, call, tail
         self.protocol = request.protocol  # the client connection's aiohttp protocol
+        self.parse = handler._parser.feed_data  # the response's parser, set up by aiohttp
         self.loop = asyncio.get_running_loop()
         self.paused = False
         self.pending: list[bytes] = []  # parsed pieces of one upstream read, not yet written
@@ -205,11 +207,32 @@ class _Tap(asyncio.Protocol):
             self.pending.append(buffered)
             self.flush()
 
-    # The upstream transport's callbacks: aiohttp's protocol sees every one of them.
+    # The upstream transport's callbacks. A read goes to aiohttp's parser (llhttp, in C)
+    # directly, not through its protocol's data_received, whose work (timers, messages
+    # of a response still to come) does not apply mid-body; the rest go through it.
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
-        self.handler.data_received(data)  # parses; the body comes back through feed_data
-        self.flush()
+        try:
+            messages, upgraded, _ = self.parse(data)
+        except Exception as exc:
+            self._malformed(exc)
+        else:
+            if messages or upgraded:
+                # A response after this one, which nobody asked for: the connection is
+                # not used again (aiohttp's protocol would queue it, with the same end).
+                self.upstream.close()
+        pending = self.pending
+        if pending:  # what this read carried, to the client as one HTTP chunk
+            body = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            self.send(body)
+
+    def _malformed(self, exc: Exception) -> None:
+        """Broken framing mid-body: the upstream connection is dropped, the stream cut."""
+        self.upstream.close()
+        self.handler.set_exception(exc)
+        if self.reader.exception() is None and not self.reader.is_eof():
+            self.reader.set_exception(aiohttp.ClientPayloadError(type(exc).__name__))
 
     def eof_received(self) -> bool | None:
         result: bool | None = self.handler.eof_received()
@@ -234,22 +257,42 @@ class _Tap(asyncio.Protocol):
         self.handler.resume_writing()
 
     def flush(self) -> None:
-        """What one upstream read produced, to the client as one HTTP chunk (one write).
+        """What the parser produced outside a read (after a pause, at the end), sent."""
+        pending = self.pending
+        if pending:
+            body = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            self.send(body)
+
+    def send(self, body: bytes) -> None:
+        """One upstream read's body, to the client as one HTTP chunk (one write).
 
         Usually one SSE event; a burst that arrived together (the last events and
         `[DONE]`) leaves together, as the copy loop's readany() would have joined it.
         """
-        pending = self.pending
-        if not pending:
-            return
-        body = pending[0] if len(pending) == 1 else b"".join(pending)
-        pending.clear()
         self.reader.total_bytes += len(body)
         call = self.call
         if call.ttfb is None:
             call.ttfb = time.perf_counter() - call.started
         self.tail.feed(body)
-        self.write(body if self.filter is None else self.filter.feed(body))
+        if self.filter is not None:
+            body = self.filter.feed(body)
+            if not body:
+                return
+        call.bytes_out += len(body)
+        client = self.client
+        if client.is_closing():
+            if self.reader.exception() is None:
+                self.reader.set_exception(ClientGone())
+            return
+        client.write(b"%x\r\n%b\r\n" % (len(body), body))
+        if self.protocol._paused and not self.paused and not self.reader.is_eof():
+            # (`_paused`: aiohttp's writing_paused, read without a property call per chunk.
+            # At eof there is nothing left to hold back, and aiohttp's parser has let go
+            # of the body: write_eof then waits for the client instead.)
+            self.paused = True
+            self.handler.pause_reading()  # the parser and the socket stop here
+            self.resuming = asyncio.ensure_future(self._resume_when_drained())
 
     def finish(self) -> None:
         """The end of the body: what a filter still holds goes out."""
@@ -257,22 +300,11 @@ class _Tap(asyncio.Protocol):
             self.write(self.filter.finish())
 
     def write(self, body: bytes) -> None:
-        """One HTTP chunk to the client (nothing for nothing)."""
-        if not body:
-            return
-        self.call.bytes_out += len(body)
-        client = self.client
-        if client.is_closing():
-            if self.reader.exception() is None:
-                self.reader.set_exception(ClientGone())
-            return
-        client.write(b"%x\r\n%b\r\n" % (len(body), body))
-        if self.protocol.writing_paused and not self.paused and not self.reader.is_eof():
-            # (At eof there is nothing left to hold back, and aiohttp's parser has let go
-            # of the body: write_eof then waits for the client instead.)
-            self.paused = True
-            self.handler.pause_reading()  # the parser and the socket stop here
-            self.resuming = asyncio.ensure_future(self._resume_when_drained())
+        """Bytes of the stream's end (a filter's rest) as one HTTP chunk, if any."""
+        if body:
+            self.call.bytes_out += len(body)
+            if not self.client.is_closing():
+                self.client.write(b"%x\r\n%b\r\n" % (len(body), body))
 
     async def _resume_when_drained(self) -> None:
         with contextlib.suppress(ConnectionError):  # the next send sees it closing
@@ -342,6 +374,8 @@ async def relay(
     if connection is None or connection.transport is None or client is None:
         return False
     if type(upstream.content) is not aiohttp.StreamReader:  # e.g. no body at all
+        return False
+    if getattr(connection.protocol, "_parser", None) is None:  # an aiohttp without one
         return False
     transport = connection.transport
     reader = upstream.content
