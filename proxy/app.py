@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
+async def _answered(response: web.StreamResponse) -> web.StreamResponse:
+    return response
+
+
 def _identity_gate(settings: Settings, log: EventLog) -> "IdentityGate | None":
     """The identity hook when LLM_PROXY_IDENTITY_MODE is not off (PyJWT loaded only then)."""
     if settings.identity_mode == "off":
@@ -104,15 +108,19 @@ class ProxyState:
         if self.keys.uses_api:
             self.log.event("key_source", keySource=source, keyApi=api_status)
 
-    async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        """The API port's router: /v1/... is forwarded, the local routes answer here."""
+    def dispatch(self, request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+        """The API port's router: /v1/... is forwarded, the local routes answer here.
+
+        Not a coroutine itself: it hands aiohttp the handler's, one frame fewer for
+        every stream held.
+        """
         path = request.path
         if path.startswith(FORWARDED_PREFIX):
-            return await self.forwarder.handle(request)
+            return self.forwarder.handle(request)
         handler = self.api_routes.get(path)
         if handler is None:
-            return errors.not_found(path).to_response()
-        return await handler(request)
+            return _answered(errors.not_found(path).to_response())
+        return handler(request)
 
     async def metrics_dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         """The metrics port (settings.metrics_port): its routes only."""

@@ -17,6 +17,7 @@ private attributes used are named where they are read.
 """
 
 import asyncio
+import collections
 import contextlib
 from typing import Any
 
@@ -26,6 +27,9 @@ from aiohttp.web_protocol import RequestHandler
 from proxy import errors
 
 LINGER_SECONDS = 2.0  # after an answer that left a body unread: raw discard, then close
+# Stands in for an idle connection's empty queue of requests while a stream is relayed;
+# immutable, so a stray append fails loudly (data_received puts a deque back first).
+_NO_QUEUE: Any = ()
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -50,6 +54,8 @@ class GuardedRequestHandler(RequestHandler):
         self._head_began()
 
     def data_received(self, data: bytes) -> None:
+        if self._messages is _NO_QUEUE:  # dropped by release_idle(): a request may follow
+            self._messages = collections.deque()
         parsed = self._request_count  # aiohttp counts each complete request head
         super().data_received(data)
         if self._request_count != parsed:
@@ -102,14 +108,17 @@ class GuardedRequestHandler(RequestHandler):
             await asyncio.wait_for(asyncio.shield(self._gone), LINGER_SECONDS)
         self.force_close()
 
-    def release_timers(self) -> None:
-        """A long response (a relayed stream) starts: free the idle timers it would keep.
+    def release_idle(self) -> None:
+        """A long response (a relayed stream) starts: free what it would keep unused.
 
-        Each connection otherwise holds two timer handles (~0.9 KiB) for the whole
-        stream: this head timer, armed until it fires, and aiohttp's keep-alive timer,
-        re-armed lazily. Both come back when needed: the head timer when the next head
-        begins, aiohttp's keep-alive timer when the response ends (it arms one if none).
+        Each connection otherwise holds two timer handles (~0.9 KiB) and an empty queue
+        of requests (~0.6 KiB) for the whole stream: this head timer, armed until it
+        fires, and aiohttp's keep-alive timer, re-armed lazily. All come back when
+        needed: the head timer when the next head begins, aiohttp's keep-alive timer
+        when the response ends (it arms one if none), the queue when bytes arrive.
         """
+        if not self._messages:
+            self._messages = _NO_QUEUE
         if self._head_timer is not None and self._head_since is None:
             self._head_timer.cancel()
             self._head_timer = None

@@ -302,6 +302,7 @@ class Forwarder:
                 raise exc.__cause__ from None
             raise errors.upstream_unreachable(type(exc).__name__) from exc
         call.upstream = str(upstream.status)
+        body = None  # sent: a stream held for minutes keeps no copy of its prompt
         try:
             response = await self._stream_back(request, upstream, call, key.value)
         except BaseException:

@@ -31,8 +31,9 @@ per stream (a timer handle is ~0.5 KiB, a thousand streams hold a thousand).
 
 Memory per held stream: while the tap has the body, what a held stream would keep
 but never use is let go and put back at release: the body reader's empty deque and
-chunk-boundary deque, the request body reader's empty deque (~0.6 KiB each), and the
-client connection's two idle timers (proxy.connections re-arms them when needed).
+chunk-boundary deque, the request body reader's empty deque, the upstream protocol's
+empty queue of responses (~0.6 KiB each), and the client connection's idle timers and
+empty queue of requests (proxy.connections puts them back when needed).
 """
 
 import asyncio
@@ -43,6 +44,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.client_proto import ResponseHandler
 
 from proxy.connections import GuardedRequestHandler
 from proxy.observability import CallRecord
@@ -85,17 +87,20 @@ SWEEP_SECONDS = 1.0
 _NO_BUFFER: Any = ()
 
 
-def _drop_buffer(reader: aiohttp.StreamReader) -> bool:
-    """Free an empty reader's deque until _restore_buffer; False if it is in use."""
-    if reader._buffer:
+def _drop_buffer(queue: aiohttp.StreamReader | ResponseHandler) -> bool:
+    """Free an empty reader's (or message queue's) deque until _restore_buffer.
+
+    False if it is in use.
+    """
+    if queue._buffer:
         return False
-    reader._buffer = _NO_BUFFER
+    queue._buffer = _NO_BUFFER
     return True
 
 
-def _restore_buffer(reader: aiohttp.StreamReader) -> None:
-    if reader._buffer is _NO_BUFFER:
-        reader._buffer = collections.deque()
+def _restore_buffer(queue: aiohttp.StreamReader | ResponseHandler) -> None:
+    if queue._buffer is _NO_BUFFER:
+        queue._buffer = collections.deque()
 
 
 class _Sweeper:
@@ -189,17 +194,19 @@ class _Tap(asyncio.Protocol):
         reader = self.reader
         buffered = reader.read_nowait() if reader.exception() is None else b""
         self.handler.read_timeout = None  # aiohttp's per-chunk timer off: ours below
+        self.handler.start_timeout()  # (with none set, this cancels the one pending)
         if self.timeout:
             _sweeper(self.loop).add(self)
         self.upstream.set_protocol(self)
         _become(reader, _SinkReader)
         _TAPS[reader] = self
         _drop_buffer(reader)
+        _drop_buffer(self.handler)  # its queue of responses: none comes mid-body
         # Chunk boundaries (a deque, ~0.6 KiB) are not kept while the tap has the body.
         self.splits = reader._http_chunk_splits is not None
         reader._http_chunk_splits = None
         if isinstance(self.protocol, GuardedRequestHandler):
-            self.protocol.release_timers()
+            self.protocol.release_idle()
         body = self.request.content
         if type(body) is aiohttp.StreamReader and body.is_eof() and _drop_buffer(body):
             self.body = body
@@ -328,6 +335,7 @@ class _Tap(asyncio.Protocol):
         _TAPS.pop(self.reader, None)
         _become(self.reader, aiohttp.StreamReader)
         _restore_buffer(self.reader)
+        _restore_buffer(self.handler)
         if self.splits and self.reader._http_chunk_splits is None:
             self.reader._http_chunk_splits = collections.deque()
         if self.body is not None:
@@ -358,38 +366,24 @@ def can_relay(request: web.BaseRequest, response: web.StreamResponse) -> bool:
     )
 
 
-async def relay(
+def tap_for(
     request: web.BaseRequest,
     upstream: aiohttp.ClientResponse,
     call: CallRecord,
     tail: UsageTail,
-) -> bool:
-    """Relay the rest of `upstream`'s body to the client; False if it cannot (caller copies).
-
-    Raises what the upstream side raised (aiohttp.ClientError, TimeoutError), or
-    ClientGone; the caller turns those into the call's error, as for the copy loop.
-    """
+) -> _Tap | None:
+    """A tap for the rest of `upstream`'s body, or None if it cannot (the caller copies)."""
     connection = upstream.connection
     client = request.transport
     if connection is None or connection.transport is None or client is None:
-        return False
+        return None
     if type(upstream.content) is not aiohttp.StreamReader:  # e.g. no body at all
-        return False
+        return None
     if getattr(connection.protocol, "_parser", None) is None:  # an aiohttp without one
-        return False
-    transport = connection.transport
-    reader = upstream.content
-    tap = _Tap(connection.protocol, transport, reader, request, client, call, tail)
-    try:
-        tap.start()
-        while (exc := reader.exception()) is None and not reader.is_eof():
-            await reader.wait_eof()
-        if exc is not None:
-            raise exc
-        tap.finish()
-    finally:
-        tap.release()
-    return True
+        return None
+    return _Tap(
+        connection.protocol, connection.transport, upstream.content, request, client, call, tail
+    )
 
 
 async def relay_body(
@@ -404,21 +398,35 @@ async def relay_body(
 
     A cut sets `call.error` (the caller then drops the upstream connection); after a
     failure upstream the client's connection is aborted, so the client sees a truncated
-    response rather than a clean, short one.
+    response rather than a clean, short one. (One coroutine for both, waiting in place:
+    a held stream keeps one frame less.)
     """
+    tap = None
     if call.streamed and not first and can_relay(request, response):
-        try:
-            relayed = await relay(request, upstream, call, tail)
-        except ClientGone:
-            call.error = "client_disconnected"
-            return
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            _cut(request, call, exc)
-            return
-        if relayed:
-            await response.write_eof()
-            return
-    await copy_body(request, upstream, response, call, tail, first)
+        tap = tap_for(request, upstream, call, tail)
+    if tap is None:
+        await copy_body(request, upstream, response, call, tail, first)
+        return
+    reader = upstream.content
+    try:
+        tap.start()
+        # Until the end of the body, an upstream failure or the client gone (the tap
+        # sets those on the reader); the upstream side raises aiohttp.ClientError or
+        # TimeoutError, as for the copy loop.
+        while (exc := reader.exception()) is None and not reader.is_eof():
+            await reader.wait_eof()
+        if exc is not None:
+            raise exc
+        tap.finish()
+    except ClientGone:
+        call.error = "client_disconnected"
+        return
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        _cut(request, call, exc)
+        return
+    finally:
+        tap.release()
+    await response.write_eof()
 
 
 def _cut(request: web.BaseRequest, call: CallRecord, exc: BaseException) -> None:

@@ -218,6 +218,23 @@ def test_an_upstream_silent_past_the_read_timeout_cuts_the_stream(
     assert call["error"] == "upstream_read_timeout"
 
 
+def test_a_stream_longer_than_the_read_timeout_is_not_cut_while_events_flow(
+    start_proxy: Callable[..., ProxyHandle], shaped: tuple[Shaped, int]
+) -> None:
+    """The read timeout is silence between reads, not the stream's length: no timer armed
+    before the relay took over (while the head was read) may fire during it."""
+    _, port = shaped
+    proxy = start_proxy(upstream=f"http://127.0.0.1:{port}/v1/slow", read_timeout=0.3)
+    url = proxy.base_url + "/chat/completions?delay=0.1&ticks=12"  # 1.2 s, 4 timeouts
+    with httpx.stream("POST", url, json=CHAT) as response:
+        text = b"".join(response.iter_raw())
+    assert [text.count(b'"tick":%d}' % i) for i in range(12)] == [1] * 12
+    assert text.endswith(b"data: [DONE]\n\n")
+    (call,) = proxy.calls(1)
+    assert "error" not in call
+    assert call["completionTokens"] == 12
+
+
 def test_a_client_leaving_mid_stream_ends_the_upstream_request(
     start_proxy: Callable[..., ProxyHandle], shaped: tuple[Shaped, int]
 ) -> None:
@@ -261,27 +278,37 @@ def test_event_streams_are_told_by_media_type_whatever_the_parameters() -> None:
     assert not is_event_stream("")
 
 
-@pytest.fixture
-def raw_upstream(upstream_loop: LoopThread) -> Iterator[tuple[list[list[bytes]], int]]:
+@dataclass
+class RawUpstream:
     """A hand-written HTTP upstream: answers each request with the writes the test queued,
     0.2 s apart (so each reaches the proxy as a read of its own)."""
-    answers: list[list[bytes]] = []
+
+    port: int = 0
+    answers: list[list[bytes]] = field(default_factory=list)
+    connections: int = 0  # accepted so far
+
+
+@pytest.fixture
+def raw_upstream(upstream_loop: LoopThread) -> Iterator[RawUpstream]:
+    raw = RawUpstream()
 
     class Raw(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = cast(asyncio.Transport, transport)
+            raw.connections += 1
 
         def data_received(self, data: bytes) -> None:
-            if b"\r\n\r\n" in data and answers:
+            if b"\r\n\r\n" in data and raw.answers:
                 loop = asyncio.get_running_loop()
-                for i, write in enumerate(answers.pop(0)):
+                for i, write in enumerate(raw.answers.pop(0)):
                     loop.call_later(0.2 * i, self.transport.write, write)
 
     async def start() -> asyncio.Server:
         return await asyncio.get_running_loop().create_server(Raw, "127.0.0.1", 0)
 
     server = upstream_loop.run(start())
-    yield answers, server.sockets[0].getsockname()[1]
+    raw.port = server.sockets[0].getsockname()[1]
+    yield raw
     server.close()
 
 
@@ -317,9 +344,9 @@ def read_one_response(sock: socket.socket) -> tuple[bytes, bytes]:
 
 
 def test_broken_chunk_framing_mid_stream_cuts_the_client_response(
-    start_proxy: Callable[..., ProxyHandle], raw_upstream: tuple[list[list[bytes]], int]
+    start_proxy: Callable[..., ProxyHandle], raw_upstream: RawUpstream
 ) -> None:
-    answers, port = raw_upstream
+    answers, port = raw_upstream.answers, raw_upstream.port
     answers.append([SSE_HEAD + chunk(b'data: {"n":1}\n\n'), b"zz\r\nnot a chunk\r\n"])
     proxy = start_proxy(upstream=f"http://127.0.0.1:{port}/v1")
     received: list[bytes] = []
@@ -336,12 +363,12 @@ def test_broken_chunk_framing_mid_stream_cuts_the_client_response(
 
 
 def test_a_response_hidden_in_an_event_stays_body_bytes_for_the_client(
-    start_proxy: Callable[..., ProxyHandle], raw_upstream: tuple[list[list[bytes]], int]
+    start_proxy: Callable[..., ProxyHandle], raw_upstream: RawUpstream
 ) -> None:
     """Bytes that look like the end of a response and a second one are data inside one
     upstream chunk: the relay frames them again by length, so the client reads them as
     body, and the next response on its keep-alive connection is the real next one."""
-    answers, port = raw_upstream
+    answers, port = raw_upstream.answers, raw_upstream.port
     smuggled = b"0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
     first = b"data: x\n\n" + smuggled
     answers.append([SSE_HEAD + chunk(first), chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"])
@@ -361,3 +388,23 @@ def test_a_response_hidden_in_an_event_stays_body_bytes_for_the_client(
         head, text = read_one_response(sock)
         assert head.startswith(b"HTTP/1.1 200")
         assert text == b"data: second\n\n"
+
+
+def test_a_response_the_upstream_sends_unasked_after_a_stream_closes_its_connection(
+    start_proxy: Callable[..., ProxyHandle], raw_upstream: RawUpstream
+) -> None:
+    """Bytes after the stream's last chunk are a response nobody asked for: the stream
+    ends intact, and that connection is not used for the next call."""
+    unasked = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    raw_upstream.answers.append(
+        [SSE_HEAD + chunk(b"data: one\n\n"), chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n" + unasked]
+    )
+    raw_upstream.answers.append([SSE_HEAD + chunk(b"data: two\n\n") + b"0\r\n\r\n"])
+    proxy = start_proxy(upstream=f"http://127.0.0.1:{raw_upstream.port}/v1")
+    with httpx.Client(base_url=proxy.base_url) as client:
+        first = client.post("/chat/completions", json=CHAT)
+        second = client.post("/chat/completions", json=CHAT)
+    assert first.content == b"data: one\n\ndata: [DONE]\n\n"
+    assert second.content == b"data: two\n\n"
+    assert raw_upstream.connections == 2
+    assert [call.get("error") for call in proxy.calls(2)] == [None, None]
