@@ -304,7 +304,17 @@ class Forwarder:
         call.upstream = str(upstream.status)
         body = None  # sent: a stream held for minutes keeps no copy of its prompt
         try:
-            response = await self._stream_back(request, upstream, call, key.value)
+            # The body is copied from this frame, not a nested one: a held stream
+            # waits in as few coroutine frames as can be.
+            response, first = await self._answer_head(request, upstream, call, key.value)
+            tail = UsageTail()
+            try:
+                copy = relay_body if call.streamed else copy_body
+                await copy(request, upstream, response, call, tail, first)
+            finally:
+                # Also when the client hangs up right after the last event (SDKs close
+                # the stream on `[DONE]`): the usage chunk has been forwarded, so count it.
+                call.prompt_tokens, call.completion_tokens = tail.tokens()
         except BaseException:
             upstream.close()  # client gone or cancelled: drop the upstream request too
             raise
@@ -355,13 +365,15 @@ class Forwarder:
         self.policy.check_body(found, rule, caller, call)
         return body
 
-    async def _stream_back(
+    async def _answer_head(
         self,
         request: web.BaseRequest,
         upstream: aiohttp.ClientResponse,
         call: CallRecord,
         key: str,
-    ) -> web.StreamResponse:
+    ) -> tuple[web.StreamResponse, bytes]:
+        """The client's response, prepared (status and headers sent), and the body's
+        first chunk when it was read to answer cleanly."""
         if upstream.status < 200:  # e.g. 101 Switching Protocols: nothing to copy back
             raise errors.upstream_protocol(f"status {upstream.status}")
         streamed = is_event_stream(upstream.headers.get("Content-Type", ""))
@@ -378,15 +390,7 @@ class Forwarder:
         if not request.content.is_eof():  # answered mid-upload: the rest is not read
             response.force_close()
         await response.prepare(request)
-        tail = UsageTail()
-        try:
-            body = relay_body if streamed else copy_body
-            await body(request, upstream, response, call, tail, first)
-        finally:
-            # Also when the client hangs up right after the last event (SDKs close the
-            # stream on `[DONE]`): the usage chunk has been forwarded, so count it.
-            call.prompt_tokens, call.completion_tokens = tail.tokens()
-        return response
+        return response, first
 
 
 def _payload(
