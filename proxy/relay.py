@@ -8,11 +8,17 @@ not the bytes, is what a worker holding a thousand streams spends its core on.
 So for the body of an SSE response the proxy keeps aiohttp's parser (llhttp, and its
 decompressor) and changes where the parsed bytes go. The response's StreamReader
 becomes a `_SinkReader` (same object, a method-only subclass) whose `feed_data`
-hands each parsed piece to the stream's `_Tap`; what one upstream read produced goes
-to the client's transport framed as one HTTP chunk, in the same callback: no buffer,
-no task switch; the first byte and each chunk leave as they arrive. The tap also
+puts each parsed piece in the stream's `_Tap`'s list; what one upstream read produced
+goes to the client's transport framed as one HTTP chunk, in the same callback: no
+buffer, no task switch; the first byte and each chunk leave as they arrive. The tap
 stands in front of the upstream connection's aiohttp protocol
-(`transport.set_protocol`), to note when data last came. The handler task sleeps in
+(`transport.set_protocol`): it hands each read to aiohttp's parser and notes when
+data last came.
+
+Per chunk, with a thousand streams held, what costs is less the code than the memory
+it touches (each stream's objects are cold in the CPU's caches by its next chunk): the
+relay touches the two transports, the tap, the parser, the reader and the usage tail,
+and counts bytes in the tap until the stream ends. The handler task sleeps in
 `StreamReader.wait_eof()` until the stream ends, the upstream fails (connection loss
 lands there as for `readany`), the upstream is silent past the read timeout, or the
 client goes away (the tap sets an exception there). Afterwards the reader, protocol
@@ -40,7 +46,8 @@ import asyncio
 import collections
 import contextlib
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -60,26 +67,21 @@ class _SinkReader(aiohttp.StreamReader):
     """A StreamReader whose parsed body goes to its tap instead of its buffer.
 
     No slots of its own, so an existing StreamReader can become one and back again.
+    While it is one, its `_buffer` is the tap's list of pieces not yet written.
     """
 
     __slots__ = ()
 
     def feed_data(self, data: bytes, size: int = 0) -> bool:
-        tap = _TAPS.get(self)
-        if tap is None:
-            return super().feed_data(data, size)
-        tap.pending.append(data)  # counted and written by the tap's flush()
-        return False
+        self._buffer.append(data)  # written by the tap when the parser returns
+        return False  # (nothing held back: the parser need not call again)
 
     # Chunk boundaries are only kept for readchunk(), which nothing calls while relaying.
-    def begin_http_chunk_receiving(self) -> None:
-        pass
-
-    def end_http_chunk_receiving(self) -> None:
-        pass
+    # The parser calls these for every chunk: `bool` does nothing at C speed, where a
+    # method would cost a Python frame each time.
+    begin_http_chunk_receiving = end_http_chunk_receiving = cast(Callable[[], None], bool)
 
 
-_TAPS: dict[aiohttp.StreamReader, "_Tap"] = {}
 SWEEP_SECONDS = 1.0
 # Stands in for an idle reader's empty deque (~0.6 KiB) while a stream is relayed: the
 # body's reader gets nothing (feed_data goes to the tap), the request's has its whole
@@ -96,6 +98,16 @@ def _drop_buffer(queue: aiohttp.StreamReader | ResponseHandler) -> bool:
         return False
     queue._buffer = _NO_BUFFER
     return True
+
+
+def _lend(reader: aiohttp.StreamReader, pending: list[bytes]) -> None:
+    """The tap's list stands in for the reader's deque: feed_data only appends to it."""
+    reader._buffer = cast("collections.deque[bytes]", pending)
+
+
+def _take_back(reader: aiohttp.StreamReader, pending: list[bytes]) -> None:
+    if cast(object, reader._buffer) is pending:
+        reader._buffer = collections.deque()
 
 
 def _restore_buffer(queue: aiohttp.StreamReader | ResponseHandler) -> None:
@@ -160,8 +172,8 @@ class _Tap(asyncio.Protocol):
 
     __slots__ = (
         "body", "call", "client", "filter", "handler", "last", "loop", "parse", "paused",
-        "pending", "protocol", "reader", "request", "resuming", "splits", "tail", "timeout",
-        "upstream",
+        "pending", "protocol", "reader", "received", "request", "resuming", "sent", "splits",
+        "tail", "timeout", "upstream", "waiting",
     )  # fmt: skip
 
     def __init__(
@@ -181,6 +193,10 @@ class _Tap(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.paused = False
         self.pending: list[bytes] = []  # parsed pieces of one upstream read, not yet written
+        # Counted here, where each chunk already is, and handed over at release: per chunk
+        # the relay touches its transports, itself, the parser, the reader and the tail.
+        self.received = self.sent = 0  # body bytes from upstream, to the client
+        self.waiting = True  # for the first byte (the call's ttfb)
         self.resuming: asyncio.Task[None] | None = None
         self.timeout: float | None = handler.read_timeout
         self.last = self.loop.time()
@@ -199,8 +215,8 @@ class _Tap(asyncio.Protocol):
             _sweeper(self.loop).add(self)
         self.upstream.set_protocol(self)
         _become(reader, _SinkReader)
-        _TAPS[reader] = self
-        _drop_buffer(reader)
+        if not reader._buffer:  # (emptied above, unless the body has already failed)
+            _lend(reader, self.pending)
         _drop_buffer(self.handler)  # its queue of responses: none comes mid-body
         # Chunk boundaries (a deque, ~0.6 KiB) are not kept while the tap has the body.
         self.splits = reader._http_chunk_splits is not None
@@ -277,25 +293,29 @@ class _Tap(asyncio.Protocol):
         Usually one SSE event; a burst that arrived together (the last events and
         `[DONE]`) leaves together, as the copy loop's readany() would have joined it.
         """
-        self.reader.total_bytes += len(body)
-        call = self.call
-        if call.ttfb is None:
-            call.ttfb = time.perf_counter() - call.started
+        self.received += len(body)
+        if self.waiting:
+            self.waiting = False
+            self.call.ttfb = time.perf_counter() - self.call.started
         self.tail.feed(body)
         if self.filter is not None:
             body = self.filter.feed(body)
             if not body:
                 return
-        call.bytes_out += len(body)
+        self.sent += len(body)
         client = self.client
         if client.is_closing():
             if self.reader.exception() is None:
                 self.reader.set_exception(ClientGone())
             return
         client.write(b"%x\r\n%b\r\n" % (len(body), body))
-        if self.protocol._paused and not self.paused and not self.reader.is_eof():
-            # (`_paused`: aiohttp's writing_paused, read without a property call per chunk.
-            # At eof there is nothing left to hold back, and aiohttp's parser has let go
+        if (
+            client.get_write_buffer_size()  # (0 whenever the write went out whole)
+            and self.protocol.writing_paused
+            and not self.paused
+            and not self.reader.is_eof()
+        ):
+            # (At eof there is nothing left to hold back, and aiohttp's parser has let go
             # of the body: write_eof then waits for the client instead.)
             self.paused = True
             self.handler.pause_reading()  # the parser and the socket stop here
@@ -309,7 +329,7 @@ class _Tap(asyncio.Protocol):
     def write(self, body: bytes) -> None:
         """Bytes of the stream's end (a filter's rest) as one HTTP chunk, if any."""
         if body:
-            self.call.bytes_out += len(body)
+            self.sent += len(body)
             if not self.client.is_closing():
                 self.client.write(b"%x\r\n%b\r\n" % (len(body), body))
 
@@ -332,9 +352,10 @@ class _Tap(asyncio.Protocol):
 
     def release(self) -> None:
         """Give reader, timeout and connection back to aiohttp, reading again."""
-        _TAPS.pop(self.reader, None)
         _become(self.reader, aiohttp.StreamReader)
-        _restore_buffer(self.reader)
+        _take_back(self.reader, self.pending)
+        self.reader.total_bytes += self.received
+        self.call.bytes_out += self.sent
         _restore_buffer(self.handler)
         if self.splits and self.reader._http_chunk_splits is None:
             self.reader._http_chunk_splits = collections.deque()
