@@ -171,7 +171,7 @@ class _Tap(asyncio.Protocol):
     """Stands in for the upstream connection's protocol while a stream body is relayed."""
 
     __slots__ = (
-        "body", "call", "client", "filter", "handler", "last", "loop", "parse", "paused",
+        "body", "call", "client", "filter", "handler", "held", "last", "loop", "parse", "paused",
         "pending", "protocol", "reader", "received", "request", "resuming", "sent", "splits",
         "tail", "timeout", "upstream", "waiting",
     )  # fmt: skip
@@ -197,6 +197,7 @@ class _Tap(asyncio.Protocol):
         # the relay touches its transports, itself, the parser, the reader and the tail.
         self.received = self.sent = 0  # body bytes from upstream, to the client
         self.waiting = True  # for the first byte (the call's ttfb)
+        self.held = b""  # the body's last bytes, sent by finish() with its end
         self.resuming: asyncio.Task[None] | None = None
         self.timeout: float | None = handler.read_timeout
         self.last = self.loop.time()
@@ -248,7 +249,8 @@ class _Tap(asyncio.Protocol):
         if pending:  # what this read carried, to the client as one HTTP chunk
             body = pending[0] if len(pending) == 1 else b"".join(pending)
             pending.clear()
-            self.send(body)
+            # (`_eof`: the body ended in this read; read without a method call per chunk)
+            self.send(body, last=self.reader._eof)
 
     def _malformed(self, exc: Exception) -> None:
         """Broken framing mid-body: the upstream connection is dropped, the stream cut."""
@@ -287,11 +289,13 @@ class _Tap(asyncio.Protocol):
             pending.clear()
             self.send(body)
 
-    def send(self, body: bytes) -> None:
+    def send(self, body: bytes, last: bool = False) -> None:
         """One upstream read's body, to the client as one HTTP chunk (one write).
 
         Usually one SSE event; a burst that arrived together (the last events and
         `[DONE]`) leaves together, as the copy loop's readany() would have joined it.
+        The `last` one, read with the body's end, is held for `finish()`: it then leaves
+        with the end-of-body marker in one write, as aiohttp's write_eof(data) sends it.
         """
         self.received += len(body)
         if self.waiting:
@@ -303,6 +307,9 @@ class _Tap(asyncio.Protocol):
             if not body:
                 return
         self.sent += len(body)
+        if last:
+            self.held += body
+            return
         client = self.client
         if client.is_closing():
             if self.reader.exception() is None:
@@ -321,17 +328,13 @@ class _Tap(asyncio.Protocol):
             self.handler.pause_reading()  # the parser and the socket stop here
             self.resuming = asyncio.ensure_future(self._resume_when_drained())
 
-    def finish(self) -> None:
-        """The end of the body: what a filter still holds goes out."""
-        if self.filter is not None:
-            self.write(self.filter.finish())
-
-    def write(self, body: bytes) -> None:
-        """Bytes of the stream's end (a filter's rest) as one HTTP chunk, if any."""
-        if body:
-            self.sent += len(body)
-            if not self.client.is_closing():
-                self.client.write(b"%x\r\n%b\r\n" % (len(body), body))
+    def finish(self) -> bytes:
+        """The body's last bytes, for `response.write_eof()` to send with the end marker:
+        those read with the end, and what a filter still holds."""
+        if self.filter is not None and (rest := self.filter.finish()):
+            self.sent += len(rest)
+            self.held += rest
+        return self.held
 
     async def _resume_when_drained(self) -> None:
         with contextlib.suppress(ConnectionError):  # the next send sees it closing
@@ -438,7 +441,7 @@ async def relay_body(
             await reader.wait_eof()
         if exc is not None:
             raise exc
-        tap.finish()
+        last = tap.finish()
     except ClientGone:
         call.error = "client_disconnected"
         return
@@ -447,7 +450,10 @@ async def relay_body(
         return
     finally:
         tap.release()
-    await response.write_eof()
+    try:
+        await response.write_eof(last)  # one write: the last bytes and the end marker
+    except ConnectionError:  # incl. aiohttp.ClientConnectionResetError
+        call.error = "client_disconnected"
 
 
 def _cut(request: web.BaseRequest, call: CallRecord, exc: BaseException) -> None:
