@@ -52,7 +52,12 @@ async def relayed_writes(upstream_writes: list[bytes]) -> tuple[list[bytes], byt
         await response.prepare(request)
         transport: Any = request.transport
         original = transport.write
-        transport.write = lambda data: (writes.append(bytes(data)), original(data))[1]
+
+        def recorded(data: bytes) -> None:
+            writes.append(bytes(data))
+            original(data)
+
+        transport.write = recorded
         tail = UsageTail()
         await relay_body(request, upstream, response, call, tail, b"")
         call.prompt_tokens, call.completion_tokens = tail.tokens()
