@@ -5,8 +5,10 @@
 passthrough, nginx, the proxy, optionally another tree's proxy, and at the largest N
 the proxy at its default maxInFlight) it starts the target fresh on CPU 1, reads its
 idle RSS, runs bench.heldload on CPU 0 (the upstream shares CPU 0) and stops it.
-Every stream is 50 chunks at 25 chunks/s (a 2 s completion), each chunk stamped by
-the upstream with its send time. Writes bench/out/held.json and the "Held streams"
+Every stream is 50 chunks at 25 chunks/s (a 2 s completion; `--held-chunks` sets
+another length: with 1,000 no completion ends in the window, so CPU/chunk is the
+relay's alone, without the per-call work), each chunk stamped by the upstream with
+its send time. Writes bench/out/held.json and the "Held streams"
 section of RESULTS.md.
 """
 
@@ -46,9 +48,9 @@ RAISED = 4096  # the proxy rows' maxInFlight: above every N measured
 
 
 def run_load(target: Target, upstream: str, upstream_pid: int, n: int, timing: dict[str, float],
-             ) -> dict[str, Any]:  # fmt: skip
+             chunks: int = CHUNKS) -> dict[str, Any]:  # fmt: skip
     spec = {
-        "url": target.base_url, "upstream": upstream, "streams": n, "chunks": CHUNKS,
+        "url": target.base_url, "upstream": upstream, "streams": n, "chunks": chunks,
         "delay": DELAY, **timing, "rss_pids": target.pids,
         "cpu": {"target": target.pids, "upstream": [upstream_pid]},
     }  # fmt: skip
@@ -120,7 +122,9 @@ def measure(args: argparse.Namespace, raw: dict[str, Any]) -> None:
                     try:
                         time.sleep(0.3)
                         idle = rss_kib(target.pids)
-                        result = run_load(target, upstream, upstream_process.pid, n, timing)
+                        result = run_load(
+                            target, upstream, upstream_process.pid, n, timing, args.chunks
+                        )
                     finally:
                         target.stop()
                     result["rss_idle_kib"] = idle
@@ -154,6 +158,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measured seconds per run")  # fmt: skip
     parser.add_argument("--held-ramp", dest="ramp", type=float, default=2.0)
     parser.add_argument("--held-warmup", dest="warmup", type=float, default=1.0)
+    parser.add_argument("--held-chunks", dest="chunks", type=int, default=CHUNKS,
+                        help=f"chunks per completion (default {CHUNKS})")  # fmt: skip
 
 
 def run(args: argparse.Namespace, raw_machine: str, commit: str) -> dict[str, Any]:
@@ -162,7 +168,7 @@ def run(args: argparse.Namespace, raw_machine: str, commit: str) -> dict[str, An
         args.held_streams = sorted(int(n) for n in args.held_streams.split(",") if n.strip())
     raw: dict[str, Any] = {
         "machine": raw_machine, "proxy_commit": commit, "streams": args.held_streams,
-        "reps": args.held_reps, "chunks": CHUNKS, "delay": DELAY,
+        "reps": args.held_reps, "chunks": args.chunks, "delay": DELAY,
         "timing": {"ramp": args.ramp, "warmup": args.warmup, "window": args.window},
         "before": str(args.before or ""),
     }  # fmt: skip

@@ -204,6 +204,31 @@ def test_held_report_replaces_only_its_own_section(tmp_path: Path) -> None:
     assert path.read_text() == "# T\n\n## A\n\na\n\n## Held streams\n\nnew\n\n## B\n\nb\n"
 
 
+def held_result(n: int, cpu_s: float, refused: int = 0) -> dict[str, object]:
+    return {
+        "streams": n, "received": 1000, "sent": 1000, "cpu_s": {"target": cpu_s},
+        "p99_ms": 1.0, "rss_peak_kib": 20 * n + 100, "rss_idle_kib": 100, "refused": refused,
+        "cut": 0, "lost": 0, "reordered": 0, "connect_errors": 0,
+    }  # fmt: skip
+
+
+def test_held_goals_are_read_at_a_thousand_streams_and_defaults_at_the_largest_n() -> None:
+    runs = {
+        f"{held_report.DIRECT}|1000": [held_result(1000, 0)],
+        f"{held_report.NGINX}|1000": [held_result(1000, 0.010)],
+        f"{held_report.PROXY}|1000": [held_result(1000, 0.014)],
+        f"{held_report.NGINX}|2000": [held_result(2000, 0.010)],
+        f"{held_report.PROXY}|2000": [held_result(2000, 0.030)],
+        f"{held_report.DEFAULTS}|2000": [held_result(2000, 0.030, refused=3)],
+    }
+    rows = held_report.goals(held_report.Held({"streams": [1000, 2000], "runs": runs}))
+    assert rows[0].startswith("| goal at N=1000 ")
+    assert "| 1.40x | met |" in rows[3]
+    assert rows[-2] == (
+        "| default maxInFlight holds N | 0 refused | 3 refused at N=2000 | **not met** |"
+    )
+
+
 def test_identity_row_sends_a_token_the_proxy_verifies_and_attributes(tmp_path: Path) -> None:
     """The identity row must measure verified, attributed, budgeted calls, not 401s."""
     identity = BenchIdentity.create(tmp_path)
