@@ -172,6 +172,10 @@ def run(args: argparse.Namespace, raw_machine: str, commit: str) -> dict[str, An
         "timing": {"ramp": args.ramp, "warmup": args.warmup, "window": args.window},
         "before": str(args.before or ""),
     }  # fmt: skip
+    if args.before:
+        from bench.__main__ import measured_commit  # (imported here: it imports this module)
+
+        raw["before_commit"] = measured_commit(Path(args.before))
     measure(args, raw)
     raw["load_average_end"] = list(os.getloadavg())
     OUT.mkdir(parents=True, exist_ok=True)

@@ -153,7 +153,10 @@ def render(raw: dict[str, Any]) -> str:
     h = Held(raw)
     timing = raw["timing"]
     loads = [r["load_average"] for runs in h.runs.values() for r in runs]
-    before = f" `proxy (before)` is the proxy of {raw['before']}." if raw.get("before") else ""
+    commit = f" (commit {raw['before_commit']})" if raw.get("before_commit") else ""
+    before = ""
+    if raw.get("before"):
+        before = f" `proxy (before)` is the proxy of {raw['before']}{commit}."
     lines = [
         HEADING,
         "",
