@@ -353,8 +353,9 @@ def test_kill_switch_cuts_traffic_once_the_pods_drain_and_restore_brings_it_back
         sent = time.monotonic()
         try:
             httpx.post(f"{url}/chat/completions", json=chat, timeout=10).raise_for_status()
-        except httpx.ConnectError:
+        except (httpx.ConnectError, httpx.ReadError):
             # No pod behind the Service: kube-proxy rejects the connection at once, no hang.
+            # (A connection still in a stopping pod's accept queue is reset, at once too.)
             assert time.monotonic() - sent < 1
             first_failure = time.monotonic() - up_returned
         else:
