@@ -355,8 +355,10 @@ def test_kill_switch_cuts_traffic_once_the_pods_drain_and_restore_brings_it_back
             httpx.post(f"{url}/chat/completions", json=chat, timeout=10).raise_for_status()
         except (httpx.ConnectError, httpx.ReadError):
             # No pod behind the Service: kube-proxy rejects the connection at once, no hang.
-            # (A connection still in a stopping pod's accept queue is reset, at once too.)
-            assert time.monotonic() - sent < 1
+            # (A connection still in a stopping pod's accept queue is reset at once; one
+            # sent to a pod just removed, before the node drops its address, fails when ARP
+            # gives up, ~3 s: "No route to host". A hang would be the 10 s timeout.)
+            assert time.monotonic() - sent < 5
             first_failure = time.monotonic() - up_returned
         else:
             time.sleep(0.2)
