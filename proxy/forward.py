@@ -33,7 +33,7 @@ from proxy.policy.model_check import (
     read_models_off_loop,
 )
 from proxy.policy.room import PolicyRoom
-from proxy.relay import copy_body, is_event_stream, relay_body
+from proxy.relay import EventStreamResponse, copy_body, is_event_stream, relay_body
 from proxy.routes import Route, classify
 from proxy.settings import Settings
 from proxy.stream_usage import with_usage
@@ -52,7 +52,8 @@ _UPSTREAM_FAILURES = {
 class _CoalescedResponse(web.StreamResponse):
     """Headers leave with the first body chunk: one write instead of two.
 
-    Used for everything but SSE, where the client should see the status at once.
+    Used for everything but SSE, where the client should see the status at once
+    (proxy.relay.EventStreamResponse: with the first event only if it came along).
     (`_send_headers_immediately` is aiohttp's own switch, off for web.Response.)
     """
 
@@ -372,8 +373,8 @@ class Forwarder:
         call: CallRecord,
         key: str,
     ) -> tuple[web.StreamResponse, bytes]:
-        """The client's response, prepared (status and headers sent), and the body's
-        first chunk when it was read to answer cleanly."""
+        """The client's response, prepared, and the body's first chunk when it was read
+        to answer cleanly. (Its head is sent; a stream's leaves in relay_body, at once.)"""
         if upstream.status < 200:  # e.g. 101 Switching Protocols: nothing to copy back
             raise errors.upstream_protocol(f"status {upstream.status}")
         streamed = is_event_stream(upstream.headers.get("Content-Type", ""))
@@ -383,7 +384,7 @@ class Forwarder:
         call.status = upstream.status
         call.streamed = streamed
         headers, length = client_headers(upstream, key)
-        response_class = web.StreamResponse if streamed else _CoalescedResponse
+        response_class = EventStreamResponse if streamed else _CoalescedResponse
         response = response_class(status=upstream.status, reason=upstream.reason, headers=headers)
         if length is not None:
             response.content_length = length

@@ -63,6 +63,18 @@ class ClientGone(ConnectionError):
     """The client's connection closed while its stream was being relayed."""
 
 
+class EventStreamResponse(web.StreamResponse):
+    """An event stream's response whose head waits in aiohttp's writer for the relay.
+
+    The relay sends it in one write with the body bytes that came in the same upstream
+    read as the upstream's head (usually the first event), or alone at once when none
+    did: it never waits for the upstream. (`_send_headers_immediately` is aiohttp's own
+    switch, off for web.Response.)
+    """
+
+    _send_headers_immediately = False
+
+
 class _SinkReader(aiohttp.StreamReader):
     """A StreamReader whose parsed body goes to its tap instead of its buffer.
 
@@ -171,9 +183,9 @@ class _Tap(asyncio.Protocol):
     """Stands in for the upstream connection's protocol while a stream body is relayed."""
 
     __slots__ = (
-        "body", "call", "client", "filter", "handler", "held", "last", "loop", "parse", "paused",
-        "pending", "protocol", "reader", "received", "request", "resuming", "sent", "splits",
-        "tail", "timeout", "upstream", "waiting",
+        "body", "call", "client", "filter", "handler", "head", "held", "last", "loop", "parse",
+        "paused", "pending", "protocol", "reader", "received", "request", "resuming", "sent",
+        "splits", "tail", "timeout", "upstream", "waiting",
     )  # fmt: skip
 
     def __init__(
@@ -198,6 +210,7 @@ class _Tap(asyncio.Protocol):
         self.received = self.sent = 0  # body bytes from upstream, to the client
         self.waiting = True  # for the first byte (the call's ttfb)
         self.held = b""  # the body's last bytes, sent by finish() with its end
+        self.head = b""  # the response head, while it waits to leave with the first bytes
         self.resuming: asyncio.Task[None] | None = None
         self.timeout: float | None = handler.read_timeout
         self.last = self.loop.time()
@@ -227,9 +240,14 @@ class _Tap(asyncio.Protocol):
         body = self.request.content
         if type(body) is aiohttp.StreamReader and body.is_eof() and _drop_buffer(body):
             self.body = body
-        if buffered:
+        if buffered:  # (came with the upstream's head: the client's head leaves with it)
+            self.head = _take_head(self.request.writer)
             self.pending.append(buffered)
             self.flush()
+            if self.head and not self.client.is_closing():  # nothing of it was for the client
+                self.client.write(self.head)
+            self.head = b""
+        self.request.writer.send_headers()  # (unless sent: at once, not with a later read)
 
     # The upstream transport's callbacks. A read goes to aiohttp's parser (llhttp, in C)
     # directly, not through its protocol's data_received, whose work (timers, messages
@@ -315,7 +333,10 @@ class _Tap(asyncio.Protocol):
             if self.reader.exception() is None:
                 self.reader.set_exception(ClientGone())
             return
-        client.write(b"%x\r\n%b\r\n" % (len(body), body))
+        frame = b"%x\r\n%b\r\n" % (len(body), body)
+        if self.head:
+            frame, self.head = self.head + frame, b""
+        client.write(frame)
         if (
             client.get_write_buffer_size()  # (0 whenever the write went out whole)
             and self.protocol.writing_paused
@@ -375,6 +396,17 @@ class _Tap(asyncio.Protocol):
             self.upstream.set_protocol(self.handler)
 
 
+def _take_head(writer: Any) -> bytes:
+    """The response head aiohttp's writer still holds (see EventStreamResponse), taken
+    out for the relay to send, as `send_headers()` would, in the same write as the body."""
+    head: bytes | None = writer._headers_buf
+    if not head or writer._headers_written:
+        return b""
+    writer._headers_buf, writer._headers_written = None, True
+    writer.output_size += len(head)
+    return head
+
+
 def is_event_stream(content_type: str) -> bool:
     """`text/event-stream`, parameters or not, without keeping a parsed copy per response."""
     return content_type.partition(";")[0].strip().lower() == "text/event-stream"
@@ -429,6 +461,7 @@ async def relay_body(
     if call.streamed and not first and can_relay(request, response):
         tap = tap_for(request, upstream, call, tail)
     if tap is None:
+        request.writer.send_headers()  # (an EventStreamResponse's: now, not with a chunk)
         await copy_body(request, upstream, response, call, tail, first)
         return
     reader = upstream.content

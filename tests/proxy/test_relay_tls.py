@@ -21,8 +21,7 @@ import uvloop
 from aiohttp import web
 
 from proxy.observability import CallRecord
-from proxy.relay import relay_body
-from proxy.usage import UsageTail
+from tests.support.relay import relay_handler
 
 EVENTS = 20
 RUNNERS: dict[str, Callable[[Coroutine[Any, Any, Any]], Any]] = {
@@ -74,20 +73,9 @@ async def scenario(cert: Path, key: Path) -> tuple[list[tuple[float, bytes]], li
     client_tls = ssl.create_default_context(cafile=str(cert))
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_tls))
     calls: list[CallRecord] = []
+    relay = relay_handler(lambda: session.get(up_url), calls)
 
-    async def relay_handler(request: web.BaseRequest) -> web.StreamResponse:
-        call = CallRecord(request.method, request.path, "stream", streamed=True)
-        calls.append(call)
-        upstream_response = await session.get(up_url)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        tail = UsageTail()
-        await relay_body(request, upstream_response, response, call, tail, b"")
-        call.prompt_tokens, call.completion_tokens = tail.tokens()
-        upstream_response.release()
-        return response
-
-    runner = web.ServerRunner(web.Server(relay_handler))
+    runner = web.ServerRunner(web.Server(relay))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
