@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeGuard
 
 import aiohttp
 from aiohttp import web
@@ -39,7 +38,6 @@ from proxy.routes import Route, classify
 from proxy.settings import Settings
 from proxy.stream_usage import with_usage
 from proxy.target import ALLOWED_METHODS, UpstreamTarget, check_upstream
-from proxy.upstream_call import DIRECT_METHODS, DirectCaller
 from proxy.usage import UsageTail
 
 _ALLOWED_METHODS_TEXT = ", ".join(sorted(ALLOWED_METHODS))
@@ -186,7 +184,6 @@ class Forwarder:
         self._idle = asyncio.Event()
         self._idle.set()
         self.session: aiohttp.ClientSession | None = None
-        self.direct: DirectCaller | None = None  # small POSTs without the session's per-call work
 
     def open_session(self) -> None:
         """Pooled, keep-alive upstream connections; no cookies shared between callers."""
@@ -202,7 +199,6 @@ class Forwarder:
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=True,
         )
-        self.direct = DirectCaller(self.session, self.target.origin)
 
     async def close_session(self) -> None:
         if self.session is not None:
@@ -288,19 +284,15 @@ class Forwarder:
         if call.needs_usage and isinstance(body, bytearray):  # a stream reports its usage
             body = await with_usage(body, call, route.label, request.content_type)
         assert self.session is not None, "session opens at app startup"
-        headers = upstream_headers(request.headers, key.authorization)
         try:
-            if self.direct is not None and _direct(body, request.method, self.egress_proxy):
-                upstream = await self.direct.request(request.method, url, headers, body)
-            else:
-                upstream = await self.session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=_payload(body),
-                    allow_redirects=False,
-                    proxy=self.egress_proxy,
-                )
+            upstream = await self.session.request(
+                request.method,
+                url,
+                headers=upstream_headers(request.headers, key.authorization),
+                data=_payload(body),
+                allow_redirects=False,
+                proxy=self.egress_proxy,
+            )
         except aiohttp.ConnectionTimeoutError as exc:
             raise errors.upstream_timeout("connect") from exc
         except TimeoutError as exc:  # aiohttp's read timeouts subclass TimeoutError
@@ -400,16 +392,6 @@ class Forwarder:
             response.force_close()
         await response.prepare(request)
         return response, first
-
-
-def _direct(body: object, method: str, egress_proxy: object) -> TypeGuard[bytearray]:
-    """A call DirectCaller sends: a POST with a small body in hand and no egress proxy."""
-    return (
-        method in DIRECT_METHODS
-        and type(body) is bytearray
-        and 0 < len(body) <= SLICE_BYTES
-        and egress_proxy is None
-    )
 
 
 def _payload(

@@ -38,11 +38,6 @@ class UpstreamTarget:
         self._prefix = base.raw_path.rstrip("/")  # e.g. "/v1", or "" for a bare host
         self._built: dict[tuple[str, str], URL] = {}
 
-    @property
-    def origin(self) -> URL:
-        """Scheme, host and port: where every call goes."""
-        return URL.build(scheme=self._scheme, host=self._host, port=self._port, encoded=True)
-
     def checked_url(self, rel_url: URL) -> URL:
         """`check_path`, then `url_for`; remembered per (raw path, raw query)."""
         key = (rel_url.raw_path, rel_url.raw_query_string)
