@@ -23,7 +23,7 @@ from bench import held as held_scenario
 from bench import held_report, report
 from bench.cgroup import cpu_hierarchy
 from bench.issuer import BenchIdentity
-from bench.machine import machine_line
+from bench.machine import git_short, machine_line, measured_commit
 from bench.nginx import start_nginx
 from bench.targets import (
     LOAD_CPU,
@@ -84,23 +84,6 @@ def proxy_has_workers(tree: Path) -> bool:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return result.stdout.strip() == "True"
-
-
-def git_short(tree: Path) -> str:
-    result = subprocess.run(
-        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    return result.stdout.strip() or tree.name
-
-
-def measured_commit(tree: Path) -> str:
-    """The commit whose proxy is measured, and whether proxy/ had uncommitted edits."""
-    status = subprocess.run(
-        ["git", "-C", str(tree), "status", "--porcelain", "--", "proxy"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    dirty = " with uncommitted changes in proxy/" if status.stdout.strip() else ""
-    return git_short(tree) + dirty
 
 
 def proxy_specs(

@@ -25,7 +25,7 @@ from typing import Any
 
 from bench import held_report
 from bench.heldload import rss_kib
-from bench.machine import machine_line
+from bench.machine import machine_line, measured_commit
 from bench.nginx import start_nginx
 from bench.targets import (
     LOAD_CPU,
@@ -173,8 +173,6 @@ def run(args: argparse.Namespace, raw_machine: str, commit: str) -> dict[str, An
         "before": str(args.before or ""),
     }  # fmt: skip
     if args.before:
-        from bench.__main__ import measured_commit  # (imported here: it imports this module)
-
         raw["before_commit"] = measured_commit(Path(args.before))
     measure(args, raw)
     raw["load_average_end"] = list(os.getloadavg())
@@ -184,8 +182,6 @@ def run(args: argparse.Namespace, raw_machine: str, commit: str) -> dict[str, An
 
 
 def main() -> None:
-    from bench.__main__ import measured_commit
-
     args = parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: targets stopped

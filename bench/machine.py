@@ -1,7 +1,8 @@
-"""One line describing the machine and its load, printed at the top of RESULTS.md."""
+"""What a run measured on: the machine and its load, and the commit of each proxy tree."""
 
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -24,3 +25,21 @@ def machine_line() -> str:
         f"load average at start {load[0]:.2f} (shared machine); "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
+
+
+def git_short(tree: Path) -> str:
+    """The tree's HEAD, abbreviated (its folder name outside git)."""
+    result = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return result.stdout.strip() or tree.name
+
+
+def measured_commit(tree: Path) -> str:
+    """The commit whose proxy is measured, and whether proxy/ had uncommitted edits."""
+    status = subprocess.run(
+        ["git", "-C", str(tree), "status", "--porcelain", "--", "proxy"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    dirty = " with uncommitted changes in proxy/" if status.stdout.strip() else ""
+    return git_short(tree) + dirty
