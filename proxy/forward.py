@@ -374,7 +374,8 @@ class Forwarder:
         key: str,
     ) -> tuple[web.StreamResponse, bytes]:
         """The client's response, prepared, and the body's first chunk when it was read
-        to answer cleanly. (Its head is sent; a stream's leaves in relay_body, at once.)"""
+        to answer cleanly. (Its head is sent; a stream's is sent by relay_body, at once or
+        with the first event if that came with the upstream's head.)"""
         if upstream.status < 200:  # e.g. 101 Switching Protocols: nothing to copy back
             raise errors.upstream_protocol(f"status {upstream.status}")
         streamed = is_event_stream(upstream.headers.get("Content-Type", ""))

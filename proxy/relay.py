@@ -240,14 +240,15 @@ class _Tap(asyncio.Protocol):
         body = self.request.content
         if type(body) is aiohttp.StreamReader and body.is_eof() and _drop_buffer(body):
             self.body = body
-        if buffered:  # (came with the upstream's head: the client's head leaves with it)
-            self.head = _take_head(self.request.writer)
+        # The client's head leaves with the bytes that came with the upstream's head, if
+        # any (send() puts it in front of them), else alone, now: never with a later read.
+        self.head = _take_head(self.request.writer)
+        if buffered:
             self.pending.append(buffered)
             self.flush()
-            if self.head and not self.client.is_closing():  # nothing of it was for the client
-                self.client.write(self.head)
-            self.head = b""
-        self.request.writer.send_headers()  # (unless sent: at once, not with a later read)
+        if self.head and not self.client.is_closing():
+            self.client.write(self.head)
+        self.head = b""
 
     # The upstream transport's callbacks. A read goes to aiohttp's parser (llhttp, in C)
     # directly, not through its protocol's data_received, whose work (timers, messages
