@@ -36,9 +36,12 @@ def aiohttp_handler(upstream: str) -> tuple[Handler, Callable[[], Awaitable[None
             response = web.StreamResponse(status=upstream_response.status)
             response.content_type = upstream_response.content_type
             await response.prepare(request)
-            while chunk := await upstream_response.content.readany():
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                while chunk := await upstream_response.content.readany():
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:
+                pass  # the caller hung up (a load run ending): nothing to send or log
             return response
 
     return handle, session.close
@@ -72,9 +75,12 @@ def httpx_handler(
             )
             await response.prepare(request)
             chunks: AsyncIterator[bytes] = upstream_response.aiter_raw()
-            async for chunk in chunks:
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                async for chunk in chunks:
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:
+                pass  # the caller hung up (a load run ending): nothing to send or log
             return response
         finally:
             await upstream_response.aclose()

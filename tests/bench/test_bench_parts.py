@@ -12,7 +12,10 @@ Marked `bench`: `make test` runs none of these (`make bench` installs what they 
 
 import asyncio
 import json
+import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -126,8 +129,9 @@ def test_nginx_config_keeps_connections_and_swaps_the_key(tmp_path: Path) -> Non
         assert line in config
 
 
-async def test_bare_passthrough_forwards_and_streams_each_event_as_it_comes() -> None:
-    """bench.passthrough's row: the first event must reach the client long before the last."""
+@asynccontextmanager
+async def bare_passthrough() -> AsyncIterator[str]:
+    """bench.passthrough's aiohttp row in front of the bench upstream: its chat URL."""
     loop = asyncio.get_running_loop()
     upstream = await loop.create_server(UpstreamProtocol, "127.0.0.1", 0)
     upstream_port = upstream.sockets[0].getsockname()[1]
@@ -136,21 +140,46 @@ async def test_bare_passthrough_forwards_and_streams_each_event_as_it_comes() ->
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions"
-    auth = {"Authorization": "Bearer sk-test", "x-fake-behaviour": "chunks:4,chunk-delay:0.1"}
     try:
-        async with aiohttp.ClientSession() as http:
-            body = {"model": "m", "stream": True, "stream_options": {"include_usage": True}}
-            async with http.post(url, json=body, headers=auth) as response:
-                assert response.content_type == "text/event-stream"
-                arrivals = [(loop.time(), line) async for line in response.content if line.strip()]
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions"
     finally:
         await runner.cleanup()
         await close()
         upstream.close()
+
+
+STREAM = {"model": "m", "stream": True, "stream_options": {"include_usage": True}}
+
+
+async def test_bare_passthrough_forwards_and_streams_each_event_as_it_comes() -> None:
+    """bench.passthrough's row: the first event must reach the client long before the last."""
+    loop = asyncio.get_running_loop()
+    auth = {"Authorization": "Bearer sk-test", "x-fake-behaviour": "chunks:4,chunk-delay:0.1"}
+    async with (
+        bare_passthrough() as url,
+        aiohttp.ClientSession() as http,
+        http.post(url, json=STREAM, headers=auth) as response,
+    ):
+        assert response.content_type == "text/event-stream"
+        arrivals = [(loop.time(), line) async for line in response.content if line.strip()]
     assert arrivals[-1][1] == b"data: [DONE]\n"
     assert json.loads(arrivals[-2][1][6:])["usage"]["completion_tokens"] == 4
     assert arrivals[-1][0] - arrivals[0][0] >= 0.3  # 4 events 0.1 s apart, not one burst
+
+
+async def test_bare_passthrough_takes_a_caller_hanging_up_mid_stream_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A held-streams run ends by closing its streams: no traceback per stream in the log."""
+    slow = {"Authorization": "Bearer sk-test", "x-fake-behaviour": "chunks:40,chunk-delay:0.05"}
+    async with bare_passthrough() as url:
+        for _ in range(3):
+            async with aiohttp.ClientSession() as http:
+                response = await http.post(url, json=STREAM, headers=slow)
+                assert (await response.content.readline()).startswith(b"data: ")
+                response.close()  # hang up with the stream half sent
+        await asyncio.sleep(0.3)  # the passthrough's next writes meet the closed connection
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_stamped_events_carry_their_index_and_send_time_and_are_counted() -> None:
